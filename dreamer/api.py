@@ -1,0 +1,120 @@
+"""The Python API: `generate`, `export`, `evaluate` — what the CLI and the UI call."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from dreamer.errors import UserError
+from dreamer.run_config import RunConfig, load_run_config
+from dreamer.trainer.events import ProgressEvent
+from dreamer.trainer.run_folder import RunFolder
+
+
+@dataclass
+class Result:
+    run_dir: Path  # the run folder
+    mesh: Path  # model.glb
+    exports: dict[str, Path]  # format/video -> path
+    video: Path | None  # turntable.mp4 (or .gif)
+    checkpoint: Path
+    metrics: dict[str, Any] = field(default_factory=dict)  # steps, final_loss, seconds, eval figures
+
+
+def slugify(prompt: str, max_length: int = 40) -> str:
+    """A safe folder name from a prompt: lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
+    return slug[:max_length].strip("-") or "run"
+
+
+def default_run_dir(prompt: str, root: Path | str = "runs") -> Path:
+    return Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(prompt)}"
+
+
+def _overrides(kwargs: dict) -> dict:
+    """generate(steps=10, guidance__guidance_scale=20) -> {"steps": 10, "guidance.guidance_scale": 20}."""
+    return {k.replace("__", "."): v for k, v in kwargs.items()}
+
+
+def resolve_config(prompt: str | None = None, config: str | None = "default", dotted: list[str] | None = None,
+                   **overrides) -> RunConfig:
+    data = _overrides(overrides)
+    if prompt is not None:
+        data["prompt"] = prompt
+    return load_run_config(config, data, dotted)
+
+
+def generate(prompt: str | None = None, *, config: str = "default", out: str | Path | None = None,
+             resume: bool = False, dotted: list[str] | None = None,
+             on_progress: Callable[[ProgressEvent], None] | None = None,
+             should_stop: Callable[[], bool] | None = None, **overrides) -> Result:
+    """Text → 3D asset. Keyword overrides use `__` for nesting: `guidance__guidance_scale=20`.
+
+    With `resume=True` and an existing run folder `out`, the run continues from its checkpoint to
+    its final step using the config saved in the folder (overrides still apply).
+    """
+    from dreamer.trainer.outputs import evaluate_outputs, export_outputs
+    from dreamer.trainer.trainer import Trainer
+
+    if resume:
+        if out is None:
+            raise UserError("--resume needs the run folder: pass --out RUN_DIR")
+        run = RunFolder(out)
+        if run.config_path.exists():
+            config = str(run.config_path)
+            if prompt is not None:
+                overrides["prompt"] = prompt
+            cfg = resolve_config(None, config, dotted, **overrides)
+        else:
+            cfg = resolve_config(prompt, config, dotted, **overrides)
+    else:
+        cfg = resolve_config(prompt, config, dotted, **overrides)
+    cfg.validate()
+    run = RunFolder(out if out is not None else default_run_dir(cfg.prompt)).prepare()
+    trainer = Trainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
+    train = trainer.fit(resume=resume)
+    trainer.representation.eval()
+    paths = export_outputs(cfg, trainer.representation, run)
+    metrics: dict[str, Any] = {"steps": train.steps, "final_loss": train.final_loss,
+                               "seconds": round(train.seconds, 2), "resumed_from": train.resumed_from}
+    if cfg.trainer.evaluate:
+        ev = evaluate_outputs(cfg, trainer.representation, run, train.steps)
+        if ev is not None:
+            metrics["eval"] = {"iou": ev["iou"], "colour_error": ev["colour_error"]}
+    return Result(run.root, paths["glb"], paths, paths.get("video"), run.checkpoint_path, metrics)
+
+
+def export(run_dir: str | Path, formats: list[str] | None = None, video: bool = False,
+           mesh_resolution: int | None = None) -> dict[str, Path]:
+    """Re-export a run folder's checkpoint as meshes (and optionally the turntable)."""
+    from dreamer.trainer.outputs import export_outputs, load_run
+
+    config, representation, _ = load_run(run_dir)
+    if mesh_resolution is not None:
+        if mesh_resolution <= 0:
+            raise UserError(f"mesh resolution must be positive, got {mesh_resolution}")
+        config.export.mesh_resolution = mesh_resolution
+    return export_outputs(config, representation, RunFolder(run_dir), formats or ["glb"], video=video)
+
+
+def evaluate(run_dir: str | Path) -> dict:
+    """eval.json for a run of a shape-library prompt; returns its contents."""
+    from dreamer.shapes import parse_prompt
+    from dreamer.trainer.outputs import evaluate_outputs, load_run
+
+    config, representation, step = load_run(run_dir)
+    parse_prompt(config.prompt)  # a clear error for prompts without ground truth
+    return evaluate_outputs(config, representation, RunFolder(run_dir), step)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    return RunFolder(run_dir).read_metrics()
+
+
+def read_eval(run_dir: str | Path) -> dict | None:
+    path = Path(run_dir) / "eval.json"
+    return json.loads(path.read_text()) if path.exists() else None

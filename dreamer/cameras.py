@@ -1,0 +1,185 @@
+"""Batched pinhole cameras, orbit sampling and turntables.
+
+Conventions (DESIGN.md): right-handed world, +Y up, the object's front faces +Z; azimuth 0 puts
+the camera on +Z looking at the origin, azimuth grows towards +X; elevation is positive above
+the XZ plane. Angles are in degrees at the API surface. `c2w` follows the OpenGL camera frame:
+the camera looks along its local −Z, local +Y is up and local +X is right.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+VIEW_LABELS = ("front", "side", "back", "overhead")
+
+
+@dataclass
+class Camera:
+    """A batch of B pinhole cameras sharing one image size."""
+
+    c2w: torch.Tensor  # [B, 4, 4] camera-to-world
+    fovy: torch.Tensor  # [B] vertical field of view, degrees
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        assert self.c2w.ndim == 3 and self.c2w.shape[1:] == (4, 4), self.c2w.shape
+        assert self.fovy.shape == (self.c2w.shape[0],), (self.fovy.shape, self.c2w.shape)
+
+    def __len__(self) -> int:
+        return self.c2w.shape[0]
+
+    def __getitem__(self, index) -> "Camera":
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return Camera(self.c2w[index], self.fovy[index], self.width, self.height)
+
+    @property
+    def device(self) -> torch.device:
+        return self.c2w.device
+
+    def to(self, device) -> "Camera":
+        return Camera(self.c2w.to(device), self.fovy.to(device), self.width, self.height)
+
+    def with_resolution(self, width: int, height: int | None = None) -> "Camera":
+        return Camera(self.c2w, self.fovy, width, height if height is not None else width)
+
+    @property
+    def position(self) -> torch.Tensor:  # [B, 3]
+        return self.c2w[:, :3, 3]
+
+    @property
+    def distance(self) -> torch.Tensor:  # [B]
+        return self.position.norm(dim=-1)
+
+    @property
+    def elevation(self) -> torch.Tensor:  # [B] degrees
+        p = self.position
+        return torch.rad2deg(torch.asin((p[:, 1] / p.norm(dim=-1).clamp_min(1e-9)).clamp(-1, 1)))
+
+    @property
+    def azimuth(self) -> torch.Tensor:  # [B] degrees in [0, 360)
+        p = self.position
+        return torch.rad2deg(torch.atan2(p[:, 0], p[:, 2])) % 360.0
+
+    @property
+    def view_label(self) -> list[str]:
+        """front / side / back / overhead, as used by view-dependent prompts."""
+        return [
+            view_label_for(float(a), float(e)) for a, e in zip(self.azimuth, self.elevation)
+        ]
+
+    @property
+    def focal(self) -> torch.Tensor:  # [B] focal length in pixels (square pixels)
+        return 0.5 * self.height / torch.tan(torch.deg2rad(self.fovy) / 2)
+
+    @property
+    def intrinsics(self) -> torch.Tensor:  # [B, 3, 3]
+        f = self.focal
+        K = torch.zeros(len(self), 3, 3, dtype=self.c2w.dtype, device=self.device)
+        K[:, 0, 0] = f
+        K[:, 1, 1] = f
+        K[:, 0, 2] = self.width / 2
+        K[:, 1, 2] = self.height / 2
+        K[:, 2, 2] = 1
+        return K
+
+    @property
+    def w2c(self) -> torch.Tensor:  # [B, 4, 4]
+        return torch.linalg.inv(self.c2w)
+
+    def flat_pose(self) -> torch.Tensor:  # [B, 16] for camera embeddings
+        return self.c2w.reshape(len(self), 16)
+
+    def spherical(self) -> torch.Tensor:  # [B, 3]: azimuth°, elevation°, distance
+        return torch.stack([self.azimuth, self.elevation, self.distance], dim=-1)
+
+
+def view_label_for(azimuth_deg: float, elevation_deg: float, overhead_threshold: float = 60.0) -> str:
+    """DreamFusion-style view buckets: front within ±45° of +Z, back within ±45° of −Z."""
+    if elevation_deg > overhead_threshold:
+        return "overhead"
+    a = azimuth_deg % 360.0
+    if a < 45 or a >= 315:
+        return "front"
+    if 135 <= a < 225:
+        return "back"
+    return "side"
+
+
+def look_at(position: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """c2w [B,4,4] for cameras at `position` [B,3] looking at `target` (origin), +Y up."""
+    if target is None:
+        target = torch.zeros_like(position)
+    forward = torch.nn.functional.normalize(target - position, dim=-1)  # camera −Z
+    world_up = torch.tensor([0.0, 1.0, 0.0], dtype=position.dtype, device=position.device)
+    right = torch.cross(forward, world_up.expand_as(forward), dim=-1)
+    # Straight above/below: up is degenerate, fall back to +Z as the reference.
+    degenerate = right.norm(dim=-1) < 1e-6
+    if degenerate.any():
+        alt = torch.tensor([0.0, 0.0, -1.0], dtype=position.dtype, device=position.device)
+        right[degenerate] = torch.cross(forward[degenerate], alt.expand_as(forward[degenerate]), dim=-1)
+    right = torch.nn.functional.normalize(right, dim=-1)
+    up = torch.cross(right, forward, dim=-1)
+    c2w = torch.eye(4, dtype=position.dtype, device=position.device).repeat(len(position), 1, 1)
+    c2w[:, :3, 0] = right
+    c2w[:, :3, 1] = up
+    c2w[:, :3, 2] = -forward
+    c2w[:, :3, 3] = position
+    return c2w
+
+
+def spherical_to_position(azimuth_deg, elevation_deg, distance) -> torch.Tensor:
+    """[B,3] position for azimuth/elevation (degrees) and distance tensors."""
+    az, el = torch.deg2rad(azimuth_deg), torch.deg2rad(elevation_deg)
+    return torch.stack(
+        [distance * torch.cos(el) * torch.sin(az), distance * torch.sin(el), distance * torch.cos(el) * torch.cos(az)],
+        dim=-1,
+    )
+
+
+def from_spherical(azimuth_deg, elevation_deg, distance, fovy_deg, width: int, height: int | None = None) -> Camera:
+    """Cameras looking at the origin from the given spherical coordinates (tensors or floats)."""
+    az = torch.as_tensor(azimuth_deg, dtype=torch.float32).reshape(-1)
+    el = torch.as_tensor(elevation_deg, dtype=torch.float32).reshape(-1)
+    d = torch.as_tensor(distance, dtype=torch.float32).reshape(-1)
+    fov = torch.as_tensor(fovy_deg, dtype=torch.float32).reshape(-1)
+    n = max(len(az), len(el), len(d), len(fov))
+    az, el, d, fov = (x.expand(n).clone() for x in (az, el, d, fov))
+    c2w = look_at(spherical_to_position(az, el, d))
+    return Camera(c2w, fov, width, height if height is not None else width)
+
+
+@dataclass
+class OrbitConfig:
+    """Ranges the training cameras are drawn from (uniform in each)."""
+
+    distance: tuple[float, float] = (2.6, 3.0)  # camera distance from the origin
+    fovy: tuple[float, float] = (40.0, 45.0)  # vertical field of view, degrees
+    elevation: tuple[float, float] = (-10.0, 45.0)  # degrees above the horizon
+    azimuth: tuple[float, float] = (0.0, 360.0)  # degrees, 0 = front (+Z)
+
+
+def _uniform(n: int, bounds, generator: torch.Generator | None) -> torch.Tensor:
+    lo, hi = float(bounds[0]), float(bounds[1])
+    return lo + (hi - lo) * torch.rand(n, generator=generator)
+
+
+def sample_orbit(n: int, config: OrbitConfig, width: int, height: int | None = None,
+                 generator: torch.Generator | None = None) -> Camera:
+    """Draw n training cameras on the orbit ranges of `config` (CPU generator)."""
+    az = _uniform(n, config.azimuth, generator)
+    el = _uniform(n, config.elevation, generator)
+    d = _uniform(n, config.distance, generator)
+    fov = _uniform(n, config.fovy, generator)
+    return from_spherical(az, el, d, fov, width, height)
+
+
+def turntable(n: int, width: int, height: int | None = None, elevation: float = 20.0,
+              distance: float = 2.8, fovy: float = 42.5) -> Camera:
+    """n cameras evenly spaced in azimuth starting at the front, for videos and evaluation."""
+    az = torch.arange(n, dtype=torch.float32) * (360.0 / n)
+    return from_spherical(az, elevation, distance, fovy, width, height)

@@ -1,0 +1,73 @@
+"""Silhouette IoU and colour error of a representation against the shape library's ground truth.
+
+Protocol (issue 2): 8 views at elevation 20°, azimuth every 45° starting at the front, 128 px,
+the default orbit's middle distance and field of view; foreground = alpha > 0.5; colour error =
+mean absolute RGB difference over pixels that are foreground in both (renders over white).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from dreamer.cameras import Camera, OrbitConfig, turntable
+
+EVAL_VIEWS = 8
+EVAL_ELEVATION = 20.0
+EVAL_RESOLUTION = 128
+
+
+@dataclass
+class EvalResult:
+    prompt: str
+    iou: float  # mean silhouette IoU over the views
+    colour_error: float  # mean |rgb − rgb_gt| over overlapping foreground pixels, in [0, 1]
+    per_view_iou: list[float]
+    per_view_colour_error: list[float]
+    views: int
+    resolution: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def eval_cameras(resolution: int = EVAL_RESOLUTION, views: int = EVAL_VIEWS) -> Camera:
+    orbit = OrbitConfig()
+    return turntable(views, resolution, resolution, elevation=EVAL_ELEVATION,
+                     distance=sum(orbit.distance) / 2, fovy=sum(orbit.fovy) / 2)
+
+
+def silhouette_iou(alpha: torch.Tensor, alpha_gt: torch.Tensor) -> torch.Tensor:
+    """[B,H,W,1] alphas -> [B] IoU of alpha > 0.5 (1 when both are empty)."""
+    a, b = alpha[..., 0] > 0.5, alpha_gt[..., 0] > 0.5
+    inter = (a & b).flatten(1).sum(1).float()
+    union = (a | b).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def colour_error(rgb: torch.Tensor, rgb_gt: torch.Tensor, alpha: torch.Tensor, alpha_gt: torch.Tensor) -> torch.Tensor:
+    """[B] mean absolute colour difference on pixels that are foreground in both (1 if no overlap)."""
+    both = ((alpha[..., 0] > 0.5) & (alpha_gt[..., 0] > 0.5)).float()  # [B,H,W]
+    diff = (rgb - rgb_gt).abs().mean(-1)  # [B,H,W]
+    count = both.flatten(1).sum(1)
+    return torch.where(count > 0, (diff * both).flatten(1).sum(1) / count.clamp_min(1), torch.ones_like(count))
+
+
+@torch.no_grad()
+def evaluate_representation(representation, prompt: str, device: torch.device | str = "cpu",
+                            resolution: int = EVAL_RESOLUTION) -> EvalResult:
+    from dreamer.shapes import parse_prompt, render_spec
+
+    spec = parse_prompt(prompt)
+    cams = eval_cameras(resolution)
+    white = torch.ones(3)
+    gt = render_spec(spec, cams, background=(1.0, 1.0, 1.0), supersample=2)
+    representation.eval()
+    renders = [representation.render(cams[i].to(device), background=white.to(device)) for i in range(len(cams))]
+    rgb = torch.cat([r.rgb.float().cpu() for r in renders])
+    alpha = torch.cat([r.alpha.float().cpu() for r in renders])
+    ious = silhouette_iou(alpha, gt.alpha)
+    errs = colour_error(rgb, gt.rgb, alpha, gt.alpha)
+    return EvalResult(spec.prompt, float(ious.mean()), float(errs.mean()), ious.tolist(), errs.tolist(),
+                      len(cams), resolution)

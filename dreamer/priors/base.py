@@ -1,0 +1,82 @@
+"""The contract every diffusion prior fulfils — everything a guidance rule needs, nothing else.
+
+Images come in channels-first, [B, 3, H, W] in [0, 1]. `encode_images` resizes to the prior's
+`image_size`, maps to its input space (VAE latents × scale, or pixels in [−1, 1]) and stays
+differentiable. `predict_noise` always returns ε, converting v-prediction inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from dreamer.cameras import Camera
+
+
+@dataclass
+class PromptEmbedding:
+    """A prompt encoded once per run.
+
+    `cond` / `uncond` are tensors with a leading batch dimension of 1 (text tokens for text
+    priors, an index into the prior's reference sets for the reference prior). `views` holds
+    view-dependent variants ("front", "side", "back", "overhead") when the prior uses them.
+    """
+
+    prompt: str
+    negative_prompt: str
+    cond: torch.Tensor  # [1, ...]
+    uncond: torch.Tensor  # [1, ...] the negative prompt (or the empty prompt)
+    views: dict[str, torch.Tensor] = field(default_factory=dict)  # label -> [1, ...]
+    empty: torch.Tensor | None = None  # [1, ...] the empty prompt (ISM's inversion); None = uncond
+
+    def conditional(self, cameras: Camera | None, batch: int) -> torch.Tensor:
+        """[B, ...] conditional embeddings, view-dependent when variants exist."""
+        if self.views and cameras is not None:
+            return torch.cat([self.views[label] for label in cameras.view_label], dim=0)
+        return self.cond.expand(batch, *self.cond.shape[1:])
+
+    def unconditional(self, batch: int) -> torch.Tensor:
+        return self.uncond.expand(batch, *self.uncond.shape[1:])
+
+    def empty_prompt(self, batch: int) -> torch.Tensor:
+        e = self.uncond if self.empty is None else self.empty
+        return e.expand(batch, *e.shape[1:])
+
+
+class Prior(torch.nn.Module):
+    """A frozen text-conditioned diffusion model.
+
+    Attributes set by subclasses:
+      alphas_cumprod: [T] float tensor (ᾱ_t) on the prior's device
+      num_train_timesteps: T
+      image_size: side of the square image the prior takes, in pixels
+      latent_shape: (C, h, w) of `encode_images`' output
+      camera_conditioned: True when `predict_noise` uses `camera`
+    """
+
+    alphas_cumprod: torch.Tensor
+    num_train_timesteps: int
+    image_size: int
+    latent_shape: tuple[int, int, int]
+    camera_conditioned: bool = False
+
+    def encode_prompt(self, prompt: str, negative_prompt: str = "", view_dependent: bool = False) -> PromptEmbedding:
+        raise NotImplementedError
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] in [0,1] -> z [B, *latent_shape], differentiable."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z [B, *latent_shape] -> [B,3,H,W] in [0,1]."""
+        raise NotImplementedError
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                      camera: Camera | None = None) -> torch.Tensor:
+        """ε̂ [B, *latent_shape] for noisy inputs x_t, integer timesteps t [B] and embeddings [B, ...].
+
+        Called without grad by guidance rules. `camera=None` means camera-free (for
+        camera-conditioned priors: the dropped-camera branch).
+        """
+        raise NotImplementedError

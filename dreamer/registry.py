@@ -1,0 +1,76 @@
+"""The one explicit table from component names to their configs and classes.
+
+Imports happen when a name is looked up (so `import dreamer` stays light); a failed import
+fails loudly. New components add one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from dreamer.errors import UserError
+
+
+@dataclass(frozen=True)
+class Entry:
+    module: str  # dotted module path
+    config: str  # config dataclass name in that module
+    cls: str  # component class name in that module
+    defaults: dict = field(default_factory=dict)  # config fields this name presets
+    summary: str = ""
+
+
+GUIDANCES: dict[str, Entry] = {
+    "sds": Entry("dreamer.guidance.sds", "SDSConfig", "SDS", summary="Score Distillation Sampling (DreamFusion)"),
+}
+
+REPRESENTATIONS: dict[str, Entry] = {
+    "nerf": Entry("dreamer.representations.nerf", "NeRFConfig", "NeRF", summary="grid-encoded NeRF, volume rendered"),
+}
+
+PRIORS: dict[str, Entry] = {
+    "reference": Entry("dreamer.priors.reference", "ReferencePriorConfig", "ReferencePrior",
+                       summary="exact denoiser over shape-library renders (no weights)"),
+    "sd15": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",
+                  {"model": "sd15"}, "Stable Diffusion 1.5 (diffusers)"),
+    "sd21": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",
+                  {"model": "sd21"}, "Stable Diffusion 2.1, 768 px v-prediction (diffusers)"),
+    "sd21-base": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",
+                       {"model": "sd21-base"}, "Stable Diffusion 2.1-base, 512 px (diffusers)"),
+    "deepfloyd-if": Entry("dreamer.priors.deepfloyd_if", "DeepFloydIFConfig", "DeepFloydIFPrior",
+                          summary="DeepFloyd IF stage I, pixel space 64 px (diffusers)"),
+}
+
+TABLES: dict[str, dict[str, Entry]] = {
+    "guidance": GUIDANCES,
+    "representation": REPRESENTATIONS,
+    "prior": PRIORS,
+}
+
+
+def entry(kind: str, name: str) -> Entry:
+    table = TABLES[kind]
+    if name not in table:
+        raise UserError(f"unknown {kind} '{name}': choose one of {', '.join(sorted(table))}")
+    return table[name]
+
+
+def _module(e: Entry):
+    return importlib.import_module(e.module)
+
+
+def config_class(kind: str, name: str) -> type:
+    return getattr(_module(entry(kind, name)), entry(kind, name).config)
+
+
+def component_class(kind: str, name: str) -> type:
+    return getattr(_module(entry(kind, name)), entry(kind, name).cls)
+
+
+def default_config(kind: str, name: str) -> Any:
+    from dreamer.config import merge
+
+    e = entry(kind, name)
+    return merge(config_class(kind, name)(), dict(e.defaults), prefix=kind)

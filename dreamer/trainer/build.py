@@ -1,0 +1,33 @@
+"""Build the components of a run from its RunConfig (names looked up in dreamer.registry)."""
+
+from __future__ import annotations
+
+import torch
+
+from dreamer import registry
+from dreamer.errors import UserError
+from dreamer.run_config import RunConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is available: use --device cpu or auto")
+    return torch.device(name)
+
+
+def build_representation(config: RunConfig, device: torch.device):
+    cls = registry.component_class("representation", config.representation.name)
+    torch.manual_seed(config.seed)  # parameter initialisation
+    return cls(config.representation.config).to(device)
+
+
+def build_prior(config: RunConfig, device: torch.device):
+    cls = registry.component_class("prior", config.prior.name)
+    return cls(config.prior.config, device)
+
+
+def build_guidance(config: RunConfig, prior, generator: torch.Generator):
+    cls = registry.component_class("guidance", config.guidance.name)
+    return cls(config.guidance.config, prior, config.steps, generator)

@@ -1,0 +1,85 @@
+"""What a finished (or stopped) run folder yields: meshes, the turntable, eval.json.
+
+These work from the run folder alone (config.yaml + checkpoint), so `dreamer export` and
+`dreamer eval` need neither the prior nor the optimiser.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dreamer.errors import UserError
+from dreamer.io import atomic_write_text
+from dreamer.run_config import RunConfig, build_run_config
+from dreamer.trainer.build import build_representation, resolve_device
+from dreamer.trainer.run_folder import RunFolder
+
+
+def load_run(run_dir: Path | str, device: str | None = None):
+    """(RunConfig, representation with the checkpoint's weights, step) of a run folder."""
+    run = RunFolder(run_dir)
+    if not run.root.is_dir():
+        raise UserError(f"run folder '{run.root}' does not exist")
+    if not run.config_path.exists():
+        raise UserError(f"'{run.root}' is not a run folder (no config.yaml)")
+    from dreamer.config import load_yaml
+
+    config = build_run_config(load_yaml(run.config_path))
+    if device is not None:
+        config.device = device
+    dev = resolve_device(config.device)
+    representation = build_representation(config, dev)
+    state = run.load_checkpoint(map_location=dev)
+    representation.load_state_dict(state["representation"])
+    representation.eval()
+    return config, representation, int(state["step"])
+
+
+@torch.no_grad()
+def render_turntable(representation, frames: int, resolution: int, device: torch.device, chunk: int = 4) -> np.ndarray:
+    from dreamer.cameras import turntable
+    from dreamer.export.images import to_uint8
+
+    cams = turntable(frames, resolution, resolution, elevation=20.0)
+    white = torch.ones(3, device=device)
+    out = []
+    for i in range(0, frames, chunk):
+        r = representation.render(cams[i:i + chunk].to(device), background=white)
+        out.append(to_uint8(r.rgb.float()))
+    return np.concatenate(out)
+
+
+def export_outputs(config: RunConfig, representation, run: RunFolder, formats: list[str] | None = None,
+                   video: bool | None = None) -> dict[str, Path]:
+    """Write model.glb (+ obj/ply) and the turntable; returns name -> path."""
+    from dreamer.export.mesh import write_meshes
+    from dreamer.export.video import write_video
+
+    device = next(representation.parameters()).device
+    mesh = representation.to_mesh(config.export.mesh_resolution)
+    paths = dict(write_meshes(mesh, run.root, formats if formats is not None else config.export.formats))
+    if config.export.video if video is None else video:
+        frames = render_turntable(representation, config.export.video_frames, config.export.video_resolution, device)
+        paths["video"] = write_video(frames, run.root, fps=config.export.fps)
+    return paths
+
+
+def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: int) -> dict | None:
+    """eval.json for prompts of the shape library (None for other prompts)."""
+    from dreamer.errors import UserError as _UserError
+    from dreamer.eval.metrics import evaluate_representation
+    from dreamer.shapes import parse_prompt
+
+    try:
+        parse_prompt(config.prompt)
+    except _UserError:
+        return None
+    device = next(representation.parameters()).device
+    result = evaluate_representation(representation, config.prompt, device).to_dict()
+    result["step"] = step
+    atomic_write_text(run.asset("eval.json"), json.dumps(result, indent=2))
+    return result

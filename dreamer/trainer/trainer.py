@@ -1,0 +1,204 @@
+"""The optimisation loop: cameras → render → guidance → step, with checkpoints, metrics and previews.
+
+Reproducibility: every random draw comes from generators seeded by `config.seed` (cameras,
+guidance timesteps/noise, NeRF sample jitter through torch's global RNG), and all of their states
+go into the checkpoint so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from dreamer.cameras import sample_orbit, turntable
+from dreamer.errors import Interrupted, TrainingDiverged
+from dreamer.run_config import RunConfig, save_run_config
+from dreamer.trainer.build import build_guidance, build_prior, build_representation, resolve_device
+from dreamer.trainer.events import ProgressEvent
+from dreamer.trainer.run_folder import RunFolder
+
+
+@dataclass
+class TrainResult:
+    steps: int  # final step reached
+    final_loss: float
+    seconds: float  # wall time of this process's training
+    resumed_from: int  # 0 when started fresh
+
+
+def _make_generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run: RunFolder,
+                 on_progress: Callable[[ProgressEvent], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None):
+        self.config = config.validate()
+        self.run = run
+        self.on_progress = on_progress
+        self.should_stop = should_stop  # polled each step (the UI's cancel button)
+        self.device = resolve_device(config.device)
+        self.camera_generator = _make_generator(config.seed)
+        self.guidance_generator = _make_generator(config.seed + 1)
+        self.representation = build_representation(config, self.device)
+        self.prior = build_prior(config, self.device)
+        self.embedding = self.prior.encode_prompt(
+            config.prompt, config.negative_prompt,
+            view_dependent=getattr(config.guidance.config, "view_dependent_prompt", False),
+        )
+        self.guidance = build_guidance(config, self.prior, self.guidance_generator)
+        self.optimizer = self._make_optimizer()
+        self.step = 0
+        self.last_loss = float("nan")
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        o = self.config.optim
+        groups = self.representation.parameter_groups(o.lr_scale)
+        extra = self.guidance.trainable_parameters()
+        if extra:
+            groups.append({"params": extra, "lr": getattr(self.config.guidance.config, "lora_lr", 1e-4),
+                           "name": "guidance"})
+        return torch.optim.Adam(groups, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _guidance_state(self) -> dict:
+        return {k: v for k, v in self.guidance.state_dict().items() if not k.startswith("prior.")}
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "step": self.step,
+            "representation": self.representation.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "guidance": self._guidance_state(),
+            "rng": {
+                "camera": self.camera_generator.get_state(),
+                "guidance": self.guidance_generator.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+            "loss": self.last_loss,
+        }
+
+    def save_checkpoint(self) -> None:
+        self.run.save_checkpoint(self.checkpoint_state())
+
+    def restore(self) -> int:
+        """Load the run folder's checkpoint; returns the step it reached."""
+        state = self.run.load_checkpoint(map_location=self.device)
+        self.representation.load_state_dict(state["representation"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("guidance"):
+            self.guidance.load_state_dict(state["guidance"], strict=False)
+        rng = state["rng"]
+        self.camera_generator.set_state(rng["camera"].cpu())
+        self.guidance_generator.set_state(rng["guidance"].cpu())
+        torch.set_rng_state(rng["torch"].cpu())
+        self.step = int(state["step"])
+        self.last_loss = float(state.get("loss", float("nan")))
+        self.run.truncate_metrics(self.step)
+        return self.step
+
+    # -- the loop -------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        c = self.config
+        self.representation.before_step(self.step)
+        cameras = sample_orbit(c.batch_size, c.camera, c.resolution, c.resolution,
+                               generator=self.camera_generator).to(self.device)
+        out = self.representation.render(cameras)
+        guided = self.guidance(out.rgb, self.embedding, cameras, self.step)
+        loss = guided.loss
+        record = {"guidance_loss": float(guided.loss.detach()), "grad_norm": float(guided.grad_norm),
+                  "t": float(guided.t.float().mean())}
+        for name, value in self.representation.regularization(out).items():
+            weight = c.regularizers.get(name, 0.0)
+            if weight:
+                loss = loss + weight * value
+                record[f"reg_{name}"] = float(value.detach())
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {float(loss)} at step {self.step + 1}; the last good checkpoint is kept "
+                f"in {self.run.checkpoint_path} — lower optim.lr_scale or the guidance scale and --resume"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.representation.after_step(self.step, self.optimizer)
+        self.step += 1
+        self.last_loss = float(loss.detach())
+        record["loss"] = self.last_loss
+        return record
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        c = self.config
+        self.run.prepare()
+        resumed_from = self.restore() if resume and self.run.has_checkpoint() else 0
+        if not resume:
+            self.run.metrics_path.unlink(missing_ok=True)
+        save_run_config(c, self.run.config_path)
+        start_time = time.perf_counter()
+        bar = self._progress_bar(resumed_from)
+        try:
+            while self.step < c.steps:
+                if self.should_stop is not None and self.should_stop():
+                    raise KeyboardInterrupt
+                record = self.train_step()
+                elapsed = time.perf_counter() - start_time
+                done_here = self.step - resumed_from
+                eta = elapsed / done_here * (c.steps - self.step)
+                record.update(step=self.step, elapsed_s=round(elapsed, 3))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{self.last_loss:.4g}", refresh=False)
+                preview = None
+                if c.trainer.preview_every and self.step % c.trainer.preview_every == 0:
+                    preview = self.write_preview()
+                if self.step % c.trainer.log_every == 0 or self.step == c.steps:
+                    self.run.append_metrics(record)
+                if self.step % c.trainer.checkpoint_every == 0 or self.step == c.steps:
+                    self.save_checkpoint()
+                if self.on_progress is not None:
+                    self.on_progress(ProgressEvent(self.step, c.steps, self.last_loss, elapsed, eta, preview, record))
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise Interrupted(
+                f"interrupted at step {self.step}/{c.steps}; checkpoint saved — continue with "
+                f"`dreamer generate --resume --out {self.run.root}`"
+            ) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        if resumed_from == c.steps:
+            self.save_checkpoint()
+        return TrainResult(self.step, self.last_loss, time.perf_counter() - start_time, resumed_from)
+
+    def _progress_bar(self, initial: int):
+        if not self.config.trainer.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.config.steps, initial=initial, desc="dreamer", unit="step", dynamic_ncols=True)
+
+    # -- previews -------------------------------------------------------------------------
+    @torch.no_grad()
+    def write_preview(self) -> Path:
+        from dreamer.export.images import save_image, tile_row
+
+        res = self.config.trainer.preview_resolution
+        cams = turntable(4, res, res, elevation=15.0).to(self.device)
+        was_training = self.representation.training
+        self.representation.eval()
+        out = self.representation.render(cams, background=torch.ones(3, device=self.device))
+        self.representation.train(was_training)
+        path = self.run.preview_dir / f"step_{self.step:06d}.png"
+        image = tile_row(out.rgb)
+        save_image(path, image)
+        save_image(self.run.preview_dir / "latest.png", image)
+        return path
