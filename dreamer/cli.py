@@ -106,7 +106,14 @@ def _presets(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    # key=value overrides may come after options, which argparse's positional matching rejects.
+    args, extra = parser.parse_known_args(argv)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.command != "generate"]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets}[args.command]
     try:
         return handler(args)

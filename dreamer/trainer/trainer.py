@@ -124,7 +124,7 @@ class Trainer:
                 record[f"reg_{name}"] = float(value.detach())
         if not torch.isfinite(loss):
             raise TrainingDiverged(
-                f"the loss became {float(loss)} at step {self.step + 1}; the last good checkpoint is kept "
+                f"the loss became {float(loss.detach())} at step {self.step + 1}; the last good checkpoint is kept "
                 f"in {self.run.checkpoint_path} — lower optim.lr_scale or the guidance scale and --resume"
             )
         self.optimizer.zero_grad(set_to_none=True)

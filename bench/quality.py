@@ -1,0 +1,63 @@
+"""Quality benchmark (issue 2): SDS + NeRF + a prior on the five foundation prompts.
+
+Runs `dreamer.generate` per prompt, reads eval.json, and writes a table to docs/benchmarks.md.
+Usage: python bench/quality.py [--prior reference] [--config default] [--steps N] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import markdown_table, write_section  # noqa: E402
+
+PROMPTS = ["a red cube", "a blue sphere", "a green torus", "a yellow cone", "an orange mushroom"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--prior", default="reference")
+    p.add_argument("--config", default="default")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--out", default="runs/bench-quality")
+    p.add_argument("--prompts", nargs="*", default=PROMPTS)
+    p.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args()
+
+    import dreamer
+
+    rows, ious, errs = [], [], []
+    for prompt in args.prompts:
+        kwargs = {"prior": args.prior, "trainer__progress": False}
+        if args.steps:
+            kwargs["steps"] = args.steps
+        start = time.perf_counter()
+        result = dreamer.generate(prompt, config=args.config, out=Path(args.out) / args.prior / prompt.replace(" ", "-"),
+                                  dotted=args.overrides, **kwargs)
+        seconds = time.perf_counter() - start
+        ev = result.metrics["eval"]
+        ious.append(ev["iou"])
+        errs.append(ev["colour_error"])
+        rows.append([prompt, ev["iou"], ev["colour_error"], result.metrics["steps"], f"{seconds:.0f}"])
+        print(f"{prompt:>22}: IoU {ev['iou']:.3f}  colour error {ev['colour_error']:.3f}  {seconds:.0f} s", flush=True)
+    rows.append(["**mean**", sum(ious) / len(ious), sum(errs) / len(errs), "", ""])
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    table = markdown_table(["prompt", "IoU", "colour error", "steps", "seconds (train+export+eval)"], rows)
+    print(table)
+    print(f"peak memory {peak_mb:.0f} MB")
+    if not args.no_write:
+        command = "python bench/quality.py " + " ".join(sys.argv[1:])
+        body = (f"SDS + NeRF + `{args.prior}` prior, preset `{args.config}`; eval protocol of `dreamer eval` "
+                f"(8 views, elevation 20°, 128 px). Targets (issue 2, reference prior): mean IoU ≥ 0.85, "
+                f"colour error ≤ 0.08.\n\n{table}\n\nPeak resident memory of the whole benchmark process: {peak_mb:.0f} MB.")
+        write_section(f"quality-{args.prior}", f"Quality: SDS + NeRF + {args.prior} prior", body, command.strip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Pure math shared by every guidance rule — written once, no state.
+
+Notation (METHODS.md): ᾱ_t = alphas_cumprod[t], α_t = √ᾱ_t, σ_t = √(1 − ᾱ_t), x_t = α_t z + σ_t ε.
+
+Gradient convention (stated once, here): `inject_gradient(z, g)` returns a loss whose gradient
+with respect to z is g / B, B the batch size. Every rule builds its loss with it, so "divide by
+B or not" has exactly one answer in this project: divide.
+
+Shapes: z, ε, g are [B, C, h, w] (the prior's input space); t is [B] long. Per-sample scalars
+are returned as [B, 1, 1, 1] so they broadcast against z.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from dreamer.cameras import Camera
+from dreamer.priors.base import Prior, PromptEmbedding
+
+WeightKind = Literal["sds", "uniform", "fantasia", "sigma_over_alpha"]
+CFGConvention = Literal["standard", "plus_one"]
+
+WEIGHT_KINDS: tuple[str, ...] = ("sds", "uniform", "fantasia", "sigma_over_alpha")
+CFG_CONVENTIONS: tuple[str, ...] = ("standard", "plus_one")
+
+
+def _per_sample(t: torch.Tensor | int, batch: int | None, device: torch.device) -> torch.Tensor:
+    """t as a [B] long tensor on `device` (an int or a 0-d tensor is broadcast to `batch`)."""
+    t = torch.as_tensor(t, device=device).long().reshape(-1)
+    if batch is not None and t.numel() == 1 and batch != 1:
+        t = t.expand(batch)
+    return t
+
+
+def alphas_sigmas(alphas_cumprod: torch.Tensor, t: torch.Tensor | int,
+                  ndim: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """(α_t, σ_t) = (√ᾱ_t, √(1−ᾱ_t)), each [B, 1, …, 1] with `ndim` dims, on t's device.
+
+    Computed in alphas_cumprod's precision (at least float32); cast to the data's dtype at use.
+    """
+    device = t.device if isinstance(t, torch.Tensor) else alphas_cumprod.device
+    dtype = torch.promote_types(alphas_cumprod.dtype, torch.float32)
+    t = _per_sample(t, None, device)
+    abar = alphas_cumprod.to(device=device, dtype=dtype)[t]  # [B]
+    shape = (-1,) + (1,) * (ndim - 1)
+    return abar.sqrt().reshape(shape), (1.0 - abar).sqrt().reshape(shape)
+
+
+def add_noise(z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int,
+              alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """x_t = α_t z + σ_t ε, in z's dtype."""
+    a, s = alphas_sigmas(alphas_cumprod, _per_sample(t, z.shape[0], z.device), z.ndim)
+    return a.to(z.dtype) * z + s.to(z.dtype) * eps.to(z.dtype)
+
+
+def weight(t: torch.Tensor | int, alphas_cumprod: torch.Tensor, kind: WeightKind = "sds",
+           ndim: int = 4) -> torch.Tensor:
+    """Timestep weight w(t), [B, 1, 1, 1].
+
+    "sds": 1 − ᾱ_t = σ_t² (DreamFusion default); "uniform": 1; "fantasia": α_t·σ_t²;
+    "sigma_over_alpha": σ_t/α_t (ISM/TSM).
+    """
+    a, s = alphas_sigmas(alphas_cumprod, t, ndim)
+    if kind == "sds":
+        return s * s
+    if kind == "uniform":
+        return torch.ones_like(a)
+    if kind == "fantasia":
+        return a * s * s
+    if kind == "sigma_over_alpha":
+        return s / a
+    raise ValueError(f"unknown weighting {kind!r}; expected one of {WEIGHT_KINDS}")
+
+
+def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, scale: float,
+                             convention: CFGConvention = "standard") -> torch.Tensor:
+    """"standard": ε_u + s(ε_c − ε_u). "plus_one": ε_c + s(ε_c − ε_u), i.e. standard at s + 1."""
+    if convention == "standard":
+        return eps_uncond + scale * (eps_cond - eps_uncond)
+    if convention == "plus_one":
+        return eps_cond + scale * (eps_cond - eps_uncond)
+    raise ValueError(f"unknown CFG convention {convention!r}; expected one of {CFG_CONVENTIONS}")
+
+
+def inject_gradient(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Scalar loss with ∂loss/∂z = g / B (B = z.shape[0]); its value 0.5·‖g‖²/B monitors ‖g‖.
+
+    Computed in float32 (z may be fp16); g carries no graph.
+    """
+    z = z.float()
+    target = (z - g.float()).detach()
+    return 0.5 * (z - target).pow(2).sum() / z.shape[0]
+
+
+def nan_guard(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace non-finite entries of g by 0; returns (clean g, 0-d long count of replaced entries)."""
+    bad = ~torch.isfinite(g)
+    return torch.where(bad, torch.zeros_like(g), g), bad.sum()
+
+
+def clip_gradient(g: torch.Tensor, max_value: float) -> torch.Tensor:
+    """Elementwise clamp of g to [−max_value, max_value]."""
+    if max_value <= 0:
+        raise ValueError(f"max_value must be positive, got {max_value}")
+    return g.clamp(-max_value, max_value)
+
+
+def pixelwise_clip(g: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Per-pixel rescale (TSM): scale = min over channels of min(1, thr/|g|), channels on dim 1.
+
+    Equivalently scale = min(1, thr / max_c |g|); each pixel's vector keeps its direction.
+    """
+    peak = g.abs().amax(dim=1, keepdim=True)  # [B, 1, h, w]
+    scale = (threshold / peak.clamp_min(torch.finfo(g.dtype).tiny)).clamp(max=1.0)
+    return g * scale
+
+
+def ddim_step(x_a: torch.Tensor, eps: torch.Tensor, a: torch.Tensor | int, b: torch.Tensor | int,
+              alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM move a → b with noise estimate ε (denoising for b < a, inversion for b > a).
+
+    x̂0 = (x_a − σ_a ε)/α_a;  x_b = α_b x̂0 + σ_b ε. Computed in float32 (or better), returned in x_a's dtype.
+    """
+    batch, device = x_a.shape[0], x_a.device
+    aa, sa = alphas_sigmas(alphas_cumprod, _per_sample(a, batch, device), x_a.ndim)
+    ab, sb = alphas_sigmas(alphas_cumprod, _per_sample(b, batch, device), x_a.ndim)
+    dtype = torch.promote_types(aa.dtype, x_a.dtype)
+    x, e = x_a.to(dtype), eps.to(dtype)
+    x0 = (x - sa * e) / aa
+    return (ab * x0 + sb * e).to(x_a.dtype)
+
+
+def prior_dtype(prior: Prior) -> torch.dtype:
+    """The dtype the prior's network runs in.
+
+    `prior.model_dtype` or `prior.dtype` if set, else its first floating parameter's, else float32.
+    """
+    for name in ("model_dtype", "dtype"):
+        dtype = getattr(prior, name, None)
+        if isinstance(dtype, torch.dtype):
+            return dtype
+    for p in prior.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _repeat_cameras(cameras: Camera, n: int) -> Camera:
+    """The batch of cameras repeated n times along the batch (matching torch.cat of n copies)."""
+    return Camera(cameras.c2w.repeat(n, 1, 1), cameras.fovy.repeat(n), cameras.width, cameras.height)
+
+
+def predict_eps(prior: Prior, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                cameras: Camera | None = None) -> torch.Tensor:
+    """One prior call: x_t cast to the prior's dtype, ε̂ returned in x_t's dtype.
+
+    `cameras` reaches the prior only when it is camera-conditioned. Call under torch.no_grad().
+    """
+    camera = cameras if prior.camera_conditioned else None
+    eps = prior.predict_noise(x_t.to(prior_dtype(prior)), t, embedding, camera)
+    return eps.to(x_t.dtype)
+
+
+def predict_cfg(prior: Prior, x_t: torch.Tensor, t: torch.Tensor, embedding: PromptEmbedding,
+                cameras: Camera | None, scale: float, convention: CFGConvention = "standard",
+                view_dependent: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Classifier-free-guided ε̂ from ONE prior call on the batch [cond; uncond] (concat on dim 0).
+
+    Cond embeddings are view-dependent when `view_dependent` and the embedding has variants
+    (labels from `cameras`); uncond is the negative prompt. Cameras reach the prior (both
+    halves) only when it is camera-conditioned. Returns (ε̂_cfg, ε̂_cond, ε̂_uncond), each
+    [B, C, h, w] in x_t's dtype. Call under torch.no_grad().
+    """
+    batch = x_t.shape[0]
+    cond = embedding.conditional(cameras if view_dependent else None, batch)
+    uncond = embedding.unconditional(batch)
+    x_in = torch.cat([x_t, x_t], dim=0)
+    t_in = torch.cat([t, t], dim=0)
+    emb_in = torch.cat([cond, uncond.to(cond.dtype)], dim=0)
+    cams_in = _repeat_cameras(cameras, 2) if cameras is not None and prior.camera_conditioned else None
+    eps_cond, eps_uncond = predict_eps(prior, x_in, t_in, emb_in, cams_in).chunk(2, dim=0)
+    return classifier_free_guidance(eps_uncond, eps_cond, scale, convention), eps_cond, eps_uncond

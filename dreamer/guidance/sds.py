@@ -1,0 +1,90 @@
+"""Score Distillation Sampling (DreamFusion): g = w(t)·(ε̂_s(x_t, t, y) − ε), injected into z."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import torch
+
+from dreamer.cameras import Camera
+from dreamer.errors import UserError
+from dreamer.guidance import functional as F
+from dreamer.guidance.base import Guidance, GuidanceOutput
+from dreamer.guidance.schedules import AnnealedTimesteps, Schedule, TimestepSchedule
+from dreamer.priors.base import Prior, PromptEmbedding
+
+
+@dataclass
+class SDSConfig:
+    """Settings of SDS (defaults: DreamFusion)."""
+
+    guidance_scale: float = 100.0  # CFG scale s, in `cfg_convention`
+    cfg_convention: str = "standard"  # "standard": ε_u + s(ε_c−ε_u); "plus_one": ε_c + s(ε_c−ε_u)
+    weighting: str = "sds"  # w(t): "sds" 1−ᾱ_t | "uniform" 1 | "fantasia" α_t σ_t² | "sigma_over_alpha" σ_t/α_t
+    t_min: float = 0.02  # lowest timestep, fraction of T
+    t_max: float = 0.98  # highest timestep at the start, fraction of T
+    t_anneal: float | None = None  # t_max anneals linearly to this by t_anneal_by; None = no anneal
+    t_anneal_by: float = 0.2  # fraction of training at which the anneal of t_max ends
+    grad_clip: float | None = None  # elementwise clip of g after the NaN guard; None = off
+    view_dependent_prompt: bool = True  # use "…, front/side/back/overhead view" embeddings when available
+
+    def __post_init__(self) -> None:
+        if self.cfg_convention not in F.CFG_CONVENTIONS:
+            raise UserError(f"sds.cfg_convention must be one of {F.CFG_CONVENTIONS}, got {self.cfg_convention!r}")
+        if self.weighting not in F.WEIGHT_KINDS:
+            raise UserError(f"sds.weighting must be one of {F.WEIGHT_KINDS}, got {self.weighting!r}")
+        if not 0.0 <= self.t_min <= self.t_max <= 1.0:
+            raise UserError(f"sds needs 0 <= t_min <= t_max <= 1, got t_min={self.t_min}, t_max={self.t_max}")
+        if self.t_anneal is not None and not self.t_min <= self.t_anneal <= 1.0:
+            raise UserError(f"sds.t_anneal must lie in [t_min, 1], got {self.t_anneal}")
+        if not 0.0 < self.t_anneal_by <= 1.0:
+            raise UserError(f"sds.t_anneal_by must lie in (0, 1], got {self.t_anneal_by}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise UserError(f"sds.grad_clip must be positive or null, got {self.grad_clip}")
+
+    def timestep_schedule(self, num_train_timesteps: int, total_steps: int) -> TimestepSchedule:
+        """U[t_min, t_max(step)]·T, t_max annealed when `t_anneal` is set."""
+        t_max = self.t_max if self.t_anneal is None else Schedule.linear(self.t_max, self.t_anneal, self.t_anneal_by)
+        return AnnealedTimesteps(num_train_timesteps, total_steps, self.t_min, t_max)
+
+
+class SDS(Guidance):
+    """Score distillation sampling.
+
+    Per call, in this order: t [B] from the timestep schedule, then ε (shape of z) from the
+    generator (both drawn on the CPU). Cameras reach the prior only when it is
+    camera-conditioned; they choose the view-dependent prompt when `view_dependent_prompt`.
+    Loss gradient on z is g / B (functional.inject_gradient).
+    """
+
+    def __init__(self, config: SDSConfig, prior: Prior, total_steps: int, generator: torch.Generator):
+        super().__init__(prior, total_steps, generator)
+        self.config = config
+        self.schedule = config.timestep_schedule(prior.num_train_timesteps, total_steps)
+
+    def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
+                step: int) -> GuidanceOutput:
+        cfg = self.config
+        batch = images.shape[0]
+        z = self.prior.encode_images(images.permute(0, 3, 1, 2))  # [B, C, h, w], carries the graph
+        t = self.schedule.sample(step, batch, self.generator, device=z.device)  # [B]
+        eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
+        ac = self.prior.alphas_cumprod
+
+        with torch.no_grad():
+            x_t = F.add_noise(z.detach(), eps, t, ac)
+            eps_cfg, _, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
+                                          cfg.cfg_convention, cfg.view_dependent_prompt)
+            w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]
+            g = w * (eps_cfg.float() - eps.float())  # [B, C, h, w] float32
+            g, nonfinite = F.nan_guard(g)
+            if cfg.grad_clip is not None:
+                g = F.clip_gradient(g, cfg.grad_clip)
+
+        loss = F.inject_gradient(z, g)
+        grad_norm = g.flatten(1).norm(dim=1).mean()
+        extras = {
+            "w": w.flatten(),  # [B] timestep weights
+            "eps_pred_norm": eps_cfg.float().flatten(1).norm(dim=1).mean(),  # ‖ε̂_cfg‖ batch mean
+            "nonfinite": nonfinite,  # entries of g zeroed by the NaN guard
+        }
+        return GuidanceOutput(loss=loss, grad_norm=grad_norm, t=t, extras=extras)

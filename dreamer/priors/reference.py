@@ -1,0 +1,442 @@
+"""The `reference` prior: the exact denoiser of a finite set of shape-library renders.
+
+For a prompt naming a library object ("a red chair") the prior's image distribution is the
+uniform mixture of its reference renders y_1..y_N (pixels in [−1, 1], `num_views` cameras on a
+fixed golden-spiral orbit). Under x_t = α_t·x0 + σ_t·ε the posterior mean is closed-form:
+
+    x̂0(x_t) = Σ_i softmax_i(−‖x_t − α_t y_i‖² / (2σ_t²) + log w_i) · y_i,   ε̂ = (x_t − α_t x̂0) / σ_t
+
+with w_i = 1, or, when a camera is passed and `camera_aware` is on,
+w_i = exp(−angle(cam, cam_i)² / (2τ²)) — the angle between the two camera directions seen from
+the origin — i.e. the exact denoiser of the camera-conditional mixture. Logits are computed in
+float64 with ‖a‖² − 2a·b + ‖b‖² (‖x_t‖² cancels in the softmax) and a logsumexp-stable softmax.
+
+An embedding is an index into the prior's registered reference sets ([B] or [B, 1] long): one
+set per encoded prompt, plus the generic "prior over everything" set used as the unconditional
+branch — every library shape in `uncond_colours`, `uncond_views` views per colour (16 shapes ×
+3 colours × 4 views = 192 images with the defaults). A negative prompt that names a library
+object uses that object's set as the unconditional branch instead (the generic set is then the
+`empty` embedding used by ISM's inversion). Reference sets are cached on disk (see
+`reference_cache`). The prior is camera-aware instead of view-prompted: `views` stays empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dreamer.cameras import Camera, from_spherical
+from dreamer.errors import UserError
+from dreamer.priors import reference_cache
+from dreamer.priors.base import Prior, PromptEmbedding
+
+__all__ = [
+    "ReferencePriorConfig",
+    "ReferencePrior",
+    "ReferenceSet",
+    "exact_denoise",
+    "make_alphas_cumprod",
+    "reference_orbit",
+    "render_references",
+]
+
+_BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "grey": (0.5, 0.5, 0.5), "gray": (0.5, 0.5, 0.5)}
+_GOLDEN_ANGLE = 180.0 * (3.0 - math.sqrt(5.0))  # degrees, ≈ 137.508
+_RENDER_CHUNK = 32  # cameras per render_spec call (bounds memory)
+
+
+@dataclass
+class ReferencePriorConfig:
+    """Settings of the `reference` prior (the exact denoiser of shape-library renders)."""
+
+    image_size: int = 64  # side of the square images the prior denoises, in pixels
+    num_views: int = 96  # reference renders per prompt, on a fixed golden-spiral orbit
+    elevation: tuple[float, float] = (-10.0, 50.0)  # elevation band of the reference orbit, degrees
+    distance: float = 2.8  # reference camera distance (midpoint of OrbitConfig.distance)
+    fovy: float = 42.5  # reference vertical field of view, degrees (midpoint of OrbitConfig.fovy)
+    background: str | tuple[float, float, float] = "white"  # reference background: white/black/grey or RGB in [0, 1]
+    supersample: int = 1  # per-axis supersampling of the reference renders (antialiasing; cost × ss²)
+    camera_aware: bool = True  # weight references by how close their camera is to the query camera
+    camera_temperature: float = 15.0  # τ, degrees: reference weight × exp(−angle² / (2τ²))
+    uncond_colours: tuple[str, ...] = ("red", "green", "blue")  # colours of the generic (unconditional) set
+    uncond_views: int = 4  # views per (shape, colour) in the generic set
+    beta_schedule: str = "linear"  # "linear" (DDPM, 1e-4..0.02) or "scaled_linear" (SD, 0.00085..0.012)
+    cache_dir: str | None = None  # cache folder; None: $DREAMER_CACHE/reference or ~/.cache/dreamer/reference
+
+    def __post_init__(self) -> None:
+        if isinstance(self.elevation, list):
+            self.elevation = tuple(self.elevation)
+        if isinstance(self.background, list):
+            self.background = tuple(self.background)
+        if isinstance(self.uncond_colours, str):
+            self.uncond_colours = (self.uncond_colours,)
+        elif isinstance(self.uncond_colours, list):
+            self.uncond_colours = tuple(self.uncond_colours)
+        if int(self.image_size) != self.image_size or self.image_size < 4:
+            raise UserError(f"reference prior: image_size must be an integer >= 4, got {self.image_size!r}")
+        if int(self.num_views) != self.num_views or self.num_views < 1:
+            raise UserError(f"reference prior: num_views must be a positive integer, got {self.num_views!r}")
+        if int(self.supersample) != self.supersample or self.supersample < 1:
+            raise UserError(f"reference prior: supersample must be a positive integer, got {self.supersample!r}")
+        if int(self.uncond_views) != self.uncond_views or self.uncond_views < 1:
+            raise UserError(f"reference prior: uncond_views must be a positive integer, got {self.uncond_views!r}")
+        if not self.uncond_colours:
+            raise UserError("reference prior: uncond_colours must name at least one colour")
+        if not (self.camera_temperature > 0):
+            raise UserError(f"reference prior: camera_temperature must be > 0 degrees, got {self.camera_temperature!r}")
+        if len(self.elevation) != 2 or not -90 <= self.elevation[0] <= self.elevation[1] <= 90:
+            raise UserError(f"reference prior: elevation must be (low, high) within [-90, 90], got {self.elevation!r}")
+        if self.beta_schedule not in ("linear", "scaled_linear"):
+            raise UserError(f"reference prior: beta_schedule must be 'linear' or 'scaled_linear', got {self.beta_schedule!r}")
+        self.background_rgb()  # validates
+
+    def background_rgb(self) -> tuple[float, float, float]:
+        bg = self.background
+        if isinstance(bg, str):
+            if bg.lower() not in _BACKGROUNDS:
+                raise UserError(f"reference prior: unknown background {bg!r}; use one of "
+                                f"{sorted(_BACKGROUNDS)} or an RGB triple in [0, 1]")
+            return _BACKGROUNDS[bg.lower()]
+        try:
+            rgb = tuple(float(c) for c in bg)
+        except (TypeError, ValueError):
+            rgb = ()
+        if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+            raise UserError(f"reference prior: background must be a name or an RGB triple in [0, 1], got {bg!r}")
+        return rgb  # type: ignore[return-value]
+
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir).expanduser() if self.cache_dir else reference_cache.default_cache_dir()
+
+
+@dataclass
+class ReferenceSet:
+    """One registered set of reference images."""
+
+    label: str  # e.g. "a red chair", "generic", "custom"
+    images: torch.Tensor  # [N, 3, S, S] RGB in [0, 1] (CPU, float32)
+    directions: torch.Tensor | None  # [N, 3] unit camera directions from the origin; None = no camera weighting
+    path: Path | None = None  # cache file it was loaded from / written to
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure functions
+
+
+def make_alphas_cumprod(num_train_timesteps: int = 1000, beta_schedule: str = "linear") -> torch.Tensor:
+    """ᾱ_t [T] float32, the same values as diffusers' DDPMScheduler for these schedules."""
+    if beta_schedule == "linear":
+        betas = torch.linspace(1e-4, 0.02, num_train_timesteps, dtype=torch.float64)
+    elif beta_schedule == "scaled_linear":
+        betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, num_train_timesteps, dtype=torch.float64) ** 2
+    else:
+        raise ValueError(beta_schedule)
+    return torch.cumprod(1.0 - betas, dim=0).float()
+
+
+def reference_orbit(num_views: int, config: ReferencePriorConfig) -> Camera:
+    """`num_views` cameras on a golden spiral over the elevation band, every azimuth, deterministic.
+
+    Elevations are spaced uniformly in sin(elevation) (equal solid angle per camera); azimuths
+    advance by the golden angle from 0 (the front). Distance and fovy are fixed.
+    """
+    i = torch.arange(num_views, dtype=torch.float64)
+    lo, hi = (math.sin(math.radians(e)) for e in config.elevation)
+    elevation = torch.rad2deg(torch.asin(lo + (hi - lo) * (i + 0.5) / num_views))
+    azimuth = (i * _GOLDEN_ANGLE) % 360.0
+    size = config.image_size
+    return from_spherical(azimuth.float(), elevation.float(), config.distance, config.fovy, size, size)
+
+
+def _directions(camera: Camera) -> torch.Tensor:  # [B, 3] unit vectors from the origin to the cameras
+    return F.normalize(camera.position.float(), dim=-1)
+
+
+def exact_denoise(x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, refs: torch.Tensor,
+                  log_weights: torch.Tensor | None = None, refs_sqnorm: torch.Tensor | None = None) -> torch.Tensor:
+    """Posterior mean of a Gaussian-noised uniform (or weighted) mixture of points.
+
+    x [B, D] noisy inputs, alpha / sigma [B], refs [N, D], log_weights [B, N] or None,
+    refs_sqnorm [N] = ‖refs‖² (optional, precomputed). Returns x̂0 [B, D] in float64.
+    """
+    x = x.double()
+    refs = refs.double()
+    alpha, sigma = alpha.double(), sigma.double()
+    if refs_sqnorm is None:
+        refs_sqnorm = (refs * refs).sum(dim=-1)
+    # −‖x − a y‖²/(2σ²) = (a x·y − a²‖y‖²/2)/σ² − ‖x‖²/(2σ²); the last term is constant over i.
+    logits = (alpha[:, None] * (x @ refs.T) - 0.5 * alpha[:, None] ** 2 * refs_sqnorm.double()[None]) / sigma[:, None] ** 2
+    if log_weights is not None:
+        logits = logits + log_weights.double()
+    weights = torch.softmax(logits, dim=-1)  # [B, N], max-subtracted internally
+    return weights @ refs
+
+
+def render_references(spec, cameras: Camera, config: ReferencePriorConfig) -> torch.Tensor:
+    """Ground-truth renders of a shape-library spec: [N, 3, S, S] RGB in [0, 1], float32, CPU."""
+    from dreamer.shapes import render_spec
+
+    size = config.image_size
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(cameras), _RENDER_CHUNK):
+            cams = cameras[start:start + _RENDER_CHUNK].with_resolution(size, size)
+            out = render_spec(spec, cams, background=config.background_rgb(), supersample=config.supersample)
+            rgb = out.rgb.detach().to("cpu", torch.float32).permute(0, 3, 1, 2)  # [b, 3, H, W]
+            if rgb.shape[-2:] != (size, size):
+                rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            chunks.append(rgb)
+    return torch.cat(chunks).clamp(0.0, 1.0).contiguous()
+
+
+def _spec_payload(spec) -> dict:
+    if dataclasses.is_dataclass(spec):
+        return dataclasses.asdict(spec)
+    return {"repr": repr(spec)}
+
+
+def _spec_label(spec) -> str:
+    prompt = getattr(spec, "prompt", None)
+    return str(prompt) if prompt else f"{getattr(spec, 'colour', '')} {getattr(spec, 'shape', '')}".strip()
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class ReferencePrior(Prior):
+    """Exact denoiser of multi-view shape-library renders; instant, deterministic, measurable."""
+
+    def __init__(self, config: ReferencePriorConfig | None = None, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.config = config if config is not None else ReferencePriorConfig()
+        c = self.config
+        self.image_size = int(c.image_size)
+        self.latent_shape = (3, self.image_size, self.image_size)
+        self.num_train_timesteps = 1000
+        self.camera_conditioned = bool(c.camera_aware)
+        self.register_buffer("alphas_cumprod", make_alphas_cumprod(self.num_train_timesteps, c.beta_schedule),
+                             persistent=False)
+        self._sets: list[ReferenceSet] = []
+        self._by_key: dict[str, int] = {}
+        self._packed: dict[tuple[int, str], tuple] = {}  # (index, device) -> (refs [N,D] f64, ‖refs‖² [N], dirs)
+        self._generic: int | None = None
+        self.to(device)
+
+    # -- registering reference sets -----------------------------------------------------------
+
+    @classmethod
+    def from_references(cls, images: torch.Tensor, directions: torch.Tensor | None = None,
+                        config: ReferencePriorConfig | None = None, label: str = "custom") -> "ReferencePrior":
+        """A prior whose set 0 is the given images [N,3,H,W] in [0,1] (cameras [N,3] optional)."""
+        prior = cls(config)
+        prior.register_references(images, directions, label=label)
+        return prior
+
+    def register_references(self, images: torch.Tensor, directions: torch.Tensor | None = None,
+                            label: str = "custom") -> int:
+        """Add a reference set; returns its index (the embedding value that selects it).
+
+        images [N, 3, H, W] RGB in [0, 1] (resized to image_size); directions [N, 3] camera
+        positions or directions (normalised here), or None for a set without camera weighting.
+        """
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] < 1:
+            raise ValueError(f"reference images must be [N, 3, H, W] with N >= 1, got {tuple(images.shape)}")
+        with torch.no_grad():
+            rgb = self.decode(self.encode_images(images.detach().to("cpu", torch.float32)))
+        if directions is not None:
+            if directions.shape != (images.shape[0], 3):
+                raise ValueError(f"directions must be [N, 3] = [{images.shape[0]}, 3], got {tuple(directions.shape)}")
+            directions = F.normalize(directions.detach().to("cpu", torch.float32), dim=-1)
+        return self._add(ReferenceSet(label, rgb.contiguous(), directions))
+
+    def _add(self, ref_set: ReferenceSet) -> int:
+        self._sets.append(ref_set)
+        return len(self._sets) - 1
+
+    @property
+    def num_sets(self) -> int:
+        return len(self._sets)
+
+    def reference_set(self, index: int) -> ReferenceSet:
+        return self._sets[int(index)]
+
+    def _render_payload(self, kind: str, **extra) -> dict:
+        c = self.config
+        return {
+            "version": reference_cache.CACHE_VERSION,
+            "library": reference_cache.shape_library_fingerprint(),
+            "kind": kind,
+            "image_size": c.image_size,
+            "elevation": list(c.elevation),
+            "distance": c.distance,
+            "fovy": c.fovy,
+            "background": list(c.background_rgb()),
+            "supersample": c.supersample,
+            **extra,
+        }
+
+    def _load_or_render(self, key: str, label: str, cameras: Camera, render) -> int:
+        """Index of the set `key`: already registered, loaded from the cache, or rendered and saved."""
+        if key in self._by_key:
+            return self._by_key[key]
+        n, size = len(cameras), self.image_size
+        path = reference_cache.cache_path(self.config.resolved_cache_dir(), label, key)
+        cached = reference_cache.load_references(path, key, n, size)
+        if cached is not None:
+            images, directions = cached["images"], cached["directions"]
+        else:
+            images, directions = render(), _directions(cameras)
+            try:
+                reference_cache.save_references(path, key, images, directions, {"label": label})
+            except OSError as exc:  # unwritable cache: keep going in memory
+                reference_cache.log.warning("could not write reference cache %s (%s)", path, exc)
+                path = None
+        index = self._add(ReferenceSet(label, images, directions, path))
+        self._by_key[key] = index
+        return index
+
+    def index_for_spec(self, spec) -> int:
+        """The reference set of a shape-library ObjectSpec (registered on first use)."""
+        c = self.config
+        key = reference_cache.cache_key(self._render_payload("object", spec=_spec_payload(spec), num_views=c.num_views))
+        cameras = reference_orbit(c.num_views, c)
+        return self._load_or_render(key, _spec_label(spec), cameras,
+                                    lambda: render_references(spec, cameras, c))
+
+    def generic_index(self) -> int:
+        """The generic set: every library shape × `uncond_colours` × `uncond_views` views."""
+        if self._generic is not None:
+            return self._generic
+        from dreamer.shapes import OBJECTS, ObjectSpec
+
+        c = self.config
+        shapes = sorted(OBJECTS)
+        try:  # canonical names ("grey" -> "gray"); UserError names the vocabulary
+            colours = [ObjectSpec(shape=shapes[0], colour=name).colour for name in c.uncond_colours]
+        except UserError as exc:
+            raise UserError(f"reference prior: bad uncond_colours {list(c.uncond_colours)}: {exc}") from None
+        per_shape = len(colours) * c.uncond_views
+        # Each shape gets its own golden spiral of per_shape views; colours alternate along it so
+        # every colour is seen from all around.
+        orbit = reference_orbit(per_shape, c)
+        key = reference_cache.cache_key(self._render_payload(
+            "generic", shapes=shapes, colours=colours, views=c.uncond_views))
+        cam_index = torch.arange(per_shape).repeat(len(shapes))
+        cameras = Camera(orbit.c2w[cam_index], orbit.fovy[cam_index], orbit.width, orbit.height)
+
+        def render() -> torch.Tensor:
+            out = torch.empty(len(shapes) * per_shape, 3, c.image_size, c.image_size)
+            for s, shape in enumerate(shapes):
+                for k, colour in enumerate(colours):
+                    views = torch.arange(k, per_shape, len(colours))
+                    out[s * per_shape + views] = render_references(ObjectSpec(shape=shape, colour=colour), orbit[views], c)
+            return out
+
+        self._generic = self._load_or_render(key, "generic", cameras, render)
+        return self._generic
+
+    # -- the Prior contract -------------------------------------------------------------------
+
+    def encode_prompt(self, prompt: str, negative_prompt: str = "", view_dependent: bool = False) -> PromptEmbedding:
+        """Embeddings are set indices. `view_dependent` is ignored: this prior takes the camera."""
+        from dreamer.shapes import parse_prompt
+
+        spec = parse_prompt(prompt)  # UserError when out of vocabulary
+        cond = self.index_for_spec(spec)
+        generic = self.generic_index()
+        uncond = generic
+        if negative_prompt and negative_prompt.strip():
+            try:
+                uncond = self.index_for_spec(parse_prompt(negative_prompt))
+            except UserError:  # not a library object ("blurry, low quality"): the generic set
+                uncond = generic
+        device = self.alphas_cumprod.device
+
+        def idx(i: int) -> torch.Tensor:
+            return torch.tensor([[i]], dtype=torch.long, device=device)
+
+        return PromptEmbedding(prompt=prompt, negative_prompt=negative_prompt, cond=idx(cond), uncond=idx(uncond),
+                               views={}, empty=None if uncond == generic else idx(generic))
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] in [0,1] -> [B,3,S,S] in [−1,1]; bilinear (antialiased when shrinking), differentiable."""
+        assert rgb.ndim == 4 and rgb.shape[1] == 3, rgb.shape
+        size = self.image_size
+        if tuple(rgb.shape[-2:]) != (size, size):
+            shrink = rgb.shape[-1] > size or rgb.shape[-2] > size
+            rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+        return rgb * 2.0 - 1.0
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return ((z + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def _alpha_sigma(self, t: torch.Tensor, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.as_tensor(t, device=device)
+        if t.is_floating_point():
+            t = t.round()
+        t = t.long().reshape(-1).clamp(0, self.num_train_timesteps - 1)
+        if t.numel() == 1:
+            t = t.expand(batch)
+        assert t.shape == (batch,), (t.shape, batch)
+        abar = self.alphas_cumprod.to(device=device, dtype=torch.float64)[t]
+        return abar.sqrt(), (1.0 - abar).sqrt()
+
+    def _packed_set(self, index: int, device: torch.device) -> tuple:
+        key = (index, str(device))
+        if key not in self._packed:
+            ref_set = self._sets[index]
+            refs = (ref_set.images.reshape(len(ref_set.images), -1).double() * 2.0 - 1.0).to(device)
+            dirs = None if ref_set.directions is None else ref_set.directions.to(device)
+            self._packed[key] = (refs, (refs * refs).sum(dim=-1), dirs)
+        return self._packed[key]
+
+    def _camera_directions(self, camera: Camera, batch: int, device) -> torch.Tensor:
+        dirs = _directions(camera).to(device)
+        if len(dirs) == batch:
+            return dirs
+        if len(dirs) >= 1 and batch % len(dirs) == 0:  # e.g. CFG's cat([x, x]) with B cameras
+            return dirs.repeat(batch // len(dirs), 1)
+        raise ValueError(f"{len(dirs)} cameras for a batch of {batch}")
+
+    @torch.no_grad()
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                   camera: Camera | None = None) -> torch.Tensor:
+        """The exact posterior mean x̂0 [B, 3, S, S] (float64 inside, x_t's dtype out)."""
+        batch = x_t.shape[0]
+        assert tuple(x_t.shape[1:]) == self.latent_shape, (tuple(x_t.shape), self.latent_shape)
+        emb = torch.as_tensor(embedding).reshape(batch, -1)[:, 0].long().cpu()
+        if int(emb.min()) < 0 or int(emb.max()) >= len(self._sets):
+            raise IndexError(f"embedding {emb.tolist()} out of range: {len(self._sets)} reference sets registered")
+        device = x_t.device
+        alpha, sigma = self._alpha_sigma(t, batch, device)
+        cam_dirs = None
+        if camera is not None and self.config.camera_aware:
+            cam_dirs = self._camera_directions(camera, batch, device)
+        x = x_t.reshape(batch, -1).double()
+        out = torch.empty_like(x)
+        for index in emb.unique().tolist():
+            rows = (emb == index).nonzero().squeeze(-1).to(device)
+            refs, sqnorm, dirs = self._packed_set(index, device)
+            log_w = None
+            if cam_dirs is not None and dirs is not None:
+                cos = (cam_dirs[rows].double() @ dirs.double().T).clamp(-1.0, 1.0)
+                angle = torch.rad2deg(torch.acos(cos))
+                log_w = -angle ** 2 / (2.0 * float(self.config.camera_temperature) ** 2)
+            out[rows] = exact_denoise(x[rows], alpha[rows], sigma[rows], refs, log_w, sqnorm)
+        return out.reshape(x_t.shape).to(x_t.dtype)
+
+    @torch.no_grad()
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                      camera: Camera | None = None) -> torch.Tensor:
+        """ε̂ = (x_t − α_t x̂0) / σ_t. `camera` may hold B cameras or B/k (tiled k times)."""
+        batch = x_t.shape[0]
+        alpha, sigma = self._alpha_sigma(t, batch, x_t.device)
+        x0 = self.predict_x0(x_t, t, embedding, camera).double()
+        shape = (batch,) + (1,) * (x_t.ndim - 1)
+        eps = (x_t.double() - alpha.reshape(shape) * x0) / sigma.reshape(shape)
+        return eps.to(x_t.dtype)

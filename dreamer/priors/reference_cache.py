@@ -1,0 +1,115 @@
+"""On-disk cache of reference sets for the `reference` prior.
+
+One safetensors file per reference set, named `<label>-<key>.safetensors`, where `key` hashes
+everything that changes the renders (object spec, render settings, the shape library's source,
+a format version). Files are written atomically (temp file in the same folder + `os.replace`),
+so a crashed or concurrent writer never leaves a half file under the final name. Loading is
+defensive: a missing, unreadable, mismatched or malformed file returns None and the caller
+re-renders; nothing here raises on a bad cache file.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# Bump when the layout of the file or the way references are rendered changes.
+CACHE_VERSION = "reference-v1"
+
+
+def default_cache_dir() -> Path:
+    """`$DREAMER_CACHE/reference` when DREAMER_CACHE is set, else `~/.cache/dreamer/reference`."""
+    root = os.environ.get("DREAMER_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "dreamer"
+    return base / "reference"
+
+
+@functools.lru_cache(maxsize=1)
+def shape_library_fingerprint() -> str:
+    """A hash of the shape library's source files: editing an object invalidates its renders."""
+    import dreamer.shapes as shapes
+
+    root = Path(shapes.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(payload: dict) -> str:
+    """A stable short hash of a JSON-able payload (dict key order does not matter)."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cache_path(cache_dir: Path, label: str, key: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:48] or "set"
+    return Path(cache_dir) / f"{slug}-{key}.safetensors"
+
+
+def load_references(path: Path, key: str, num: int, image_size: int) -> dict[str, torch.Tensor] | None:
+    """{"images": [N,3,S,S], "directions": [N,3]} from `path`, or None when absent or unusable."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            # clone: get_tensor may be backed by a memory map of the file, and a file truncated
+            # in place later (by hand, by another tool) would then crash the process with SIGBUS.
+            tensors = {name: f.get_tensor(name).clone() for name in f.keys()}
+    except Exception as exc:  # corrupt / truncated / not safetensors: re-render
+        log.warning("reference cache %s is unreadable (%s); re-rendering", path, exc)
+        return None
+    images, directions = tensors.get("images"), tensors.get("directions")
+    ok = (
+        meta.get("key") == key
+        and images is not None
+        and directions is not None
+        and tuple(images.shape) == (num, 3, image_size, image_size)
+        and tuple(directions.shape) == (num, 3)
+        and images.dtype == torch.float32
+        and bool(torch.isfinite(images).all())
+        and bool(torch.isfinite(directions).all())
+    )
+    if not ok:
+        log.warning("reference cache %s does not match what was asked for; re-rendering", path)
+        return None
+    return {"images": images, "directions": directions.float()}
+
+
+def save_references(path: Path, key: str, images: torch.Tensor, directions: torch.Tensor,
+                    metadata: dict[str, str] | None = None) -> None:
+    """Write atomically: a temp file in the same folder, then `os.replace` onto `path`."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        tensors = {
+            "images": images.detach().to("cpu", torch.float32).contiguous(),
+            "directions": directions.detach().to("cpu", torch.float32).contiguous(),
+        }
+        save_file(tensors, tmp, metadata={"key": key, "version": CACHE_VERSION, **(metadata or {})})
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,60 @@
+"""Parse a short prompt ("a red chair", "Red chair.", "a chair, red") into an `ObjectSpec`.
+
+The vocabulary is closed: one shape (or a synonym), at most one colour, and the filler words in
+`FILLER`. Any other word is an error rather than silently ignored, so a prompt the library cannot
+render is never mistaken for one it can. A prompt without a colour gets `DEFAULT_COLOUR`
+("a chair" -> "a gray chair").
+"""
+
+from __future__ import annotations
+
+import re
+
+from dreamer.errors import UserError
+from dreamer.shapes.colours import DEFAULT_COLOUR, canonical_colour
+from dreamer.shapes.objects import canonical_shape
+from dreamer.shapes.spec import ObjectSpec, vocabulary
+
+FILLER = frozenset({"a", "an", "the", "one", "single", "of", "coloured", "colored", "in", "colour", "color"})
+
+
+def _words(prompt: str) -> list[str]:
+    """Lower-case words, joining adjacent pairs that form a known word ("snow man")."""
+    raw = re.findall(r"[a-z]+", prompt.lower())
+    words: list[str] = []
+    i = 0
+    while i < len(raw):
+        if i + 1 < len(raw):
+            joined = raw[i] + raw[i + 1]
+            if canonical_shape(joined) or canonical_colour(joined):
+                words.append(joined)
+                i += 2
+                continue
+        words.append(raw[i])
+        i += 1
+    return words
+
+
+def parse_prompt(prompt: str) -> ObjectSpec:
+    """The `ObjectSpec` a prompt names; `UserError` (one line, with the vocabulary) otherwise."""
+    shown = " ".join(prompt.split())
+    words = _words(prompt)
+    if not words:
+        raise UserError(f"empty prompt: describe one object such as 'a red chair'; {vocabulary()}")
+    shapes = [s for s in map(canonical_shape, words) if s]
+    colours = [c for c in map(canonical_colour, words) if c]
+    unknown = [w for w in words if w not in FILLER and not canonical_shape(w) and not canonical_colour(w)]
+
+    distinct_shapes, distinct_colours = list(dict.fromkeys(shapes)), list(dict.fromkeys(colours))
+    if len(distinct_shapes) > 1:
+        problem = f"names {len(distinct_shapes)} shapes ({', '.join(distinct_shapes)}); describe one object"
+    elif len(distinct_colours) > 1:
+        problem = f"names {len(distinct_colours)} colours ({', '.join(distinct_colours)}); give one colour"
+    elif unknown:
+        problem = f"is outside the shape library (unknown word{'s' if len(unknown) > 1 else ''} "
+        problem += ", ".join(map(repr, unknown)) + ")"
+    elif not shapes:
+        problem = "is outside the shape library (no shape named)"
+    else:
+        return ObjectSpec(shapes[0], colours[0] if colours else DEFAULT_COLOUR)
+    raise UserError(f"prompt {shown!r} {problem}: {vocabulary()}")

@@ -1,0 +1,177 @@
+"""End-to-end runs through the CLI, every bad input, resume, Ctrl-C and NaN handling."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import trimesh
+
+from dreamer import cli
+from dreamer.errors import Interrupted
+
+
+def run_cli(args, capsys):
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_help_runs_without_gpu_or_heavy_imports():
+    out = subprocess.run([sys.executable, "-m", "dreamer", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "generate" in out.stdout and "export" in out.stdout
+    probe = "import sys, dreamer; print(any(m in sys.modules for m in ('torch', 'diffusers', 'nerfacc', 'gsplat')))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_generate_end_to_end_writes_every_output(tmp_path, tiny_run, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(["generate", "a red cube", "--steps", "4", "--out", str(out), "--quiet",
+                               "--formats", "obj,ply", *tiny_run], capsys)
+    assert code == 0, stdout
+    for name in ("config.yaml", "metrics.jsonl", "checkpoints/last.pt", "model.glb", "model.obj", "model.ply",
+                 "eval.json", "previews/latest.png"):
+        assert (out / name).exists(), name
+    assert (out / "turntable.mp4").exists() or (out / "turntable.gif").exists()
+    mesh = trimesh.load(out / "model.glb", force="mesh")
+    assert len(mesh.faces) > 0 and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
+    ev = json.loads((out / "eval.json").read_text())
+    assert 0.0 <= ev["iou"] <= 1.0 and ev["views"] == 8 and ev["resolution"] == 128
+    assert "model.glb" in stdout and "IoU" in stdout
+
+    # export and eval work from the folder alone
+    code, stdout, _ = run_cli(["export", str(out), "--format", "ply", "--resolution", "24"], capsys)
+    assert code == 0 and stdout.strip().endswith("model.ply")
+    code, stdout, _ = run_cli(["eval", str(out)], capsys)
+    assert code == 0 and "IoU" in stdout
+
+
+BAD_INPUTS = [
+    (["generate", "   "], "the prompt is empty"),
+    (["generate", "a red cube", "--guidance", "magic"], "unknown guidance 'magic'"),
+    (["generate", "a red cube", "--prior", "dalle"], "unknown prior 'dalle'"),
+    (["generate", "a red cube", "--representation", "voxels9"], "unknown representation 'voxels9'"),
+    (["generate", "a red cube", "guidance.scale_of_guidance=3"], "unknown config key 'guidance.scale_of_guidance'"),
+    (["generate", "a red cube", "seed=abc"], "config key 'seed' must be an integer"),
+    (["generate", "a red cube", "--steps", "0"], "steps must be a positive integer"),
+    (["generate", "a red cube", "resolution=0"], "resolution must be a positive integer"),
+    (["generate", "a red cube", "--config", "no-such-preset"], "config 'no-such-preset' not found"),
+    (["generate", "a purple dragon"], "outside the shape library"),
+    (["export", "/nonexistent/run"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path, capsys):
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "r")] if args[0] == "generate" else args, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_output_folder_that_is_a_file(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    code, _, err = run_cli(["generate", "a red cube", "--out", str(target)], capsys)
+    assert code == 2 and "is a file" in err and target.read_text() == "keep me"
+
+
+def test_output_folder_not_writable(tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    code, _, err = run_cli(["generate", "a red cube", "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and "cannot create output folder" in err
+
+
+def test_bad_input_subprocess_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dreamer", "generate", "", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ['error: the prompt is empty: give a description such as "a red chair"']
+
+
+def test_corrupt_checkpoint_is_a_clear_error_and_kept(tmp_path, tiny_run, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["generate", "a red cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)[0] == 0
+    ckpt = out / "checkpoints" / "last.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    code, _, err = run_cli(["generate", "--resume", "--out", str(out), "--quiet"], capsys)
+    assert code == 2 and "is corrupt" in err and ckpt.read_bytes() == b"not a checkpoint"
+    code, _, err = run_cli(["export", str(out)], capsys)
+    assert code == 2 and "is corrupt" in err
+
+
+def test_nan_loss_stops_keeps_last_good_checkpoint(tmp_path, tiny_run, capsys, monkeypatch):
+    from dreamer.guidance.sds import SDS
+
+    original = SDS.forward
+
+    def poisoned(self, images, embedding, cameras, step):
+        out = original(self, images, embedding, cameras, step)
+        if step >= 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(SDS, "forward", poisoned)
+    out = tmp_path / "run"
+    code, _, err = run_cli(["generate", "a red cube", "--steps", "6", "--out", str(out), "--quiet", *tiny_run], capsys)
+    assert code == 1 and "loss became nan at step 4" in err.lower()
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["representation"].values() if v.is_floating_point())
+
+
+def _interrupt_at(step):
+    def on_progress(event):
+        if event.step == step:
+            raise KeyboardInterrupt
+
+    return on_progress
+
+
+def test_interrupt_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_run):
+    import dreamer
+
+    common = dict(steps=6, trainer__progress=False, export__video=False, trainer__evaluate=False)
+    full = dreamer.generate("a red cube", out=tmp_path / "full", dotted=tiny_run, **common)
+    with pytest.raises(Interrupted, match="interrupted at step 3/6"):
+        dreamer.generate("a red cube", out=tmp_path / "cut", dotted=tiny_run, on_progress=_interrupt_at(3), **common)
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["step"] == 3
+    resumed = dreamer.generate(out=tmp_path / "cut", resume=True)
+    assert resumed.metrics["steps"] == 6 and resumed.metrics["resumed_from"] == 3
+    a = torch.load(full.checkpoint, weights_only=True)["representation"]
+    b = torch.load(resumed.checkpoint, weights_only=True)["representation"]
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    steps = [json.loads(l)["step"] for l in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_ctrl_c_exit_code_130(tmp_path, tiny_run, capsys, monkeypatch):
+    from dreamer.trainer import trainer as trainer_module
+
+    original = trainer_module.Trainer.train_step
+
+    def interrupted_step(self):
+        if self.step == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", interrupted_step)
+    out = tmp_path / "run"
+    code, _, err = run_cli(["generate", "a red cube", "--steps", "5", "--out", str(out), "--quiet", *tiny_run], capsys)
+    assert code == 130 and "--resume" in err
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+
+
+def test_api_surface():
+    import dreamer
+
+    assert set(dreamer.__all__) >= {"generate", "export", "evaluate", "Result"}
+    assert callable(dreamer.generate) and dreamer.Result.__name__ == "Result"
