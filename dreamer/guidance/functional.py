@@ -163,6 +163,13 @@ def predict_eps(prior: Prior, x_t: torch.Tensor, t: torch.Tensor, embedding: tor
     return eps.to(x_t.dtype)
 
 
+def predict_conditional(prior: Prior, x_t: torch.Tensor, t: torch.Tensor, embedding: PromptEmbedding,
+                        cameras: Camera | None, view_dependent: bool = True) -> torch.Tensor:
+    """ε̂_cond alone (what CFG at scale 1 equals): one prior call on the conditional batch."""
+    cond = embedding.conditional(cameras if view_dependent else None, x_t.shape[0])
+    return predict_eps(prior, x_t, t, cond, cameras if prior.camera_conditioned else None)
+
+
 def predict_cfg(prior: Prior, x_t: torch.Tensor, t: torch.Tensor, embedding: PromptEmbedding,
                 cameras: Camera | None, scale: float, convention: CFGConvention = "standard",
                 view_dependent: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

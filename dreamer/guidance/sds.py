@@ -72,8 +72,12 @@ class SDS(Guidance):
 
         with torch.no_grad():
             x_t = F.add_noise(z.detach(), eps, t, ac)
-            eps_cfg, _, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
-                                          cfg.cfg_convention, cfg.view_dependent_prompt)
+            if cfg.guidance_scale == 1.0 and cfg.cfg_convention == "standard":
+                # CFG at scale 1 is the conditional prediction: skip the unconditional half.
+                eps_cfg = F.predict_conditional(self.prior, x_t, t, embedding, cameras, cfg.view_dependent_prompt)
+            else:
+                eps_cfg, _, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
+                                              cfg.cfg_convention, cfg.view_dependent_prompt)
             w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]
             g = w * (eps_cfg.float() - eps.float())  # [B, C, h, w] float32
             g, nonfinite = F.nan_guard(g)

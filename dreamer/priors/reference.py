@@ -263,7 +263,13 @@ class ReferencePrior(Prior):
         return len(self._sets)
 
     def reference_set(self, index: int) -> ReferenceSet:
-        return self._sets[int(index)]
+        return self._materialise(int(index))
+
+    def _materialise(self, index: int) -> ReferenceSet:
+        if self._sets[index] is None and index == self._generic:
+            built = self._build_generic()  # appended at the end by _load_or_render
+            self._sets[index] = built
+        return self._sets[index]
 
     def _render_payload(self, kind: str, **extra) -> dict:
         c = self.config
@@ -309,9 +315,17 @@ class ReferencePrior(Prior):
                                     lambda: render_references(spec, cameras, c))
 
     def generic_index(self) -> int:
-        """The generic set: every library shape × `uncond_colours` × `uncond_views` views."""
-        if self._generic is not None:
-            return self._generic
+        """The generic set: every library shape × `uncond_colours` × `uncond_views` views.
+
+        The index is reserved now and the set is rendered (or loaded) on first use: SDS at
+        guidance scale 1 never needs it, and rendering it cold costs ~20–60 s on 2 cores.
+        """
+        if self._generic is None:
+            self._sets.append(None)  # placeholder, filled by _materialise
+            self._generic = len(self._sets) - 1
+        return self._generic
+
+    def _build_generic(self) -> ReferenceSet:
         from dreamer.shapes import OBJECTS, ObjectSpec
 
         c = self.config
@@ -337,8 +351,7 @@ class ReferencePrior(Prior):
                     out[s * per_shape + views] = render_references(ObjectSpec(shape=shape, colour=colour), orbit[views], c)
             return out
 
-        self._generic = self._load_or_render(key, "generic", cameras, render)
-        return self._generic
+        return self._sets[self._load_or_render(key, "generic", cameras, render)]
 
     # -- the Prior contract -------------------------------------------------------------------
 
@@ -389,7 +402,7 @@ class ReferencePrior(Prior):
     def _packed_set(self, index: int, device: torch.device) -> tuple:
         key = (index, str(device))
         if key not in self._packed:
-            ref_set = self._sets[index]
+            ref_set = self._materialise(index)
             refs = (ref_set.images.reshape(len(ref_set.images), -1).double() * 2.0 - 1.0).to(device)
             dirs = None if ref_set.directions is None else ref_set.directions.to(device)
             self._packed[key] = (refs, (refs * refs).sum(dim=-1), dirs)

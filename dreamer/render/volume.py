@@ -111,7 +111,8 @@ def opacity_sparsity(alpha: torch.Tensor) -> torch.Tensor:
 
 
 def silhouette_iso_level(density: torch.Tensor, voxel_size: float, num_levels: int = 128,
-                         tolerance: float = 0.002) -> float | None:
+                         tolerance: float = 0.002, rendered: torch.Tensor | None = None
+                         ) -> float | None:
     """An iso-level for marching cubes on a density grid [R, R, R], chosen automatically.
 
     Rule: the level whose level-set silhouette best matches the rendered silhouette
@@ -123,12 +124,15 @@ def silhouette_iso_level(density: torch.Tensor, voxel_size: float, num_levels: i
     keeps faint floaters, too high erodes soft surfaces). Candidates are log-spaced up to the
     largest density; when several tie (a sharp-edged field: any level between the outside and
     inside values gives the same outline) the linear middle of the tied range is used, which
-    puts the surface half-way across the step. Returns None when nothing renders opaque.
+    puts the surface half-way across the step. `rendered` (default: `density`) is the grid
+    whose opacity defines the target silhouettes, when the level set is taken of a filtered
+    version of it. Returns None when nothing renders opaque.
     """
     density = density.float()
+    rendered = density if rendered is None else rendered.float()
     targets, maxima = [], []
     for axis in range(3):
-        targets.append((1.0 - torch.exp(-density.sum(dim=axis) * voxel_size)).flatten() > 0.5)
+        targets.append((1.0 - torch.exp(-rendered.sum(dim=axis) * voxel_size)).flatten() > 0.5)
         maxima.append(density.amax(dim=axis).flatten())
     target = torch.cat(targets)  # [3 R²] rendered silhouettes
     peak = torch.cat(maxima)  # [3 R²] max density along each column
@@ -145,3 +149,56 @@ def silhouette_iso_level(density: torch.Tensor, voxel_size: float, num_levels: i
     above = levels[levels > hi]
     hi = float(above[0]) if len(above) else top
     return 0.5 * (lo + hi)
+
+
+def density_to_mesh(density: torch.Tensor, bound: float, level: float | None = None,
+                    smoothing: float = 0.0, fill_holes: bool = True,
+                    min_component_fraction: float = 0.01):
+    """Marching cubes on a density grid [R, R, R] sampled at cell centres of [−bound, bound]³
+    (indexed x, y, z). Returns vertices [V, 3] (world units) and faces [F, 3] (outward winding)
+    as numpy arrays, or None when nothing renders opaque.
+
+    `smoothing` (world units) first box-filters the density over about that width: a fitted
+    NeRF's surface is often a thin, uneven sheet (dense in one cell here, spread thinly over
+    three there) that renders opaque everywhere but has holes at any single level; averaging
+    over a small window turns it into local optical depth per length, which is even. A flat
+    surface stays in place; features thinner than the width thicken.
+    `level` defaults to `silhouette_iso_level`: of the smoothed density, against the outline
+    the unsmoothed one renders. With `fill_holes`, cavities fully enclosed by
+    the level set are filled (a NeRF is often dense only near its surface; the hollow inside
+    would otherwise add inner walls to the exported mesh). Connected parts with fewer cells
+    than `min_component_fraction` of the largest are dropped (floaters).
+    """
+    import numpy as np
+    from scipy import ndimage
+    from skimage import measure
+
+    res = density.shape[0]
+    voxel = 2.0 * bound / res
+    rendered = density
+    k = 2 * int(round(smoothing / voxel / 2)) + 1  # odd kernel, in cells
+    if k > 1:
+        density = torch.nn.functional.avg_pool3d(density[None, None].float(), k, stride=1,
+                                                 padding=k // 2, count_include_pad=False)[0, 0]
+    if level is None:  # the smoothed level set whose outline matches the unsmoothed render
+        level = silhouette_iso_level(density, voxel, rendered=rendered)
+    if level is None or float(density.max()) <= level:
+        return None
+    grid = density.detach().float().cpu().numpy().copy()
+    inside = grid > level
+    if fill_holes:
+        filled = ndimage.binary_fill_holes(inside)
+        grid[filled & ~inside] = 2.0 * level
+        inside = filled
+    if min_component_fraction > 0:
+        labels, n = ndimage.label(inside)
+        if n > 1:
+            sizes = np.bincount(labels.ravel())[1:]  # cells per part
+            small = np.concatenate([[False], sizes < min_component_fraction * sizes.max()])
+            grid[small[labels]] = 0.0
+    # pad with empty space so that surfaces touching the box are closed
+    grid = np.pad(grid, 1, mode="constant", constant_values=0.0)
+    verts, faces, _, _ = measure.marching_cubes(grid, level=level, spacing=(voxel,) * 3)
+    verts = verts - voxel - bound + 0.5 * voxel  # padded index -> world (cell centres)
+    faces = faces[:, ::-1].copy()  # skimage winds inward when inside is the high side
+    return verts.astype(np.float32), faces.astype(np.int64)
