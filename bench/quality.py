@@ -16,7 +16,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import markdown_table, write_section  # noqa: E402
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 PROMPTS = ["a red cube", "a blue sphere", "a green torus", "a yellow cone", "an orange mushroom"]
+
+
+def comparison_row(run_dir: Path, prompt: str, resolution: int = 96):
+    """[H, 8W, 3]: ground truth at 4 azimuths, then the run's NeRF from the same cameras."""
+    import torch
+
+    from dreamer.cameras import turntable
+    from dreamer.export.images import tile_row
+    from dreamer.shapes import parse_prompt, render_spec
+    from dreamer.trainer.outputs import load_run
+
+    _, representation, _ = load_run(run_dir, device="cpu")
+    cams = turntable(4, resolution, elevation=20.0)
+    gt = render_spec(parse_prompt(prompt), cams, supersample=2).rgb
+    with torch.no_grad():
+        ours = representation.render(cams, background=torch.ones(3)).rgb
+    return torch.cat([tile_row(gt), tile_row(ours)], dim=1)
 
 
 def main() -> None:
@@ -32,7 +50,7 @@ def main() -> None:
 
     import dreamer
 
-    rows, ious, errs = [], [], []
+    rows, ious, errs, sheet = [], [], [], []
     for prompt in args.prompts:
         kwargs = {"prior": args.prior, "trainer__progress": False}
         if args.steps:
@@ -45,6 +63,7 @@ def main() -> None:
         ious.append(ev["iou"])
         errs.append(ev["colour_error"])
         rows.append([prompt, ev["iou"], ev["colour_error"], result.metrics["steps"], f"{seconds:.0f}"])
+        sheet.append(comparison_row(result.run_dir, prompt))
         print(f"{prompt:>22}: IoU {ev['iou']:.3f}  colour error {ev['colour_error']:.3f}  {seconds:.0f} s", flush=True)
     rows.append(["**mean**", sum(ious) / len(ious), sum(errs) / len(errs), "", ""])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -52,10 +71,17 @@ def main() -> None:
     print(table)
     print(f"peak memory {peak_mb:.0f} MB")
     if not args.no_write:
+        import torch
+
+        from dreamer.export.images import save_image
+
+        save_image(DOCS / f"quality-{args.prior}.png", torch.cat(sheet, dim=0))
         command = "python bench/quality.py " + " ".join(sys.argv[1:])
         body = (f"SDS + NeRF + `{args.prior}` prior, preset `{args.config}`; eval protocol of `dreamer eval` "
                 f"(8 views, elevation 20°, 128 px). Targets (issue 2, reference prior): mean IoU ≥ 0.85, "
                 f"colour error ≤ 0.08.\n\n{table}\n\nPeak resident memory of the whole benchmark process: {peak_mb:.0f} MB.")
+        body += (f"\n\n![ground truth (left four) and result (right four) per prompt](quality-{args.prior}.png)\n\n"
+                 "Each row: ground truth at azimuth 0/90/180/270°, then the optimised NeRF from the same cameras.")
         write_section(f"quality-{args.prior}", f"Quality: SDS + NeRF + {args.prior} prior", body, command.strip())
 
 

@@ -19,6 +19,12 @@ from dataclasses import dataclass
 
 import torch
 
+__all__ = [
+    "Composite", "ray_aabb", "stratified_samples", "compute_weights", "composite",
+    "over_background", "opacity_entropy", "opacity_sparsity", "silhouette_iso_level",
+    "density_to_mesh",
+]
+
 
 @dataclass
 class Composite:
@@ -64,8 +70,9 @@ def stratified_samples(t_near: torch.Tensor, t_far: torch.Tensor, num_samples: i
     width = (t_far - t_near)[:, None] / num_samples  # [R, 1]
     idx = torch.arange(num_samples, device=t_near.device, dtype=t_near.dtype)  # [N]
     if jitter:
-        u = torch.rand(R, num_samples, generator=generator, device=t_near.device,
-                       dtype=t_near.dtype)  # [R, N]
+        device = generator.device if generator is not None else t_near.device
+        u = torch.rand(R, num_samples, generator=generator, device=device,
+                       dtype=t_near.dtype).to(t_near.device)  # [R, N]
     else:
         u = torch.full((R, num_samples), 0.5, device=t_near.device, dtype=t_near.dtype)
     t = t_near[:, None] + (idx[None, :] + u) * width  # [R, N]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["Background", "BACKGROUNDS"]
+
 BACKGROUNDS = ("learned", "white", "black", "random")
 
 

@@ -8,9 +8,11 @@ stratified render. On CUDA, `backend="auto"` marches rays with nerfacc's `OccGri
 (imported lazily there, fed with this module's own occupancy grid, so checkpoints are the same
 on every device).
 
-Timings (2 shared CPU cores, defaults, training mode, forward+backward of the mean colour):
-see `bench/encodings.py` and the table in `grid_encoding.py`; with the occupancy skip on an
-initial blob, a 64×64 render takes ~60 ms (B=1) and ~230 ms (B=4).
+Timings, defaults (triplane, occupancy skip on the initial blob), training mode, forward +
+backward, best of 5 on 2 shared CPU cores (2 threads; 1 thread in brackets):
+32×32 B=1 11–14 ms (20), B=4 32–38 ms (77); 64×64 B=1 37–43 ms (63), B=4 118–144 ms (208).
+With the skip off (every sample runs the MLP) 64×64 B=1 takes ~150 ms (400). The encoding
+comparison is in `grid_encoding.py` / `bench/encodings.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,6 +34,8 @@ from dreamer.representations.background import BACKGROUNDS, Background
 from dreamer.representations.base import RenderOutput, Representation
 from dreamer.representations.grid_encoding import make_encoding
 
+__all__ = ["NeRF", "NeRFConfig"]
+
 GRIDS = ("triplane", "dense", "hash")
 DENSITY_ACTIVATIONS = ("softplus", "trunc_exp", "relu")
 BACKENDS = ("auto", "torch", "nerfacc")
@@ -41,10 +46,10 @@ SHADINGS = ("albedo", "diffuse")
 class NeRFConfig:
     """Architecture, rendering and optimisation settings of a NeRF."""
 
-    grid: str = "triplane"  # feature grid: "triplane" | "dense" | "hash" (bench/encodings.py)
+    grid: Literal["triplane", "dense", "hash"] = "triplane"  # feature grid (bench/encodings.py)
     grid_resolution: int = 128  # plane / voxel resolution; for "hash" the finest level
     grid_features: int = 8  # channels per plane / voxel / hash level
-    triplane_reduce: str = "concat"  # how the three plane features combine: "concat" | "sum"
+    triplane_reduce: Literal["concat", "sum"] = "concat"  # how the 3 plane features combine
     hash_levels: int = 8  # hash grid: number of levels (coarsest resolution 16)
     hash_log2_table_size: int = 16  # hash grid: log2 of entries per level
     mlp_hidden: int = 32  # hidden width of the MLP from grid features to density + colour
@@ -52,12 +57,12 @@ class NeRFConfig:
     num_samples: int = 64  # samples per ray inside the box (stratified)
     bound: float = 1.0  # the scene is the cube [−bound, bound]³; rays are clipped to it
     near: float = 0.0  # no samples closer than this to the camera
-    density_activation: str = "softplus"  # "softplus" | "trunc_exp" | "relu"
+    density_activation: Literal["softplus", "trunc_exp", "relu"] = "softplus"  # σ = act(raw + blob)
     blob_density: float = 10.0  # init shape: raw density += blob_density·(1 − r/blob_radius)
     blob_radius: float = 0.5  # radius where the blob bias crosses zero (a soft ball at init)
-    shading: str = "albedo"  # "albedo" (colour = albedo) or "diffuse" (Lambert, light at camera)
+    shading: Literal["albedo", "diffuse"] = "albedo"  # diffuse: Lambert, light at camera
     ambient: float = 0.3  # diffuse shading: ambient light fraction
-    background: str = "learned"  # "learned" (MLP of ray direction) | "white" | "black" | "random"
+    background: Literal["learned", "white", "black", "random"] = "learned"  # learned: MLP of ray direction
     lr_grid: float = 1e-2  # Adam learning rate of the feature grid
     lr_mlp: float = 1e-3  # Adam learning rate of the MLP
     lr_background: float = 1e-3  # Adam learning rate of the learned background
@@ -66,7 +71,7 @@ class NeRFConfig:
     occupancy_update_every: int = 16  # re-evaluate the grid every this many steps
     occupancy_decay: float = 0.95  # EMA: cell density = max(decay·old, new)
     occupancy_threshold: float = 0.005  # a cell is empty if a sample step there has alpha below this
-    backend: str = "auto"  # "auto" (nerfacc on CUDA if installed, else torch) | "torch" | "nerfacc"
+    backend: Literal["auto", "torch", "nerfacc"] = "auto"  # auto: nerfacc on CUDA if installed
     mesh_smoothing: float = 0.08  # to_mesh: box-filter width (world units) before meshing
     chunk: int = 262144  # points per field evaluation (occupancy updates, meshes)
 
@@ -84,6 +89,18 @@ class NeRFConfig:
                 raise UserError(f"nerf.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.bound <= 0 or self.blob_radius <= 0:
             raise UserError("nerf.bound and nerf.blob_radius must be positive")
+
+
+def _nerfacc_available() -> tuple[bool, str]:
+    """Import nerfacc and load its CUDA ops (nerfacc JIT-compiles them on first use, which takes
+    minutes once and needs nvcc); (False, reason) if either fails."""
+    try:
+        from nerfacc.cuda._backend import _C
+    except Exception as err:  # ImportError, or a failed JIT build
+        return False, f"{type(err).__name__}: {err}"
+    if _C is None:
+        return False, "nerfacc found no CUDA toolkit to build its ops"
+    return True, ""
 
 
 class _TruncExp(torch.autograd.Function):
@@ -123,7 +140,7 @@ class NeRF(Representation):
         self.register_buffer("occupancy_mask", torch.ones(r, r, r, dtype=torch.bool))
         self.register_buffer("occupancy_updates", torch.zeros((), dtype=torch.long))
         self._nerfacc = None  # (estimator, nerfacc module) once the CUDA path is first used
-        self._warned_backend = False
+        self._nerfacc_ok: bool | None = None  # whether nerfacc's CUDA ops load (checked once)
 
     # ---------------------------------------------------------------- the field
     def _density_bias(self, x: torch.Tensor) -> torch.Tensor:  # [S, 3] -> [S]
@@ -169,7 +186,8 @@ class NeRF(Representation):
         grad = (d[:, :3] - d[:, 3:]) / (2 * eps)  # [S, 3]
         return -F.normalize(grad, dim=-1, eps=1e-9)
 
-    def _chunked(self, fn, x: torch.Tensor) -> list[torch.Tensor]:
+    def _chunked(self, fn, x: torch.Tensor):
+        """fn over x [S, 3] in chunks of `config.chunk`; outputs (or tuples of them) concatenated."""
         outs = [fn(x[i:i + self.config.chunk]) for i in range(0, len(x), self.config.chunk)]
         if not outs:
             return fn(x)
@@ -220,21 +238,20 @@ class NeRF(Representation):
 
     # ---------------------------------------------------------------- rendering
     def _backend(self, device: torch.device) -> str:
+        """"torch" or "nerfacc" for renders on `device` (decided once per model)."""
         want = self.config.backend
         if want == "torch" or (want == "auto" and device.type != "cuda"):
             return "torch"
         if device.type != "cuda":
             raise UserError("nerf.backend = 'nerfacc' needs a CUDA device; use 'auto' or 'torch'")
-        try:
-            import nerfacc  # noqa: F401  (CUDA path only)
-        except ImportError as err:
-            if want == "nerfacc":
-                raise UserError("nerf.backend = 'nerfacc' needs nerfacc: pip install nerfacc") from err
-            if not self._warned_backend:
-                warnings.warn("nerfacc is not installed; using the pure-PyTorch renderer on CUDA")
-                self._warned_backend = True
-            return "torch"
-        return "nerfacc"
+        if self._nerfacc_ok is None:
+            self._nerfacc_ok, why = _nerfacc_available()
+            if not self._nerfacc_ok:
+                if want == "nerfacc":
+                    raise UserError(f"nerf.backend = 'nerfacc' is unavailable ({why}); "
+                                    "pip install nerfacc with a CUDA toolkit, or use backend=torch")
+                warnings.warn(f"nerfacc unavailable ({why}); using the pure-PyTorch renderer on CUDA")
+        return "nerfacc" if self._nerfacc_ok else "torch"
 
     def render(self, camera: Camera, background: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> RenderOutput:
@@ -272,11 +289,19 @@ class NeRF(Representation):
         x = o[rays, None] + d[rays, None] * t[..., None]  # [Rh, N, 3]
         lights = None if light is None else light[rays, None].expand_as(x)
         if self._skip_active():
-            keep = self.occupied(x)  # [Rh, N] bool
-            sig_k, rgb_k = self._shaded_query(x[keep], None if lights is None else lights[keep])
-            sigma = x.new_zeros(keep.shape).masked_scatter(keep, sig_k)  # [Rh, N]
-            rgbs = x.new_zeros(x.shape).masked_scatter(keep[..., None], rgb_k)  # [Rh, N, 3]
-            n = int(keep.sum())
+            occ = self.occupied(x)  # [Rh, N] bool
+            active = occ.any(dim=1)  # rays with at least one sample in an occupied cell
+            rays, t, deltas, x, occ = rays[active], t[active], deltas[active], x[active], occ[active]
+            if lights is not None:
+                lights = lights[active]
+            # flat indices of the samples in occupied cells (index ops: cheap backward)
+            keep = occ.view(-1).nonzero().squeeze(1)  # [S]
+            xs = x.view(-1, 3).index_select(0, keep)  # [S, 3]
+            ls = None if lights is None else lights.reshape(-1, 3).index_select(0, keep)
+            sig_k, rgb_k = self._shaded_query(xs, ls)
+            sigma = x.new_zeros(t.numel()).index_put((keep,), sig_k).view(t.shape)  # [Rh, N]
+            rgbs = x.new_zeros(t.numel(), 3).index_put((keep,), rgb_k).view(x.shape)  # [Rh, N, 3]
+            n = int(keep.numel())
         else:
             sig, col = self._shaded_query(x.reshape(-1, 3),
                                           None if lights is None else lights.reshape(-1, 3))
