@@ -56,7 +56,7 @@ def main() -> None:
         if args.steps:
             kwargs["steps"] = args.steps
         start = time.perf_counter()
-        result = dreamer.generate(prompt, config=args.config, out=Path(args.out) / args.prior / prompt.replace(" ", "-"),
+        result = dreamer.generate(prompt, config=args.config, overwrite=True, out=Path(args.out) / args.prior / prompt.replace(" ", "-"),
                                   dotted=args.overrides, **kwargs)
         seconds = time.perf_counter() - start
         ev = result.metrics["eval"]

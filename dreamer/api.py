@@ -49,32 +49,34 @@ def resolve_config(prompt: str | None = None, config: str | None = "default", do
 
 
 def generate(prompt: str | None = None, *, config: str = "default", out: str | Path | None = None,
-             resume: bool = False, dotted: list[str] | None = None,
+             resume: bool = False, overwrite: bool = False, dotted: list[str] | None = None,
              on_progress: Callable[[ProgressEvent], None] | None = None,
              should_stop: Callable[[], bool] | None = None, **overrides) -> Result:
     """Text → 3D asset. Keyword overrides use `__` for nesting: `guidance__guidance_scale=20`.
 
     With `resume=True` and an existing run folder `out`, the run continues from its checkpoint to
-    its final step using the config saved in the folder (overrides still apply).
+    its final step using the config saved in the folder (overrides still apply). A folder that
+    already holds a run is never overwritten unless `overwrite=True`.
     """
     from dreamer.trainer.outputs import evaluate_outputs, export_outputs
     from dreamer.trainer.trainer import Trainer
 
-    if resume:
-        if out is None:
-            raise UserError("--resume needs the run folder: pass --out RUN_DIR")
-        run = RunFolder(out)
-        if run.config_path.exists():
-            config = str(run.config_path)
-            if prompt is not None:
-                overrides["prompt"] = prompt
-            cfg = resolve_config(None, config, dotted, **overrides)
-        else:
-            cfg = resolve_config(prompt, config, dotted, **overrides)
+    if resume and out is None:
+        raise UserError("--resume needs the run folder: pass --out RUN_DIR")
+    saved = RunFolder(out).config_path if resume else None
+    if saved is not None and saved.exists():
+        # Continue with the folder's own config; a prompt given again is just another override.
+        if prompt is not None:
+            overrides["prompt"] = prompt
+        cfg = resolve_config(None, str(saved), dotted, **overrides)
     else:
         cfg = resolve_config(prompt, config, dotted, **overrides)
     cfg.validate()
-    run = RunFolder(out if out is not None else default_run_dir(cfg.prompt)).prepare()
+    run = RunFolder(out if out is not None else default_run_dir(cfg.prompt))
+    if not resume and not overwrite and run.has_checkpoint():
+        raise UserError(f"'{run.root}' already holds a run: pass --resume to continue it, "
+                        "--overwrite to start it again, or choose another --out")
+    run.prepare()
     trainer = Trainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
     train = trainer.fit(resume=resume)
     trainer.representation.eval()

@@ -1,4 +1,4 @@
-"""The `dreamer` command line: generate, export, eval.
+"""The `dreamer` command line: generate, export, eval, presets, prior (train / sample the tiny prior).
 
 User mistakes print one line `error: ...` and exit 2; a diverged run exits 1; Ctrl-C saves a
 checkpoint and exits 130. Nothing here does math.
@@ -29,6 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", help="run folder (default: runs/<time>-<prompt>)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     g.add_argument("--resume", action="store_true", help="continue the run folder given by --out")
+    g.add_argument("--overwrite", action="store_true", help="start again in a --out folder that holds a run")
     g.add_argument("--formats", help="extra export formats, comma separated: obj,ply")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. guidance.guidance_scale=20")
@@ -44,6 +45,38 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("run_dir")
 
     sub.add_parser("presets", help="list the presets in configs/")
+
+    pr = sub.add_parser("prior", help="train or sample the embedded tiny prior",
+                        description="Train the tiny prior on shape-library renders, or sample from it.")
+    psub = pr.add_subparsers(dest="prior_command", required=True, metavar="ACTION")
+    t = psub.add_parser("train", help="train (or resume training) the tiny prior",
+                        description="Train the tiny prior into --out; resumes automatically from a checkpoint there.")
+    t.add_argument("--out", default="assets/priors/tiny", help="out folder (default: assets/priors/tiny)")
+    t.add_argument("--steps", type=int, help="total steps to reach (default: the planned 2-hour run)")
+    t.add_argument("--batch-size", type=int, help="images per step")
+    t.add_argument("--seed", type=int, help="training seed")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    mode = t.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
+    mode.add_argument("--fresh", action="store_true", help="start over even if --out has a checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="training config overrides, e.g. lr=3e-4 unet.block_out_channels=[32,64,128]")
+    s = psub.add_parser("sample", help="a grid of DDIM samples around an object",
+                        description="Sample PROMPT from the tiny prior at --views azimuths; writes a PNG grid.")
+    s.add_argument("prompt", help='what to draw, e.g. "a red chair"')
+    s.add_argument("--views", type=int, default=8, help="azimuths, evenly spaced from the front (default: 8)")
+    s.add_argument("--out", default="prior-sample.png", help="PNG file to write (default: prior-sample.png)")
+    s.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
+    s.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default: 3)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    s.add_argument("--negative", default="", help="negative prompt (default: the empty prompt)")
+    s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees (default: 20)")
+    s.add_argument("--distance", type=float, default=2.8, help="camera distance (default: 2.8)")
+    s.add_argument("--truth", action="store_true", help="add a row of shape-library renders of the prompt from the same cameras")
+    s.add_argument("--weights", default="assets/priors/tiny", help="weights folder (default: assets/priors/tiny)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
     return p
 
 
@@ -69,7 +102,8 @@ def _generate(args) -> int:
         overrides["export.formats"] = [f.strip() for f in args.formats.split(",") if f.strip()]
     if args.quiet:
         overrides["trainer.progress"] = False
-    result = generate(prompt, config=args.config, out=args.out, resume=args.resume, dotted=dotted,
+    result = generate(prompt, config=args.config, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                      dotted=dotted,
                       **{k.replace(".", "__"): v for k, v in overrides.items()})
     print(f"run folder: {result.run_dir}")
     for name, path in result.exports.items():
@@ -105,16 +139,71 @@ def _presets(args) -> int:
     return 0
 
 
+_RESUMABLE_KEYS = {"steps", "batch_size", "checkpoint_every", "log_every", "device", "threads"}
+
+
+def _prior_train(args) -> int:
+    from dreamer.config import merge, nested_update, parse_override
+    from dreamer.priors.tiny.checkpoint import checkpoint_path
+    from dreamer.priors.tiny.train import TinyTrainConfig, train
+
+    updates: dict = {}
+    for item in args.overrides:
+        path, value = parse_override(item)
+        nested_update(updates, path, value)
+    for key in ("steps", "batch_size", "seed", "device", "threads"):
+        value = getattr(args, key)
+        if value is not None:
+            updates[key] = value
+    config = merge(TinyTrainConfig(), updates, prefix="train")
+    resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
+    fixed = sorted(set(updates) - _RESUMABLE_KEYS)
+    if resuming and fixed:
+        raise UserError(f"{args.out} holds a run to resume, whose {', '.join(fixed)} cannot change: "
+                        "drop those settings, or pass --fresh to start over")
+    summary = train(config, args.out, resume=True if args.resume else (False if args.fresh else None),
+                    progress=not args.quiet)
+    print(f"tiny prior: {summary.step} steps, final loss {summary.final_loss:.4f}, "
+          f"{summary.steps_per_second:.2f} steps/s this session")
+    print(f"written: {args.out}/model.safetensors, config.json, TRAINING.md")
+    return 0
+
+
+def _prior_sample(args) -> int:
+    from dreamer.cameras import turntable
+    from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig
+    from dreamer.priors.tiny.sample import ground_truth_views, sample_views, save_grid
+
+    if args.views < 1 or args.steps < 1:
+        raise UserError("--views and --steps must be positive")
+    prior = TinyPrior(TinyPriorConfig(weights=args.weights), device=args.device)
+    cameras = turntable(args.views, prior.image_size, elevation=args.elevation, distance=args.distance,
+                        fovy=float(prior.info.data.get("fovy", 42.5)))
+    images = sample_views(prior, args.prompt, cameras, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                          negative_prompt=args.negative)
+    if args.truth:
+        import torch
+
+        images = torch.cat([images, ground_truth_views(args.prompt, cameras)])
+    print(f"written: {save_grid(images, args.out, columns=args.views)}")
+    return 0
+
+
+def _prior(args) -> int:
+    return {"train": _prior_train, "sample": _prior_sample}[args.prior_command](args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     # key=value overrides may come after options, which argparse's positional matching rejects.
     args, extra = parser.parse_known_args(argv)
-    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.command != "generate"]
+    takes_overrides = isinstance(getattr(args, "overrides", None), list)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or not takes_overrides]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
-    handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets}[args.command]
+    handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets, "prior": _prior}[args.command]
     try:
         return handler(args)
     except (UserError, TrainingDiverged, Interrupted) as e:

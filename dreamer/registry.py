@@ -33,6 +33,8 @@ REPRESENTATIONS: dict[str, Entry] = {
 PRIORS: dict[str, Entry] = {
     "reference": Entry("dreamer.priors.reference", "ReferencePriorConfig", "ReferencePrior",
                        summary="exact denoiser over shape-library renders (no weights)"),
+    "tiny": Entry("dreamer.priors.tiny.prior", "TinyPriorConfig", "TinyPrior",
+                  summary="the project's small text + camera conditioned pixel UNet (weights from `dreamer prior train`)"),
     "sd15": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",
                   {"model": "sd15"}, "Stable Diffusion 1.5 (diffusers)"),
     "sd21": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",

@@ -89,6 +89,18 @@ def test_output_folder_not_writable(tmp_path, capsys):
     assert code == 2 and "cannot create output folder" in err
 
 
+def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, tiny_run, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["generate", "a red cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)[0] == 0
+    before = (out / "checkpoints" / "last.pt").read_bytes()
+    code, _, err = run_cli(["generate", "a blue cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)
+    assert code == 2 and "already holds a run" in err
+    assert (out / "checkpoints" / "last.pt").read_bytes() == before
+    code, _, _ = run_cli(["generate", "a blue cube", "--steps", "2", "--out", str(out), "--quiet", "--overwrite",
+                          *tiny_run], capsys)
+    assert code == 0 and "blue" in (out / "config.yaml").read_text()
+
+
 def test_bad_input_subprocess_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dreamer", "generate", "", "--out", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=120)

@@ -70,13 +70,12 @@ def export_outputs(config: RunConfig, representation, run: RunFolder, formats: l
 
 def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: int) -> dict | None:
     """eval.json for prompts of the shape library (None for other prompts)."""
-    from dreamer.errors import UserError as _UserError
     from dreamer.eval.metrics import evaluate_representation
     from dreamer.shapes import parse_prompt
 
     try:
         parse_prompt(config.prompt)
-    except _UserError:
+    except UserError:  # not a library prompt: there is no ground truth
         return None
     device = next(representation.parameters()).device
     result = evaluate_representation(representation, config.prompt, device).to_dict()

@@ -1,0 +1,114 @@
+"""The network of the `tiny` prior: a small diffusers UNet2DConditionModel in pixel space.
+
+Inputs: x_t [B, 3, S, S] (pixels in [−1, 1], noised), t [B], token embeddings [B, L, 384]
+(all-MiniLM-L6-v2, attended by cross-attention blocks at the lower resolutions) and camera
+features [B, 6] added to the time embedding through the UNet's `class_embed_type="projection"`
+MLP (Linear → SiLU → Linear into the time-embedding width):
+
+    camera_features(az, el, d) = (sin az, cos az, sin el, cos el, (d − 2.8) / 0.4, 1)
+    no camera (dropout / camera-free)    = (0, 0, 0, 0, 0, 0)
+
+The last entry flags "a camera is given"; the all-zero vector is the learned "no camera" input
+(the MLP's biases make its embedding a learned constant). Output: v-prediction,
+v = α_t ε − σ_t x0 (ε̂ = σ_t x_t + α_t v̂; see `v_to_eps`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from dreamer.errors import UserError
+from dreamer.priors.tiny.text import TEXT_DIM
+
+CAMERA_DIM = 6
+DISTANCE_CENTRE = 2.8  # camera distance mapped to 0 in the features
+DISTANCE_SCALE = 0.4  # distance offset mapped to ±1
+
+
+@dataclass
+class TinyUNetConfig:
+    """Architecture of the tiny prior's UNet (stored in the weights folder's config.json)."""
+
+    image_size: int = 32  # side of the square images, pixels
+    block_out_channels: tuple[int, ...] = (64, 128, 192)  # channels per resolution level (32, 16, 8 px at 32 px)
+    cross_attention: tuple[bool, ...] = (False, True, True)  # levels with self + cross-attention blocks
+    layers_per_block: int = 1  # ResNet blocks per level on the way down (the way up has one more)
+    attention_head_dim: int = 32  # channels per attention head
+    norm_num_groups: int = 32  # GroupNorm groups (must divide every channel count)
+    text_dim: int = TEXT_DIM  # width of the token embeddings (MiniLM: 384)
+    camera_dim: int = CAMERA_DIM  # width of the camera features
+
+    def __post_init__(self) -> None:
+        self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
+        self.cross_attention = tuple(bool(c) for c in self.cross_attention)
+        if len(self.block_out_channels) != len(self.cross_attention):
+            raise UserError("tiny model: block_out_channels and cross_attention need one entry per level")
+        if any(c % self.norm_num_groups for c in self.block_out_channels):
+            raise UserError(f"tiny model: norm_num_groups {self.norm_num_groups} must divide every channel count")
+        if self.image_size % (2 ** (len(self.block_out_channels) - 1)):
+            raise UserError("tiny model: image_size must be divisible by 2^(levels − 1)")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TinyUNetConfig":
+        return cls(**d)
+
+
+def build_unet(config: TinyUNetConfig):
+    """A freshly initialised UNet2DConditionModel (float32) for `config`."""
+    from diffusers import UNet2DConditionModel
+
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in config.cross_attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.cross_attention))
+    heads = tuple(max(1, c // config.attention_head_dim) for c in config.block_out_channels)
+    return UNet2DConditionModel(
+        sample_size=config.image_size,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=down,
+        up_block_types=up,
+        mid_block_type="UNetMidBlock2DCrossAttn",
+        block_out_channels=config.block_out_channels,
+        layers_per_block=config.layers_per_block,
+        norm_num_groups=config.norm_num_groups,
+        cross_attention_dim=config.text_dim,
+        attention_head_dim=heads,  # diffusers' legacy name: this is the number of heads per level
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=config.camera_dim,
+    )
+
+
+def camera_features(spherical: torch.Tensor | None, batch: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """[B, 6] features of cameras given as [B, 3] (azimuth°, elevation°, distance); None -> zeros."""
+    if spherical is None:
+        return torch.zeros(batch, CAMERA_DIM, device=device, dtype=dtype)
+    assert spherical.shape == (batch, 3), (tuple(spherical.shape), batch)
+    az, el = torch.deg2rad(spherical[:, 0].float()), torch.deg2rad(spherical[:, 1].float())
+    dist = (spherical[:, 2].float() - DISTANCE_CENTRE) / DISTANCE_SCALE
+    feats = torch.stack([az.sin(), az.cos(), el.sin(), el.cos(), dist, torch.ones_like(dist)], dim=-1)
+    return feats.to(device=device if device is not None else spherical.device, dtype=dtype)
+
+
+def drop_cameras(features: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    """Zero the features of the rows where `drop` [B] is True (camera dropout)."""
+    return torch.where(drop[:, None], torch.zeros_like(features), features)
+
+
+def v_target(x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """v = α ε − σ x0 (α, σ broadcastable, [B, 1, 1, 1])."""
+    return alpha * eps - sigma * x0
+
+
+def v_to_eps(v: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """ε = σ x_t + α v."""
+    return sigma * x_t + alpha * v
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

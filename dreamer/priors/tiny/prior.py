@@ -1,0 +1,152 @@
+"""`TinyPrior`: the trained tiny UNet behind the `Prior` contract (pixel space, camera-conditioned).
+
+encode_images: resize to the model's size (bilinear, antialiased when shrinking) and map to
+2x − 1, differentiable; decode: back to [0, 1]. encode_prompt: MiniLM token embeddings
+[1, L, 384] of the prompt, the negative prompt (the empty prompt when none: the
+prompt-dropout embedding the model was trained with) and the empty prompt. predict_noise: the
+UNet's v̂ turned into ε̂ = σ_t x_t + α_t v̂, with the camera's (azimuth, elevation, distance)
+features when a camera is given, the learned "no camera" input when `camera` is None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from dreamer.cameras import Camera
+from dreamer.errors import UserError
+from dreamer.priors.base import Prior, PromptEmbedding
+from dreamer.priors.reference import make_alphas_cumprod
+from dreamer.priors.tiny.model import camera_features
+from dreamer.priors.tiny.text import TextEncoder
+from dreamer.priors.tiny.weights import TinyModelInfo, has_weights, load_weights
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the checkout that holds dreamer/ and assets/
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class TinyPriorConfig:
+    """Settings of the embedded `tiny` prior."""
+
+    weights: str = "assets/priors/tiny"  # weights folder; a relative path is looked up in the current folder, then the dreamer checkout
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # network dtype; auto = fp16 on CUDA, fp32 on CPU
+
+    def resolved_weights(self) -> Path:
+        path = Path(self.weights).expanduser()
+        if path.is_absolute() or has_weights(path):
+            return path
+        in_source = _SOURCE_ROOT / path
+        return in_source if has_weights(in_source) else path
+
+
+def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in _DTYPES:
+        raise UserError(f"tiny prior: unknown dtype {name!r}: use auto, fp32, fp16 or bf16")
+    return _DTYPES[name]
+
+
+class TinyPrior(Prior):
+    """The project's own small text + camera conditioned pixel diffusion model."""
+
+    camera_conditioned = True
+
+    def __init__(self, config: TinyPriorConfig | None = None, device: str | torch.device = "cpu", *,
+                 unet: torch.nn.Module | None = None, info: TinyModelInfo | None = None,
+                 encoder: TextEncoder | None = None) -> None:
+        """Loads `config.weights`; or wraps an in-memory `unet` + `info` (tests, training previews)."""
+        super().__init__()
+        self.config = config if config is not None else TinyPriorConfig()
+        device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                              "cpu" if device == "auto" else device)
+        self.model_dtype = _resolve_dtype(self.config.dtype, device)
+        if unet is None:
+            folder = self.config.resolved_weights()
+            if not has_weights(folder):
+                raise UserError(f"the tiny prior has no weights in {folder}: run `dreamer prior train` "
+                                f"(about 2 hours on 2 CPU cores), or pick another prior with --prior reference")
+            unet, info = load_weights(folder)
+        if info is None:
+            raise ValueError("TinyPrior(unet=...) needs the matching TinyModelInfo")
+        self.unet = unet.to(device=device, dtype=self.model_dtype).eval().requires_grad_(False)
+        self.info = info
+        self.schedule = info.schedule
+        self.image_size = int(info.unet.image_size)
+        self.latent_shape = (3, self.image_size, self.image_size)
+        self.num_train_timesteps = int(info.schedule.num_train_timesteps)
+        acp = make_alphas_cumprod(self.num_train_timesteps, info.schedule.beta_schedule)
+        self.register_buffer("alphas_cumprod", acp.to(device), persistent=False)  # [T]
+        self._encoder = encoder
+        self._prompt_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.alphas_cumprod.device
+
+    # -- prompts
+
+    def _encode(self, text: str) -> torch.Tensor:  # [1, L, D] float32 on the prior's device
+        if text not in self._prompt_cache:
+            if self._encoder is None:
+                from dreamer.priors.tiny.text import MiniLMEncoder
+
+                self._encoder = MiniLMEncoder(self.info.max_length)
+            self._prompt_cache[text] = self._encoder([text]).float().to(self.device)
+        return self._prompt_cache[text]
+
+    def encode_prompt(self, prompt: str, negative_prompt: str = "", view_dependent: bool = False) -> PromptEmbedding:
+        """`view_dependent` is ignored: this prior takes the camera itself."""
+        empty = self._encode("")
+        uncond = self._encode(negative_prompt) if negative_prompt and negative_prompt.strip() else empty
+        return PromptEmbedding(prompt=prompt, negative_prompt=negative_prompt, cond=self._encode(prompt),
+                               uncond=uncond, views={}, empty=empty)
+
+    # -- images
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] in [0,1] -> [B,3,S,S] in [−1,1]; differentiable."""
+        assert rgb.ndim == 4 and rgb.shape[1] == 3, rgb.shape
+        size = self.image_size
+        if tuple(rgb.shape[-2:]) != (size, size):
+            shrink = rgb.shape[-1] > size or rgb.shape[-2] > size
+            rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+        return rgb * 2.0 - 1.0
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return ((z + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    # -- noise prediction
+
+    def _spherical(self, camera: Camera, batch: int) -> torch.Tensor:  # [B, 3]
+        sph = camera.spherical().float()
+        if len(sph) == batch:
+            return sph
+        if len(sph) >= 1 and batch % len(sph) == 0:  # B/k cameras tiled k times (e.g. CFG's [x; x])
+            return sph.repeat(batch // len(sph), 1)
+        raise ValueError(f"{len(sph)} cameras for a batch of {batch}")
+
+    @torch.no_grad()
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                      camera: Camera | None = None) -> torch.Tensor:
+        """ε̂ [B, 3, S, S] in x_t's dtype; t [B] or a scalar; embedding [B, L, 384]."""
+        batch, device = x_t.shape[0], self.device
+        assert tuple(x_t.shape[1:]) == self.latent_shape, (tuple(x_t.shape), self.latent_shape)
+        t = torch.as_tensor(t, device=device)
+        t = (t.round() if t.is_floating_point() else t).long().reshape(-1).clamp(0, self.num_train_timesteps - 1)
+        if t.numel() == 1:
+            t = t.expand(batch)
+        assert embedding.shape[0] == batch, (tuple(embedding.shape), batch)
+        sph = self._spherical(camera, batch).to(device) if camera is not None else None
+        cams = camera_features(sph, batch, device=device, dtype=self.model_dtype)  # [B, 6]
+        dtype = self.model_dtype
+        v = self.unet(x_t.to(device, dtype), t, encoder_hidden_states=embedding.to(device, dtype),
+                      class_labels=cams).sample.float()
+        abar = self.alphas_cumprod[t].float().reshape(batch, 1, 1, 1)
+        eps = (1.0 - abar).sqrt() * x_t.to(device).float() + abar.sqrt() * v  # ε = σ x_t + α v
+        return eps.to(x_t.dtype)

@@ -1,0 +1,78 @@
+"""DDIM sampling from a tiny prior with classifier-free guidance, and image grids.
+
+`sample_views` runs diffusers' DDIMScheduler (η = 0, "trailing" spacing so the first step starts
+from pure noise at t = T − 1, x̂0 clipped to [−1, 1] as usual in pixel space) on the prior's ε̂;
+guidance is ε̂ = ε̂_u + s (ε̂_c − ε̂_u) from one batched call on [cond; uncond], both with the
+view's camera. All noise comes from a generator seeded with `seed`: same seed, same images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dreamer.cameras import Camera
+from dreamer.priors.base import Prior
+
+
+def ddim_scheduler(prior: Prior, steps: int):
+    """A DDIMScheduler matching the prior's schedule, set to `steps` steps (ε-prediction: the Prior contract)."""
+    from diffusers import DDIMScheduler
+
+    s = prior.schedule
+    scheduler = DDIMScheduler(num_train_timesteps=s.num_train_timesteps, beta_start=s.beta_start, beta_end=s.beta_end,
+                              beta_schedule=s.beta_schedule, prediction_type="epsilon", clip_sample=True,
+                              set_alpha_to_one=False, timestep_spacing="trailing")
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
+@torch.no_grad()
+def sample_views(prior: Prior, prompt: str, cameras: Camera, steps: int = 50, guidance: float = 3.0,
+                 seed: int = 0, negative_prompt: str = "") -> torch.Tensor:
+    """[N, 3, S, S] images in [0, 1], one per camera, for `prompt`."""
+    n, size = len(cameras), prior.image_size
+    emb = prior.encode_prompt(prompt, negative_prompt)
+    cond, uncond = emb.conditional(None, n), emb.unconditional(n)
+    text = torch.cat([cond, uncond.to(cond.dtype)])  # [2N, L, D]
+    cams2 = Camera(cameras.c2w.repeat(2, 1, 1), cameras.fovy.repeat(2), cameras.width, cameras.height)
+    gen = torch.Generator().manual_seed(int(seed))
+    x = torch.randn(n, 3, size, size, generator=gen).to(prior.alphas_cumprod.device)  # [N, 3, S, S]
+    scheduler = ddim_scheduler(prior, steps)
+    for t in scheduler.timesteps:
+        t_in = torch.full((2 * n,), int(t), dtype=torch.long, device=x.device)
+        eps_c, eps_u = prior.predict_noise(torch.cat([x, x]), t_in, text, cams2).float().chunk(2)
+        eps = eps_u + guidance * (eps_c - eps_u)
+        x = scheduler.step(eps, t, x, eta=0.0).prev_sample
+    return prior.decode(x).cpu()
+
+
+def save_grid(images: torch.Tensor, path: Path | str, columns: int | None = None, scale: int = 4) -> Path:
+    """Write [N, 3, S, S] images in [0, 1] as one PNG grid (nearest-neighbour upscaled `scale`×)."""
+    from PIL import Image
+
+    from dreamer.io import atomic_save
+
+    n, _, h, w = images.shape
+    columns = columns or n
+    rows = (n + columns - 1) // columns
+    pad = 2
+    grid = torch.ones(3, rows * (h * scale + pad) + pad, columns * (w * scale + pad) + pad)
+    big = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        y, x = pad + r * (h * scale + pad), pad + c * (w * scale + pad)
+        grid[:, y:y + h * scale, x:x + w * scale] = big[i]
+    array = (grid.clamp(0, 1).permute(1, 2, 0) * 255).round().byte().numpy()
+    path = Path(path)
+    atomic_save(path, lambda tmp: Image.fromarray(array).save(tmp))
+    return path
+
+
+def ground_truth_views(prompt: str, cameras: Camera, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
+    """[N, 3, S, S] shape-library renders of `prompt` (UserError when it names no library object)."""
+    from dreamer.shapes import parse_prompt, render_spec
+
+    out = render_spec(parse_prompt(prompt), cameras, background=background, supersample=2)
+    return out.rgb.permute(0, 3, 1, 2).contiguous()

