@@ -182,9 +182,13 @@ class Trainer:
     def _progress_bar(self, initial: int):
         if not self.config.trainer.progress:
             return None
+        import sys
+
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.config.steps, initial=initial, desc="dreamer", unit="step", dynamic_ncols=True)
+        # In a log file (not a terminal) every refresh is a new line: refresh less often there.
+        return tqdm(total=self.config.steps, initial=initial, desc="dreamer", unit="step", dynamic_ncols=True,
+                    mininterval=0.1 if sys.stderr.isatty() else 5.0)
 
     # -- previews -------------------------------------------------------------------------
     @torch.no_grad()
