@@ -30,6 +30,8 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/demo.py
+	$(BIN)/python bench/encodings.py --write
 
 clean:
 	rm -rf $(VENV) runs
