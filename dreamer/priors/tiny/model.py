@@ -33,8 +33,8 @@ class TinyUNetConfig:
     """Architecture of the tiny prior's UNet (stored in the weights folder's config.json)."""
 
     image_size: int = 32  # side of the square images, pixels
-    block_out_channels: tuple[int, ...] = (64, 128, 192)  # channels per resolution level (32, 16, 8 px at 32 px)
-    cross_attention: tuple[bool, ...] = (False, True, True)  # levels with self + cross-attention blocks
+    block_out_channels: tuple[int, ...] = (32, 64, 128)  # channels per resolution level (32, 16, 8 px at 32 px)
+    cross_attention: tuple[bool, ...] = (False, False, True)  # levels with self + cross-attention blocks (the mid block always has one)
     layers_per_block: int = 1  # ResNet blocks per level on the way down (the way up has one more)
     attention_head_dim: int = 32  # channels per attention head
     norm_num_groups: int = 32  # GroupNorm groups (must divide every channel count)
@@ -108,6 +108,14 @@ def v_target(x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: to
 def v_to_eps(v: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """ε = σ x_t + α v."""
     return sigma * x_t + alpha * v
+
+
+def move(unet: torch.nn.Module, device, dtype: torch.dtype) -> torch.nn.Module:
+    """`unet` on `device` in `dtype`; the dtype cast only when it changes (diffusers warns on every cast)."""
+    unet = unet.to(device)
+    if next(unet.parameters()).dtype != dtype:
+        unet = unet.to(dtype)
+    return unet
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -21,7 +21,7 @@ from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.priors.base import Prior, PromptEmbedding
 from dreamer.priors.reference import make_alphas_cumprod
-from dreamer.priors.tiny.model import camera_features
+from dreamer.priors.tiny.model import camera_features, move
 from dreamer.priors.tiny.text import TextEncoder
 from dreamer.priors.tiny.weights import TinyModelInfo, has_weights, load_weights
 
@@ -74,7 +74,7 @@ class TinyPrior(Prior):
             unet, info = load_weights(folder)
         if info is None:
             raise ValueError("TinyPrior(unet=...) needs the matching TinyModelInfo")
-        self.unet = unet.to(device=device, dtype=self.model_dtype).eval().requires_grad_(False)
+        self.unet = move(unet, device, self.model_dtype).eval().requires_grad_(False)
         self.info = info
         self.schedule = info.schedule
         self.image_size = int(info.unet.image_size)

@@ -18,7 +18,7 @@ import torch
 
 from dreamer.errors import UserError
 from dreamer.io import atomic_save, atomic_write_text
-from dreamer.priors.tiny.model import TinyUNetConfig, build_unet
+from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, move
 
 FORMAT = "dreamer-tiny-prior-v1"
 MODEL_FILE = "model.safetensors"
@@ -94,4 +94,4 @@ def load_weights(folder: Path | str, dtype: torch.dtype = torch.float32, device=
     except Exception as exc:
         raise UserError(f"tiny prior weights in {folder} are unreadable ({type(exc).__name__}: {exc}): "
                         "run `dreamer prior train` again") from exc
-    return unet.to(device=device, dtype=dtype).eval().requires_grad_(False), info
+    return move(unet, device, dtype).eval().requires_grad_(False), info
