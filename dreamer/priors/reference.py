@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from dreamer.cameras import Camera, from_spherical
 from dreamer.errors import UserError
 from dreamer.priors import reference_cache
+from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.base import Prior, PromptEmbedding
 
 __all__ = [
@@ -378,15 +379,10 @@ class ReferencePrior(Prior):
 
     def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
         """[B,3,H,W] in [0,1] -> [B,3,S,S] in [−1,1]; bilinear (antialiased when shrinking), differentiable."""
-        assert rgb.ndim == 4 and rgb.shape[1] == 3, rgb.shape
-        size = self.image_size
-        if tuple(rgb.shape[-2:]) != (size, size):
-            shrink = rgb.shape[-1] > size or rgb.shape[-2] > size
-            rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
-        return rgb * 2.0 - 1.0
+        return encode_pixels(rgb, self.image_size)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return ((z + 1.0) / 2.0).clamp(0.0, 1.0)
+        return decode_pixels(z)
 
     def _alpha_sigma(self, t: torch.Tensor, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         t = torch.as_tensor(t, device=device)
