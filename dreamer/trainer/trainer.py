@@ -175,8 +175,6 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if resumed_from == c.steps:
-            self.save_checkpoint()
         return TrainResult(self.step, self.last_loss, time.perf_counter() - start_time, resumed_from)
 
     def _progress_bar(self, initial: int):
