@@ -109,9 +109,15 @@ def _generate(args) -> int:
     for name, path in result.exports.items():
         print(f"{name:>6}: {path}")
     if "eval" in result.metrics:
-        ev = result.metrics["eval"]
-        print(f"  eval: IoU {ev['iou']:.3f}, colour error {ev['colour_error']:.3f}")
+        print(f"  eval: {_eval_line(result.metrics['eval'])}")
     return 0
+
+
+def _eval_line(ev: dict) -> str:
+    line = f"IoU {ev['iou']:.3f}, colour error {ev['colour_error']:.3f}"
+    if ev.get("r_precision") is not None:
+        line += f", R-precision {ev['r_precision']:.3f}"
+    return line
 
 
 def _export(args) -> int:
@@ -127,7 +133,7 @@ def _eval(args) -> int:
     from dreamer.api import evaluate
 
     result = evaluate(args.run_dir)
-    print(f"IoU {result['iou']:.3f}  colour error {result['colour_error']:.3f}  ({result['views']} views)")
+    print(f"{_eval_line(result)}  ({result['views']} views)")
     print(f"written: {args.run_dir}/eval.json")
     return 0
 

@@ -49,9 +49,11 @@ def test_ground_truth_scores_perfectly_and_wrong_objects_do_not():
     perfect = evaluate_representation(OracleRepresentation("a red cube"), "a red cube")
     assert perfect.iou == pytest.approx(1.0) and perfect.colour_error == pytest.approx(0.0, abs=1e-6)
     assert len(perfect.per_view_iou) == 8
+    assert perfect.r_precision == 1.0 and perfect.predicted_prompts == ["a red cube"] * 8
     wrong_colour = evaluate_representation(OracleRepresentation("a blue cube"), "a red cube")
     assert wrong_colour.iou == pytest.approx(1.0) and wrong_colour.colour_error > 0.3
+    assert wrong_colour.r_precision == 0.0 and set(wrong_colour.predicted_prompts) == {"a blue cube"}
     wrong_shape = evaluate_representation(OracleRepresentation("a red torus"), "a red cube")
-    assert wrong_shape.iou < 0.8
+    assert wrong_shape.iou < 0.8 and wrong_shape.r_precision == 0.0
     shifted = evaluate_representation(OracleRepresentation("a red cube", shift_px=6), "a red cube")
     assert 0.5 < shifted.iou < 0.95

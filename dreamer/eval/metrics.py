@@ -2,12 +2,16 @@
 
 Protocol (issue 2): 8 views at elevation 20°, azimuth every 45° starting at the front, 128 px,
 the default orbit's middle distance and field of view; foreground = alpha > 0.5; colour error =
-mean absolute RGB difference over pixels that are foreground in both (renders over white).
+mean absolute RGB difference over pixels that are foreground in both (renders over white);
+R-precision (issue 3) = share of the same views whose own prompt the evaluator classifier ranks
+first among the library prompts (dreamer.eval.rprecision; None when the evaluator is missing).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+import logging
 
 import torch
 
@@ -16,6 +20,8 @@ from dreamer.cameras import Camera, OrbitConfig, turntable
 EVAL_VIEWS = 8
 EVAL_ELEVATION = 20.0
 EVAL_RESOLUTION = 128
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +33,8 @@ class EvalResult:
     per_view_colour_error: list[float]
     views: int
     resolution: int
+    r_precision: float | None = None  # share of views whose prompt the evaluator ranks first
+    predicted_prompts: list[str] | None = None  # the evaluator's top prompt per view
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,5 +77,23 @@ def evaluate_representation(representation, prompt: str, device: torch.device | 
     alpha = torch.cat([r.alpha.float().cpu() for r in renders])
     ious = silhouette_iou(alpha, gt.alpha)
     errs = colour_error(rgb, gt.rgb, alpha, gt.alpha)
-    return EvalResult(spec.prompt, float(ious.mean()), float(errs.mean()), ious.tolist(), errs.tolist(),
-                      len(cams), resolution)
+    result = EvalResult(spec.prompt, float(ious.mean()), float(errs.mean()), ious.tolist(), errs.tolist(),
+                        len(cams), resolution)
+    retrieval = renders_r_precision(rgb.permute(0, 3, 1, 2), spec)
+    if retrieval is not None:
+        result.r_precision, result.predicted_prompts = retrieval.r_precision, retrieval.predicted
+    return result
+
+
+def renders_r_precision(images: torch.Tensor, spec):
+    """R-precision of [B, 3, H, W] renders with the shipped evaluator (None, with a warning, when it is missing)."""
+    from dreamer.errors import UserError
+    from dreamer.eval.classifier import default_evaluator
+    from dreamer.eval.rprecision import r_precision
+
+    try:
+        evaluator = default_evaluator()
+    except UserError as exc:
+        log.warning("R-precision skipped: %s", exc)
+        return None
+    return r_precision(images, spec, evaluator)

@@ -32,9 +32,19 @@ def ddim_scheduler(prior: Prior, steps: int):
 def sample_views(prior: Prior, prompt: str, cameras: Camera, steps: int = 50, guidance: float = 3.0,
                  seed: int = 0, negative_prompt: str = "") -> torch.Tensor:
     """[N, 3, S, S] images in [0, 1], one per camera, for `prompt`."""
+    return sample_images(prior, [prompt] * len(cameras), cameras, steps, guidance, seed, negative_prompt)
+
+
+@torch.no_grad()
+def sample_images(prior: Prior, prompts: list[str], cameras: Camera, steps: int = 50, guidance: float = 3.0,
+                  seed: int = 0, negative_prompt: str = "") -> torch.Tensor:
+    """[N, 3, S, S] images in [0, 1]: image i shows prompts[i] from camera i (one batched DDIM run)."""
     n, size = len(cameras), prior.image_size
-    emb = prior.encode_prompt(prompt, negative_prompt)
-    cond, uncond = emb.conditional(None, n), emb.unconditional(n)
+    if len(prompts) != n:
+        raise ValueError(f"{len(prompts)} prompts for {n} cameras")
+    encoded = {p: prior.encode_prompt(p, negative_prompt) for p in dict.fromkeys(prompts)}
+    cond = torch.cat([encoded[p].conditional(None, 1) for p in prompts])  # [N, L, D]
+    uncond = torch.cat([encoded[p].unconditional(1) for p in prompts])
     text = torch.cat([cond, uncond.to(cond.dtype)])  # [2N, L, D]
     cams2 = Camera(cameras.c2w.repeat(2, 1, 1), cameras.fovy.repeat(2), cameras.width, cameras.height)
     gen = torch.Generator().manual_seed(int(seed))

@@ -1,0 +1,140 @@
+"""What the shipped tiny prior knows: sample accuracy judged by the evaluator, load time, CFG speed.
+
+For every colour × shape combination (the 158 trained ones and the 18 held-out ones) it samples
+`--views` images from random cameras (azimuth U(0, 360), elevation U(0, 40), distance 2.8) with
+DDIM + CFG as `dreamer prior sample` does, and classifies them with the evaluator. Writes the
+"Tiny prior" section of docs/benchmarks.md and a contact sheet docs/tiny-prior-samples.png
+(one row per shape: ground truth, then samples). Takes ~10 minutes on 2 cores.
+Usage: python bench/prior_accuracy.py [--weights assets/priors/tiny] [--views 4] [--steps 50] [--guidance 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import DOC, markdown_table, write_section  # noqa: E402
+
+from dreamer.cameras import from_spherical  # noqa: E402
+from dreamer.eval.classifier import default_evaluator  # noqa: E402
+from dreamer.priors.tiny.captions import split_combos  # noqa: E402
+from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig  # noqa: E402
+from dreamer.priors.tiny.sample import ground_truth_views, sample_images, save_grid  # noqa: E402
+
+
+def random_cameras(n: int, size: int, fovy: float, generator: torch.Generator):
+    az = torch.rand(n, generator=generator) * 360
+    el = torch.rand(n, generator=generator) * 40
+    return from_spherical(az, el, torch.full((n,), 2.8), fovy, size, size)
+
+
+def sample_all(prior, specs, views: int, steps: int, guidance: float, batch: int, seed: int):
+    """[len(specs)·views, 3, S, S] samples, spec-major, in batches of `batch` images."""
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(seed)
+    prompts = [s.prompt for s in specs for _ in range(views)]
+    cams = random_cameras(len(prompts), prior.image_size, float(prior.info.data.get("fovy", 42.5)), gen)
+    out = []
+    for i in tqdm(range(0, len(prompts), batch), desc="sampling", unit="batch"):
+        out.append(sample_images(prior, prompts[i:i + batch], cams[i:i + batch], steps, guidance, seed=seed + i))
+    return torch.cat(out)
+
+
+def score(images, specs, views: int) -> dict:
+    pred = default_evaluator().predict(images)
+    labels = [s for s in specs for _ in range(views)]
+    colour = [p == s.colour for p, s in zip(pred.colours, labels)]
+    shape = [p == s.shape for p, s in zip(pred.shapes, labels)]
+    per_shape: dict[str, list[bool]] = {}
+    for ok, s in zip(shape, labels):
+        per_shape.setdefault(s.shape, []).append(ok)
+    return {"colour": sum(colour) / len(labels), "shape": sum(shape) / len(labels),
+            "both": sum(c and s for c, s in zip(colour, shape)) / len(labels), "n": len(labels),
+            "per_shape": {k: sum(v) / len(v) for k, v in per_shape.items()}}
+
+
+def timing(weights: str) -> tuple[float, float]:
+    """(seconds to load the prior with its text encoder and encode a prompt, median ms of one CFG evaluation at batch 2)."""
+    t0 = time.perf_counter()
+    prior = TinyPrior(TinyPriorConfig(weights=weights))
+    emb = prior.encode_prompt("a red chair")
+    load = time.perf_counter() - t0
+    x = torch.randn(2, *prior.latent_shape)
+    text = torch.cat([emb.conditional(None, 1), emb.unconditional(1)])
+    cams = random_cameras(1, prior.image_size, 42.5, torch.Generator().manual_seed(0))
+    times = []
+    for i in range(25):
+        t1 = time.perf_counter()
+        prior.predict_noise(x, torch.tensor([500, 500]), text, cams)
+        if i >= 5:
+            times.append((time.perf_counter() - t1) * 1e3)
+    return load, statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", default="assets/priors/tiny")
+    parser.add_argument("--views", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    load_s, cfg_ms = timing(args.weights)
+    prior = TinyPrior(TinyPriorConfig(weights=args.weights))
+    trained, held_out = split_combos()
+    t0 = time.perf_counter()
+    results = {}
+    for name, specs in (("in-vocabulary (trained pairs)", trained), ("held-out pairs", held_out)):
+        images = sample_all(prior, specs, args.views, args.steps, args.guidance, args.batch, args.seed)
+        results[name] = (score(images, specs, args.views), images, specs)
+    minutes = (time.perf_counter() - t0) / 60
+
+    rows = [[name, r["n"], r["colour"], r["shape"], r["both"]] for name, (r, _, _) in results.items()]
+    table = markdown_table(["prompts", "samples", "colour acc.", "shape acc.", "both"], rows)
+    trained_scores = results["in-vocabulary (trained pairs)"][0]["per_shape"]
+    held_scores = results["held-out pairs"][0]["per_shape"]
+    shape_rows = [[s, trained_scores.get(s, float("nan")), held_scores.get(s, "—")] for s in trained_scores]
+    shape_table = markdown_table(["shape", "shape acc. (trained pairs)", "shape acc. (held-out pairs)"], shape_rows)
+    print(table, "\n\n", shape_table, f"\n\nload {load_s:.2f} s, CFG {cfg_ms:.1f} ms")
+
+    sheet = contact_sheet(results["in-vocabulary (trained pairs)"][1], trained, args.views, prior)
+    if args.no_write:
+        return
+    save_grid(sheet, DOC.parent / "tiny-prior-samples.png", columns=args.views + 1)
+    body = (f"Samples: DDIM {args.steps} steps, CFG {args.guidance}, {args.views} random views per colour × shape "
+            f"combination (azimuth 0–360°, elevation 0–40°, distance 2.8), classified by the evaluator "
+            f"(`assets/evaluator/`). Sampling took {minutes:.1f} min.\n\n{table}\n\n{shape_table}\n\n"
+            f"Loading the prior and its text encoder and encoding one prompt: {load_s:.2f} s. "
+            f"One CFG evaluation (batch 2, 32 px): {cfg_ms:.1f} ms median.\n\n"
+            "![samples](tiny-prior-samples.png)  \nEach row: the ground truth, then samples from random views.")
+    cmd = "python bench/prior_accuracy.py " + " ".join(sys.argv[1:])
+    write_section("tiny-prior", "Tiny prior: sample accuracy, load time, CFG speed", body, cmd.strip())
+
+
+def contact_sheet(images: torch.Tensor, specs, views: int, prior) -> torch.Tensor:
+    """One row per shape (colours rotating from row to row): the ground truth, then that combination's samples."""
+    by_shape: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        by_shape.setdefault(spec.shape, []).append(i)
+    rows = []
+    for row, indices in enumerate(by_shape.values()):
+        i = indices[row % len(indices)]
+        cam = random_cameras(1, prior.image_size, 42.5, torch.Generator().manual_seed(i))
+        rows += [ground_truth_views(specs[i].prompt, cam), images[i * views:(i + 1) * views]]
+    return torch.cat(rows)
+
+
+if __name__ == "__main__":
+    main()
