@@ -24,6 +24,9 @@ class Entry:
 
 GUIDANCES: dict[str, Entry] = {
     "sds": Entry("dreamer.guidance.sds", "SDSConfig", "SDS", summary="Score Distillation Sampling (DreamFusion)"),
+    "ism": Entry("dreamer.guidance.ism", "ISMConfig", "ISM", summary="Interval Score Matching (LucidDreamer)"),
+    "tsm": Entry("dreamer.guidance.tsm", "TSMConfig", "TSM", summary="Trajectory Score Matching (Dreamer XL)"),
+    "asd": Entry("dreamer.guidance.asd", "ASDConfig", "ASD", summary="Asynchronous Score Distillation (ScaleDreamer)"),
 }
 
 REPRESENTATIONS: dict[str, Entry] = {

@@ -10,7 +10,8 @@ Owns:
     step used for inversion and denoising, and the batched cond/uncond prior call.
   - `schedules.py`: timestep schedules (uniform, annealed, sqrt-annealed) and scalar `Schedule`s
     over training; they draw only from a passed CPU generator.
-  - one file per rule (`sds.py`, …), each a config dataclass beside its `Guidance` subclass,
+  - `inversion.py`: ISM/TSM's DDIM inversion with the unconditional prediction.
+  - one file per rule (`sds.py`, `asd.py`, `ism.py`, `tsm.py`, …), each a config dataclass beside its `Guidance` subclass,
     composing the functions above.
   - LoRA particle models of VSD/ESD (the only parameters a rule trains).
 Does not own:
@@ -29,13 +30,22 @@ from dreamer.guidance.schedules import (
     TimestepSchedule,
     UniformTimesteps,
 )
+from dreamer.guidance.asd import ASD, ASDConfig
+from dreamer.guidance.ism import ISM, ISMConfig
 from dreamer.guidance.sds import SDS, SDSConfig
+from dreamer.guidance.tsm import TSM, TSMConfig
 
 __all__ = [
     "Guidance",
     "GuidanceOutput",
     "SDS",
     "SDSConfig",
+    "ASD",
+    "ASDConfig",
+    "ISM",
+    "ISMConfig",
+    "TSM",
+    "TSMConfig",
     "Schedule",
     "TimestepSchedule",
     "UniformTimesteps",

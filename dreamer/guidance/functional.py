@@ -189,3 +189,36 @@ def predict_cfg(prior: Prior, x_t: torch.Tensor, t: torch.Tensor, embedding: Pro
     cams_in = _repeat_cameras(cameras, 2) if cameras is not None and prior.camera_conditioned else None
     eps_cond, eps_uncond = predict_eps(prior, x_in, t_in, emb_in, cams_in).chunk(2, dim=0)
     return classifier_free_guidance(eps_uncond, eps_cond, scale, convention), eps_cond, eps_uncond
+
+
+def predict_many(prior: Prior, parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, Camera | None]]) -> list[torch.Tensor]:
+    """Several prior calls as ONE batched call: parts = [(x, t [B], embeddings [B, ...], cameras), ...].
+
+    Cameras must be all given or all None (they are concatenated in order). Returns each part's
+    ε̂ in its x's dtype. Call under torch.no_grad().
+    """
+    xs = torch.cat([p[0] for p in parts])
+    ts = torch.cat([p[1] for p in parts])
+    embs = torch.cat([p[2].to(parts[0][2].dtype) for p in parts])
+    cams = [p[3] for p in parts]
+    camera = None
+    if prior.camera_conditioned and cams[0] is not None:
+        camera = Camera(torch.cat([c.c2w for c in cams]), torch.cat([c.fovy for c in cams]), cams[0].width, cams[0].height)
+    eps = predict_eps(prior, xs, ts, embs, camera)
+    return list(eps.split([p[0].shape[0] for p in parts]))
+
+
+def check_timestep_range(rule: str, lo: float, hi: float) -> None:
+    """One-line UserError unless 0 <= lo <= hi <= 1 (timestep fractions of a rule's config)."""
+    from dreamer.errors import UserError
+
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise UserError(f"{rule} needs 0 <= t_min <= t_max <= 1, got t_min={lo}, t_max={hi}")
+
+
+def check_choice(rule: str, key: str, value: str, choices: tuple[str, ...]) -> None:
+    """One-line UserError unless value is one of choices."""
+    from dreamer.errors import UserError
+
+    if value not in choices:
+        raise UserError(f"{rule}.{key} must be one of {choices}, got {value!r}")
