@@ -26,6 +26,8 @@ GUIDANCES: dict[str, Entry] = {
     "sds": Entry("dreamer.guidance.sds", "SDSConfig", "SDS", summary="Score Distillation Sampling (DreamFusion)"),
     "ism": Entry("dreamer.guidance.ism", "ISMConfig", "ISM", summary="Interval Score Matching (LucidDreamer)"),
     "tsm": Entry("dreamer.guidance.tsm", "TSMConfig", "TSM", summary="Trajectory Score Matching (Dreamer XL)"),
+    "vsd": Entry("dreamer.guidance.vsd", "VSDConfig", "VSD", summary="Variational Score Distillation (ProlificDreamer)"),
+    "esd": Entry("dreamer.guidance.esd", "ESDConfig", "ESD", summary="Entropic Score Distillation (VSD + camera-free entropy term)"),
     "asd": Entry("dreamer.guidance.asd", "ASDConfig", "ASD", summary="Asynchronous Score Distillation (ScaleDreamer)"),
 }
 
@@ -44,6 +46,7 @@ PRIORS: dict[str, Entry] = {
                   {"model": "sd21"}, "Stable Diffusion 2.1, 768 px v-prediction (diffusers)"),
     "sd21-base": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",
                        {"model": "sd21-base"}, "Stable Diffusion 2.1-base, 512 px (diffusers)"),
+    "sdxl": Entry("dreamer.priors.sdxl", "SDXLConfig", "SDXLPrior", summary="Stable Diffusion XL base, 1024 px (diffusers)"),
     "deepfloyd-if": Entry("dreamer.priors.deepfloyd_if", "DeepFloydIFConfig", "DeepFloydIFPrior",
                           summary="DeepFloyd IF stage I, pixel space 64 px (diffusers)"),
 }

@@ -55,5 +55,21 @@ def test_ground_truth_scores_perfectly_and_wrong_objects_do_not():
     assert wrong_colour.r_precision == 0.0 and set(wrong_colour.predicted_prompts) == {"a blue cube"}
     wrong_shape = evaluate_representation(OracleRepresentation("a red torus"), "a red cube")
     assert wrong_shape.iou < 0.8 and wrong_shape.r_precision == 0.0
+    assert perfect.multi_face_rate == 0.0
+
+
+def test_multi_face_rate_counts_views_that_show_the_other_side():
+    class BackToFront(OracleRepresentation):  # renders the mug seen from the opposite side: a Janus object
+        def render(self, camera, background=None):
+            from dreamer.cameras import from_spherical
+
+            flipped = from_spherical(camera.azimuth + 180.0, camera.elevation, camera.distance, camera.fovy,
+                                     camera.width, camera.height)
+            return super().render(flipped, background)
+
+    janus = evaluate_representation(BackToFront("a red mug"), "a red mug")
+    assert janus.multi_face_rate >= 0.5  # views where the handle side is visible flip
+    assert evaluate_representation(OracleRepresentation("a red mug"), "a red mug").multi_face_rate == 0.0
+    assert evaluate_representation(BackToFront("a red sphere"), "a red sphere").multi_face_rate == 0.0
     shifted = evaluate_representation(OracleRepresentation("a red cube", shift_px=6), "a red cube")
     assert 0.5 < shifted.iou < 0.95

@@ -4,7 +4,10 @@ Protocol (issue 2): 8 views at elevation 20°, azimuth every 45° starting at th
 the default orbit's middle distance and field of view; foreground = alpha > 0.5; colour error =
 mean absolute RGB difference over pixels that are foreground in both (renders over white);
 R-precision (issue 3) = share of the same views whose own prompt the evaluator classifier ranks
-first among the library prompts (dreamer.eval.rprecision; None when the evaluator is missing).
+first among the library prompts (dreamer.eval.rprecision; None when the evaluator is missing);
+multi-face rate = share of views whose silhouette matches the ground truth seen from the opposite
+side (azimuth + 180°, also an eval view) better than its own by more than JANUS_MARGIN IoU — a
+front/back confusion. It is 0 for objects that look the same from both sides.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dreamer.cameras import Camera, OrbitConfig, turntable
 EVAL_VIEWS = 8
 EVAL_ELEVATION = 20.0
 EVAL_RESOLUTION = 128
+JANUS_MARGIN = 0.02  # IoU by which the opposite view must win for a view to count as flipped
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class EvalResult:
     resolution: int
     r_precision: float | None = None  # share of views whose prompt the evaluator ranks first
     predicted_prompts: list[str] | None = None  # the evaluator's top prompt per view
+    multi_face_rate: float = 0.0  # share of views that match the opposite view's ground truth better
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,11 +83,20 @@ def evaluate_representation(representation, prompt: str, device: torch.device | 
     ious = silhouette_iou(alpha, gt.alpha)
     errs = colour_error(rgb, gt.rgb, alpha, gt.alpha)
     result = EvalResult(spec.prompt, float(ious.mean()), float(errs.mean()), ious.tolist(), errs.tolist(),
-                        len(cams), resolution)
+                        len(cams), resolution, multi_face_rate=float(flipped_views(alpha, gt.alpha).float().mean()))
     retrieval = renders_r_precision(rgb.permute(0, 3, 1, 2), spec)
     if retrieval is not None:
         result.r_precision, result.predicted_prompts = retrieval.r_precision, retrieval.predicted
     return result
+
+
+def flipped_views(alpha: torch.Tensor, alpha_gt: torch.Tensor) -> torch.Tensor:
+    """[B] bool for a turntable of an even number of views: view i fits the ground truth of view
+    i + B/2 (the opposite side) better than its own by more than JANUS_MARGIN IoU."""
+    half = alpha.shape[0] // 2
+    own = silhouette_iou(alpha, alpha_gt)
+    opposite = silhouette_iou(alpha, alpha_gt.roll(-half, dims=0))
+    return opposite > own + JANUS_MARGIN
 
 
 def renders_r_precision(images: torch.Tensor, spec):

@@ -13,7 +13,7 @@ Owns:
   - `inversion.py`: ISM/TSM's DDIM inversion with the unconditional prediction.
   - one file per rule (`sds.py`, `asd.py`, `ism.py`, `tsm.py`, …), each a config dataclass beside its `Guidance` subclass,
     composing the functions above.
-  - LoRA particle models of VSD/ESD (the only parameters a rule trains).
+  - `particle.py`: the LoRA particle model of VSD/ESD (the only parameters a rule trains).
 Does not own:
   - the diffusion network, its text/image encoders, v→ε conversion (`dreamer.priors`);
   - cameras, rendering, or what the images are (`dreamer.cameras`, `dreamer.representations`);
@@ -33,7 +33,9 @@ from dreamer.guidance.schedules import (
 from dreamer.guidance.asd import ASD, ASDConfig
 from dreamer.guidance.ism import ISM, ISMConfig
 from dreamer.guidance.sds import SDS, SDSConfig
+from dreamer.guidance.esd import ESD, ESDConfig
 from dreamer.guidance.tsm import TSM, TSMConfig
+from dreamer.guidance.vsd import VSD, VSDConfig
 
 __all__ = [
     "Guidance",
@@ -46,6 +48,10 @@ __all__ = [
     "ISMConfig",
     "TSM",
     "TSMConfig",
+    "VSD",
+    "VSDConfig",
+    "ESD",
+    "ESDConfig",
     "Schedule",
     "TimestepSchedule",
     "UniformTimesteps",

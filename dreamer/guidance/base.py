@@ -40,3 +40,9 @@ class Guidance(torch.nn.Module):
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters the rule trains itself (VSD/ESD LoRA); empty for SDS."""
         return []
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of the rule: its trainable parameters only (never the frozen prior
+        or the frozen copy under a LoRA). Restore with load_state_dict(..., strict=False)."""
+        trainable = {id(p) for p in self.trainable_parameters()}
+        return {k: p.detach().clone() for k, p in self.named_parameters() if id(p) in trainable}

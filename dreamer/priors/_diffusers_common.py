@@ -226,7 +226,7 @@ class DiffusersPrior(Prior):
 
     Subclasses set `unet`, `model_dtype` and call `_set_schedule(scheduler, device)`; they implement
     `_encode_texts(texts) -> [N, L, D]` and the image mapping (`encode_images` / `decode`), and may
-    override `_model_output` (e.g. IF keeps only the ε channels of its 6-channel output).
+    override `_model_output(net, …)` (e.g. IF keeps only the ε channels of its 6-channel output).
     """
 
     camera_conditioned = False
@@ -285,26 +285,20 @@ class DiffusersPrior(Prior):
         return acp.sqrt(), (1.0 - acp).sqrt()
 
     def to_epsilon(self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The network's raw output (ε, v or x0 per the scheduler's prediction_type) as ε, in float32.
+        """The network's raw output (ε, v or x0 per the scheduler's prediction_type) as ε, in float32."""
+        return self.output_to_epsilon(model_output, x_t, t)
 
-        With x_t = α z + σ ε and v = α ε − σ z:  ε = σ x_t + α v;  from x0: ε = (x_t − α x0) / σ.
-        Public so that copies of the network (VSD's LoRA model) convert the same way.
-        """
-        out = model_output.float()
-        x_t = x_t.float()
-        if self.prediction_type == "epsilon":
-            return out
-        alpha, sigma = self._coefficients(t, x_t.ndim)
-        if self.prediction_type == "v_prediction":
-            return sigma * x_t + alpha * out
-        return (x_t - alpha * out) / sigma  # "sample": σ_t > 0 for every t < T since ᾱ_0 < 1
+    def network(self) -> torch.nn.Module:
+        return self.unet
 
-    def _model_output(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t, t, encoder_hidden_states=embedding, return_dict=False)[0]
+    def _model_output(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor,
+                      embedding: torch.Tensor) -> torch.Tensor:
+        return net(x_t, t, encoder_hidden_states=embedding, return_dict=False)[0]
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
-                      camera: Camera | None = None) -> torch.Tensor:
-        """ε̂ [B, *latent_shape] in float32; the network runs in `model_dtype`. `camera` is ignored."""
+    def network_output(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                       camera: Camera | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """`net`'s raw output in float32 (the network runs in `dtype`, default `model_dtype`). `camera` is ignored."""
+        dtype = dtype or self.model_dtype
         B = x_t.shape[0]
         t = torch.as_tensor(t, device=self.device)
         if t.ndim == 0:
@@ -312,7 +306,13 @@ class DiffusersPrior(Prior):
         t = t.long()
         if embedding.shape[0] != B:
             embedding = embedding.expand(B, *embedding.shape[1:])
-        out = self._model_output(x_t.to(self.device, self.model_dtype), t,
-                                 embedding.to(self.device, self.model_dtype))
-        return self.to_epsilon(out, x_t.to(self.device), t)
+        return self._model_output(net, x_t.to(self.device, dtype), t, embedding.to(self.device, dtype)).float()
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                      camera: Camera | None = None) -> torch.Tensor:
+        """ε̂ [B, *latent_shape] in float32; the network runs in `model_dtype`. `camera` is ignored."""
+        t = torch.as_tensor(t, device=self.device)
+        t = t.expand(x_t.shape[0]) if t.ndim == 0 else t
+        out = self.network_output(self.unet, x_t, t, embedding)
+        return self.to_epsilon(out, x_t.to(self.device), t.long())
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dreamer.cameras import Camera
+from dreamer.errors import UserError
 
 
 @dataclass
@@ -80,3 +81,42 @@ class Prior(torch.nn.Module):
         camera-conditioned priors: the dropped-camera branch).
         """
         raise NotImplementedError
+
+    # -- the network itself, for rules that fine-tune a copy of it (VSD/ESD's LoRA particle) --
+
+    prediction_type: str = "epsilon"  # what `network_output` predicts: "epsilon", "v_prediction" or "sample"
+
+    def network(self) -> torch.nn.Module:
+        """The denoising network (a diffusers UNet) that `network_output` runs."""
+        raise UserError(f"the {type(self).__name__} has no denoising network to fine-tune: VSD and ESD need a "
+                        f"network prior (tiny, sd15, sd21, sd21-base, deepfloyd-if)")
+
+    def network_output(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                       camera: Camera | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """`net`'s raw float32 output (per `prediction_type`) on this prior's inputs; keeps the graph.
+
+        `net` is `network()` or a copy of it (LoRA) whose weights are in `dtype` (None: the prior's).
+        predict_noise = output_to_epsilon(network_output(network())).
+        """
+        raise UserError(f"the {type(self).__name__} has no denoising network to fine-tune")
+
+    def output_to_epsilon(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A raw network output as ε̂ (float32), with x_t = α z + σ ε and v = α ε − σ z:
+        ε = σ x_t + α v;  from x0: ε = (x_t − α x0)/σ."""
+        out, x_t = output.float(), x_t.float()
+        if self.prediction_type == "epsilon":
+            return out
+        abar = self.alphas_cumprod[t.long()].float().reshape(-1, *([1] * (x_t.ndim - 1)))
+        alpha, sigma = abar.sqrt(), (1.0 - abar).sqrt()
+        if self.prediction_type == "v_prediction":
+            return sigma * x_t + alpha * out
+        return (x_t - alpha * out) / sigma
+
+    def training_target(self, z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What `network_output` should predict for x_t = α z + σ ε: ε, v = α ε − σ z, or z."""
+        if self.prediction_type == "epsilon":
+            return eps
+        if self.prediction_type == "sample":
+            return z
+        abar = self.alphas_cumprod[t.long()].float().reshape(-1, *([1] * (z.ndim - 1)))
+        return abar.sqrt() * eps - (1.0 - abar).sqrt() * z

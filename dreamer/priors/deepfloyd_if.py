@@ -149,6 +149,7 @@ class DeepFloydIFPrior(DiffusersPrior):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return ((z.float() + 1.0) / 2.0).clamp(0.0, 1.0)
 
-    def _model_output(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        out = self.unet(x_t, t, encoder_hidden_states=embedding, return_dict=False)[0]
+    def _model_output(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor,
+                      embedding: torch.Tensor) -> torch.Tensor:
+        out = net(x_t, t, encoder_hidden_states=embedding, return_dict=False)[0]
         return out[:, : x_t.shape[1]]  # ε; the rest is the learned-variance interpolation

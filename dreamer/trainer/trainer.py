@@ -71,7 +71,7 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------
     def _guidance_state(self) -> dict:
-        return {k: v for k, v in self.guidance.state_dict().items() if not k.startswith("prior.")}
+        return self.guidance.checkpoint_state()
 
     def checkpoint_state(self) -> dict:
         return {

@@ -70,7 +70,7 @@ class TinyPrior(Prior):
             folder = self.config.resolved_weights()
             if not has_weights(folder):
                 raise UserError(f"the tiny prior has no weights in {folder}: run `dreamer prior train` "
-                                f"(about 2 hours on 2 CPU cores), or pick another prior with --prior reference")
+                                f"(about 2 hours on 2 CPU cores), or use the weight-free preset: --config reference")
             unet, info = load_weights(folder)
         if info is None:
             raise ValueError("TinyPrior(unet=...) needs the matching TinyModelInfo")
@@ -126,22 +126,33 @@ class TinyPrior(Prior):
             return sph.repeat(batch // len(sph), 1)
         raise ValueError(f"{len(sph)} cameras for a batch of {batch}")
 
+    prediction_type = "v_prediction"
+
+    def network(self) -> torch.nn.Module:
+        return self.unet
+
+    def network_output(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                       camera: Camera | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """`net`'s v̂ [B, 3, S, S] in float32, with the camera's features (zeros = no camera); keeps the graph."""
+        batch, device = x_t.shape[0], self.device
+        assert tuple(x_t.shape[1:]) == self.latent_shape, (tuple(x_t.shape), self.latent_shape)
+        t = self._timesteps(t, batch)
+        assert embedding.shape[0] == batch, (tuple(embedding.shape), batch)
+        sph = self._spherical(camera, batch).to(device) if camera is not None else None
+        dtype = dtype or self.model_dtype
+        cams = camera_features(sph, batch, device=device, dtype=dtype)  # [B, 6]
+        return net(x_t.to(device, dtype), t, encoder_hidden_states=embedding.to(device, dtype),
+                   class_labels=cams).sample.float()
+
+    def _timesteps(self, t: torch.Tensor, batch: int) -> torch.Tensor:
+        t = torch.as_tensor(t, device=self.device)
+        t = (t.round() if t.is_floating_point() else t).long().reshape(-1).clamp(0, self.num_train_timesteps - 1)
+        return t.expand(batch) if t.numel() == 1 else t
+
     @torch.no_grad()
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
                       camera: Camera | None = None) -> torch.Tensor:
         """ε̂ [B, 3, S, S] in x_t's dtype; t [B] or a scalar; embedding [B, L, 384]."""
-        batch, device = x_t.shape[0], self.device
-        assert tuple(x_t.shape[1:]) == self.latent_shape, (tuple(x_t.shape), self.latent_shape)
-        t = torch.as_tensor(t, device=device)
-        t = (t.round() if t.is_floating_point() else t).long().reshape(-1).clamp(0, self.num_train_timesteps - 1)
-        if t.numel() == 1:
-            t = t.expand(batch)
-        assert embedding.shape[0] == batch, (tuple(embedding.shape), batch)
-        sph = self._spherical(camera, batch).to(device) if camera is not None else None
-        cams = camera_features(sph, batch, device=device, dtype=self.model_dtype)  # [B, 6]
-        dtype = self.model_dtype
-        v = self.unet(x_t.to(device, dtype), t, encoder_hidden_states=embedding.to(device, dtype),
-                      class_labels=cams).sample.float()
-        abar = self.alphas_cumprod[t].float().reshape(batch, 1, 1, 1)
-        eps = (1.0 - abar).sqrt() * x_t.to(device).float() + abar.sqrt() * v  # ε = σ x_t + α v
-        return eps.to(x_t.dtype)
+        t = self._timesteps(t, x_t.shape[0])
+        v = self.network_output(self.unet, x_t, t, embedding, camera)
+        return self.output_to_epsilon(v, x_t.to(self.device), t).to(x_t.dtype)  # ε = σ x_t + α v

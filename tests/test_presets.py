@@ -1,0 +1,39 @@
+"""Every preset in configs/ loads, and runs 2 steps at tiny size (real-prior presets on tiny
+random Stable Diffusion parts saved in diffusers' layout)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from dreamer.run_config import load_run_config
+from test_sd_run import tiny_sd_folder  # noqa: F401  (fixture)
+from test_prior_stable_diffusion import tokenizer  # noqa: F401  (fixture)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+SD_PRESETS = [name for name in PRESETS if load_run_config(name).prior.name in ("sd15", "sd21", "sd21-base")]
+SMALL = ["resolution=16", "trainer.preview_every=0", "trainer.checkpoint_every=2", "trainer.log_every=1",
+         "export.mesh_resolution=32"]
+
+
+def test_every_preset_loads_with_its_rule():
+    assert {"default", "reference", "prolificdreamer-vsd", "esd", "lucid-ism", "dreamerxl-tsm",
+            "scaledreamer-asd"} <= set(PRESETS)
+    names = {name: load_run_config(name).guidance.name for name in PRESETS}
+    assert names["prolificdreamer-vsd"] == "vsd" and names["esd"] == "esd" and names["lucid-ism"] == "ism"
+    assert names["dreamerxl-tsm"] == "tsm" and names["scaledreamer-asd"] == "asd"
+    assert load_run_config("esd").guidance.config.entropy_weight == 0.5
+
+
+@pytest.mark.parametrize("name", SD_PRESETS)
+def test_real_prior_presets_run_two_steps_on_tiny_sd_parts(name, tiny_sd_folder, tmp_path):  # noqa: F811
+    import dreamer
+
+    result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2,
+                              dotted=[*SMALL, f"prior.model={tiny_sd_folder}"],
+                              trainer__progress=False, export__video=False)
+    assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])
+
