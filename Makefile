@@ -30,6 +30,8 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality.py --config reference
+	$(BIN)/python bench/prior_accuracy.py
 	$(BIN)/python bench/demo.py
 	$(BIN)/python bench/encodings.py --write
 

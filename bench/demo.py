@@ -8,7 +8,6 @@ Usage: python bench/demo.py
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys

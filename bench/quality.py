@@ -69,7 +69,9 @@ def main() -> None:
         result = dreamer.generate(prompt, config=args.config, overwrite=True, out=Path(args.out) / prior / prompt.replace(" ", "-"),
                                   dotted=args.overrides, **kwargs)
         seconds = time.perf_counter() - start
-        ev = result.metrics["eval"]
+        import json
+
+        ev = json.loads((result.run_dir / "eval.json").read_text())
         ious.append(ev["iou"])
         errs.append(ev["colour_error"])
         rprec.append(ev["r_precision"])

@@ -86,7 +86,7 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
     if cfg.trainer.evaluate:
         ev = evaluate_outputs(cfg, trainer.representation, run, train.steps)
         if ev is not None:
-            metrics["eval"] = {"iou": ev["iou"], "colour_error": ev["colour_error"]}
+            metrics["eval"] = {k: ev[k] for k in ("iou", "colour_error", "r_precision", "multi_face_rate")}
     return Result(run.root, paths["glb"], paths, paths.get("video"), run.checkpoint_path, metrics)
 
 

@@ -8,8 +8,7 @@ the camera looks along its local −Z, local +Y is up and local +X is right.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 

@@ -12,8 +12,10 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DREAMER_CACHE", str(cache))
 
 
-# Small settings that exercise every stage of a run in a few seconds.
+# Small settings that exercise every stage of a run in a few seconds (on the reference prior:
+# no text encoder to load; the default preset's tiny prior has its own end-to-end test).
 TINY_RUN = [
+    "prior=reference",
     "resolution=16",
     "trainer.preview_every=2",
     "trainer.preview_resolution=16",

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dreamer.cameras import Camera, OrbitConfig, from_spherical, look_at, sample_orbit, turntable, view_label_for
+from dreamer.cameras import Camera, OrbitConfig, from_spherical, sample_orbit, turntable, view_label_for
 from dreamer.render.rays import camera_rays
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from dreamer.config import merge, parse_override
 from dreamer.errors import UserError
-from dreamer.run_config import RunConfig, build_run_config, load_run_config
+from dreamer.run_config import build_run_config, load_run_config
 
 
 @dataclass

@@ -37,3 +37,19 @@ def test_real_prior_presets_run_two_steps_on_tiny_sd_parts(name, tiny_sd_folder,
                               trainer__progress=False, export__video=False)
     assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])
 
+
+TINY_PRESETS = [name for name in PRESETS if load_run_config(name).prior.name == "tiny"]
+
+
+def test_every_rule_has_a_cpu_preset_on_the_tiny_prior():
+    rules = {load_run_config(name).guidance.name for name in TINY_PRESETS}
+    assert rules == {"sds", "vsd", "esd", "ism", "tsm", "asd"}
+
+
+@pytest.mark.parametrize("name", TINY_PRESETS)
+def test_tiny_prior_presets_run_two_steps(name, tmp_path):
+    import dreamer
+
+    result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2, dotted=SMALL,
+                              trainer__progress=False, export__video=False)
+    assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])

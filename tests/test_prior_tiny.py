@@ -258,7 +258,7 @@ def test_cli_prior_train_writes_files_resumes_and_samples(tmp_path, capsys, tiny
     assert width >= 2 * 16 * 4 and height >= 2 * 16 * 4  # 2 views x 2 rows (samples, ground truth), 4x upscaled
     assert main(["prior", "sample", "a red cube", "--weights", str(tmp_path / "none")]) == 2
     # the trained folder drives a (2-step) generate run through the registry, with cameras
-    run_overrides = [o for o in tiny_run if not o.startswith("prior.")] + [f"prior.weights={out}"]
+    run_overrides = [o for o in tiny_run if not o.startswith("prior")] + [f"prior.weights={out}"]
     assert main(["generate", "a red cube", "--prior", "tiny", "--steps", "2", "--quiet",
                  "--out", str(tmp_path / "run"), *run_overrides]) == 0
     assert (tmp_path / "run" / "model.glb").is_file()

@@ -51,7 +51,7 @@ def test_sds_through_sd_reaches_only_the_render(tokenizer):  # noqa: F811
 def test_generate_with_sd_prior_loaded_from_a_local_folder(tiny_sd_folder, tmp_path, tiny_run):
     import dreamer
 
-    overrides = [x for x in tiny_run if not x.startswith("prior.")]
+    overrides = [x for x in tiny_run if not x.startswith("prior")]
     result = dreamer.generate("a red cube", prior="sd15", out=tmp_path / "run", steps=2,
                               dotted=[*overrides, f"prior.model={tiny_sd_folder}", "guidance.guidance_scale=7.5"],
                               trainer__progress=False, export__video=False)

@@ -74,10 +74,8 @@ class ASD(Guidance):
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
                 step: int) -> GuidanceOutput:
         cfg = self.config
-        batch = images.shape[0]
-        z = self.prior.encode_images(images.permute(0, 3, 1, 2))  # [B, C, h, w], carries the graph
-        t = self.schedule.sample(step, batch, self.generator, device=z.device)  # [B]
-        eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
+        z, t, eps = self.encode_and_draw(images, step)
+        batch = z.shape[0]
         u = torch.rand(batch, generator=self.generator, dtype=torch.float64)
         t_shift = self.shifted_timesteps(t, step, u)
         ac = self.prior.alphas_cumprod
@@ -92,10 +90,4 @@ class ASD(Guidance):
             eps_cfg = F.classifier_free_guidance(eps_u, eps_c, cfg.guidance_scale, cfg.cfg_convention)
             w = F.weight(t, ac, cfg.weighting, z.ndim)
             g = w * (eps_cfg.float() - eps_shift.float())
-            g, nonfinite = F.nan_guard(g)
-            if cfg.grad_clip is not None:
-                g = F.clip_gradient(g, cfg.grad_clip)
-
-        loss = F.inject_gradient(z, g)
-        extras = {"w": w.flatten(), "t_shift": t_shift, "nonfinite": nonfinite}
-        return GuidanceOutput(loss=loss, grad_norm=g.flatten(1).norm(dim=1).mean(), t=t, extras=extras)
+        return self.inject(z, g, t, cfg.grad_clip, {"w": w.flatten(), "t_shift": t_shift})

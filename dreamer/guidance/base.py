@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from dreamer.cameras import Camera
+from dreamer.guidance import functional as F
 from dreamer.priors.base import PromptEmbedding, Prior
 
 
@@ -36,6 +37,33 @@ class Guidance(torch.nn.Module):
                 step: int) -> GuidanceOutput:
         """images: [B, H, W, 3] renders in [0, 1] (channels last, carrying the graph)."""
         raise NotImplementedError
+
+    # -- the steps every rule shares: encode and draw first, guard/clip/inject last
+
+    schedule: "object"  # the rule's TimestepSchedule (set by subclasses)
+
+    def encode_and_draw(self, images: torch.Tensor, step: int, pixel_hook=None):
+        """(z [B, C, h, w] carrying the graph, t [B], ε like z): encode the renders, then draw t, then ε.
+
+        `pixel_hook` (optional) is registered on the renders' gradient as [B, 3, H, W] (TSM's per-pixel clip).
+        """
+        pixels = images.permute(0, 3, 1, 2)
+        if pixel_hook is not None and pixels.requires_grad:
+            pixels.register_hook(pixel_hook)
+        z = self.prior.encode_images(pixels)
+        t = self.schedule.sample(step, z.shape[0], self.generator, device=z.device)
+        eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
+        return z, t, eps
+
+    @staticmethod
+    def inject(z: torch.Tensor, g: torch.Tensor, t: torch.Tensor, grad_clip: float | None,
+               extras: dict[str, Any]) -> GuidanceOutput:
+        """NaN guard, optional elementwise clip, then the loss with ∂loss/∂z = g/B."""
+        g, extras["nonfinite"] = F.nan_guard(g.detach())
+        if grad_clip is not None:
+            g = F.clip_gradient(g, grad_clip)
+        return GuidanceOutput(loss=F.inject_gradient(z, g), grad_norm=g.flatten(1).norm(dim=1).mean(), t=t,
+                              extras=extras)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters the rule trains itself (VSD/ESD LoRA); empty for SDS."""

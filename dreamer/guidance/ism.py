@@ -87,29 +87,19 @@ class ISM(Guidance):
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
                 step: int) -> GuidanceOutput:
         cfg = self.config
-        batch = images.shape[0]
-        pixels = images.permute(0, 3, 1, 2)  # [B, 3, H, W]
-        if cfg.pixel_clip is not None and pixels.requires_grad:
-            pixels.register_hook(lambda grad: F.pixelwise_clip(grad, cfg.pixel_clip))
-        z = self.prior.encode_images(pixels)
-        t = self.schedule.sample(step, batch, self.generator, device=z.device)
-        eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
+        clip = (lambda grad: F.pixelwise_clip(grad, cfg.pixel_clip)) if cfg.pixel_clip is not None else None
+        z, t, eps = self.encode_and_draw(images, step, pixel_hook=clip)
         s = (t - self.delta_t(step)).clamp_min(0)
         ac = self.prior.alphas_cumprod
         cams = cameras if self.prior.camera_conditioned else None
 
         with torch.no_grad():
-            empty = embedding.empty_prompt(batch)
+            empty = embedding.empty_prompt(z.shape[0])
             inversion = invert(self.prior, z.detach(), eps, s, self._timesteps(cfg.stride), empty, cams)
             x_t, target, extras = self.target(inversion, s, t, empty, cams)
             eps_cfg, _, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
                                           cfg.cfg_convention, cfg.view_dependent_prompt)
             w = cfg.grad_scale * F.weight(t, ac, "sigma_over_alpha", z.ndim)
             g = w * (eps_cfg.float() - target.float())
-            g, nonfinite = F.nan_guard(g)
-            if cfg.grad_clip is not None:
-                g = F.clip_gradient(g, cfg.grad_clip)
-
-        loss = F.inject_gradient(z, g)
-        extras.update({"w": w.flatten(), "s": s, "inversion_calls": inversion.calls, "nonfinite": nonfinite})
-        return GuidanceOutput(loss=loss, grad_norm=g.flatten(1).norm(dim=1).mean(), t=t, extras=extras)
+        extras.update({"w": w.flatten(), "s": s, "inversion_calls": inversion.calls})
+        return self.inject(z, g, t, cfg.grad_clip, extras)

@@ -64,10 +64,7 @@ class SDS(Guidance):
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
                 step: int) -> GuidanceOutput:
         cfg = self.config
-        batch = images.shape[0]
-        z = self.prior.encode_images(images.permute(0, 3, 1, 2))  # [B, C, h, w], carries the graph
-        t = self.schedule.sample(step, batch, self.generator, device=z.device)  # [B]
-        eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
+        z, t, eps = self.encode_and_draw(images, step)
         ac = self.prior.alphas_cumprod
 
         with torch.no_grad():
@@ -80,15 +77,9 @@ class SDS(Guidance):
                                               cfg.cfg_convention, cfg.view_dependent_prompt)
             w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]
             g = w * (eps_cfg.float() - eps.float())  # [B, C, h, w] float32
-            g, nonfinite = F.nan_guard(g)
-            if cfg.grad_clip is not None:
-                g = F.clip_gradient(g, cfg.grad_clip)
 
-        loss = F.inject_gradient(z, g)
-        grad_norm = g.flatten(1).norm(dim=1).mean()
         extras = {
             "w": w.flatten(),  # [B] timestep weights
             "eps_pred_norm": eps_cfg.float().flatten(1).norm(dim=1).mean(),  # ‖ε̂_cfg‖ batch mean
-            "nonfinite": nonfinite,  # entries of g zeroed by the NaN guard
         }
-        return GuidanceOutput(loss=loss, grad_norm=grad_norm, t=t, extras=extras)
+        return self.inject(z, g, t, cfg.grad_clip, extras)

@@ -108,12 +108,9 @@ class VSD(Guidance):
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
                 step: int) -> GuidanceOutput:
         cfg = self.config
-        batch = images.shape[0]
-        z = self.prior.encode_images(images.permute(0, 3, 1, 2))
-        t = self.schedule.sample(step, batch, self.generator, device=z.device)
-        eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
+        z, t, eps = self.encode_and_draw(images, step)
         ac = self.prior.alphas_cumprod
-        text = embedding.conditional(cameras if cfg.view_dependent_prompt else None, batch)
+        text = embedding.conditional(cameras if cfg.view_dependent_prompt else None, z.shape[0])
 
         with torch.no_grad():
             x_t = F.add_noise(z.detach(), eps, t, ac)
@@ -122,11 +119,8 @@ class VSD(Guidance):
             eps_lora = self.particle_eps(x_t, t, text, cameras)
             w = F.weight(t, ac, cfg.weighting, z.ndim)
             g = w * (eps_cfg.float() - eps_lora)
-            g, nonfinite = F.nan_guard(g)
-            if cfg.grad_clip is not None:
-                g = F.clip_gradient(g, cfg.grad_clip)
-
-        particle_loss = self.particle_loss(z, text, cameras)
-        loss = F.inject_gradient(z, g) + particle_loss
-        extras = {"w": w.flatten(), "particle_loss": particle_loss.detach(), "nonfinite": nonfinite}
-        return GuidanceOutput(loss=loss, grad_norm=g.flatten(1).norm(dim=1).mean(), t=t, extras=extras)
+        out = self.inject(z, g, t, cfg.grad_clip, {"w": w.flatten()})
+        particle_loss = self.particle_loss(z, text, cameras)  # reaches only the particle model
+        out.loss = out.loss + particle_loss
+        out.extras["particle_loss"] = particle_loss.detach()
+        return out

@@ -7,7 +7,6 @@ go into the checkpoint so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
