@@ -57,6 +57,8 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="training seed")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    t.add_argument("--decay-from", dest="decay_start", type=int, metavar="STEP",
+                   help="cosine-decay the learning rate from STEP to the last step (can be set when resuming)")
     mode = t.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
     mode.add_argument("--fresh", action="store_true", help="start over even if --out has a checkpoint")
@@ -145,25 +147,22 @@ def _presets(args) -> int:
     return 0
 
 
-_RESUMABLE_KEYS = {"steps", "batch_size", "checkpoint_every", "log_every", "device", "threads"}
-
-
 def _prior_train(args) -> int:
     from dreamer.config import merge, nested_update, parse_override
     from dreamer.priors.tiny.checkpoint import checkpoint_path
-    from dreamer.priors.tiny.train import TinyTrainConfig, train
+    from dreamer.priors.tiny.train import RESUMABLE, TinyTrainConfig, train
 
     updates: dict = {}
     for item in args.overrides:
         path, value = parse_override(item)
         nested_update(updates, path, value)
-    for key in ("steps", "batch_size", "seed", "device", "threads"):
+    for key in ("steps", "batch_size", "seed", "device", "threads", "decay_start"):
         value = getattr(args, key)
         if value is not None:
             updates[key] = value
     config = merge(TinyTrainConfig(), updates, prefix="train")
     resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
-    fixed = sorted(set(updates) - _RESUMABLE_KEYS)
+    fixed = sorted(set(updates) - set(RESUMABLE))
     if resuming and fixed:
         raise UserError(f"{args.out} holds a run to resume, whose {', '.join(fixed)} cannot change: "
                         "drop those settings, or pass --fresh to start over")

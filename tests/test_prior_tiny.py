@@ -22,7 +22,7 @@ from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, camera_feature
 from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig
 from dreamer.priors.tiny.sample import sample_views
 from dreamer.priors.tiny.text import DEFAULT_MAX_LENGTH, TEXT_DIM
-from dreamer.priors.tiny.train import TinyTrainConfig, train
+from dreamer.priors.tiny.train import TinyTrainConfig, learning_rate, train
 from dreamer.priors.tiny.views import load_or_build_bank
 from dreamer.priors.tiny.weights import TinyModelInfo, load_weights, save_weights
 from dreamer.shapes import COLOURS, OBJECTS, ObjectSpec, parse_prompt
@@ -237,6 +237,16 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
 
 
+def test_learning_rate_warms_up_stays_then_decays_by_a_cosine():
+    config = TinyTrainConfig(steps=1000, lr=1e-3, warmup_steps=100, decay_start=500, final_lr_ratio=0.1)
+    assert learning_rate(config, 0) == pytest.approx(1e-5)
+    assert learning_rate(config, 99) == learning_rate(config, 499) == pytest.approx(1e-3)
+    assert learning_rate(config, 750) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # half-way down the cosine
+    assert learning_rate(config, 1000) == pytest.approx(1e-4)
+    constant = TinyTrainConfig(steps=1000, lr=1e-3, warmup_steps=0)
+    assert learning_rate(constant, 999) == 1e-3
+
+
 def test_cli_prior_train_writes_files_resumes_and_samples(tmp_path, capsys, tiny_run):
     out = tmp_path / "tiny"
     assert main(["prior", "train", "--out", str(out), "--steps", "3", "--quiet", *TINY_OVERRIDES]) == 0
@@ -249,6 +259,12 @@ def test_cli_prior_train_writes_files_resumes_and_samples(tmp_path, capsys, tiny
     assert record["steps"] == 5 and record["config"]["unet"]["block_out_channels"] == [8, 16]
     assert main(["prior", "train", "--out", str(out), "--steps", "6", "--quiet", "lr=1.0"]) == 2
     assert "cannot change" in capsys.readouterr().err
+    # the lr decay is a resumable setting: continue to step 7 decaying from step 5, logged in loss.jsonl
+    assert main(["prior", "train", "--out", str(out), "--steps", "7", "--decay-from", "5", "--quiet"]) == 0
+    lrs = [json.loads(line)["lr"] for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert lrs[-1] == pytest.approx(lrs[0] * TinyTrainConfig().final_lr_ratio) and lrs[0] == TinyTrainConfig().lr
+    assert main(["prior", "train", "--out", str(out), "--steps", "8", "--decay-from", "9", "--quiet"]) == 2
+    assert "decay_start (9) must be in [0, steps)" in capsys.readouterr().err
     png = tmp_path / "grid.png"
     assert main(["prior", "sample", "a red cube", "--weights", str(out), "--views", "2", "--steps", "2",
                  "--out", str(png), "--truth"]) == 0

@@ -46,6 +46,8 @@ class TinyTrainConfig:
     batch_size: int = 32  # images per step
     lr: float = 3e-4  # AdamW learning rate after warm-up
     warmup_steps: int = 200  # linear learning-rate warm-up from 0
+    decay_start: int | None = None  # from this step the lr follows a cosine down to lr·final_lr_ratio at `steps`; None = constant
+    final_lr_ratio: float = 0.05  # lr at the last step as a share of `lr` when decaying
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 1.0  # max global gradient norm
     ema_decay: float = 0.999  # EMA decay of the shipped weights
@@ -66,6 +68,8 @@ class TinyTrainConfig:
         if self.unet.image_size != self.data.image_size:
             raise UserError(f"tiny training: unet.image_size ({self.unet.image_size}) must equal "
                             f"data.image_size ({self.data.image_size})")
+        if self.decay_start is not None and not 0 <= self.decay_start < max(self.steps, 1):
+            raise UserError(f"tiny training: decay_start ({self.decay_start}) must be in [0, steps)")
         if not (0 <= self.prompt_dropout < 1 and 0 <= self.camera_dropout < 1):
             raise UserError("tiny training: prompt_dropout and camera_dropout must be in [0, 1)")
 
@@ -80,6 +84,10 @@ class TrainSummary:
     steps_per_second: float  # over this session's steps (nan if none)
     resumed_from: int  # step the session started at (0 = fresh)
     parameters: int  # UNet parameter count
+
+
+# Settings a resumed run may change; everything else (model, data, seed, lr) comes from the checkpoint.
+RESUMABLE = ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads", "decay_start", "final_lr_ratio")
 
 
 def _device(name: str) -> torch.device:
@@ -100,6 +108,22 @@ def config_from_dict(d: dict) -> TinyTrainConfig:
     from dreamer.config import merge
 
     return merge(TinyTrainConfig(), d, prefix="train")
+
+
+def learning_rate(config: TinyTrainConfig, step: int) -> float:
+    """The lr of optimisation step `step` (0-based): linear warm-up, constant, then an optional cosine tail.
+
+    The tail exists because a constant lr leaves the loss flat once the model has learned the
+    coarse structure; decaying it lets a resumed run settle (`decay_start` can be set on resume).
+    """
+    warm = config.warmup_steps
+    lr = config.lr * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)
+    start = config.decay_start
+    if start is None or step < start:
+        return lr
+    progress = min(1.0, (step - start) / max(config.steps - start, 1))
+    ratio = config.final_lr_ratio + (1 - config.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return lr * ratio
 
 
 class _Run:
@@ -131,8 +155,7 @@ class _Run:
         self.step, self.history, self.elapsed = int(state["step"]), list(state["history"]), float(state["elapsed"])
 
     def lr(self) -> float:
-        warm = self.config.warmup_steps
-        return self.config.lr * (min(1.0, (self.step + 1) / warm) if warm > 0 else 1.0)
+        return learning_rate(self.config, self.step)
 
     def train_step(self, data: TrainingData, captions: CaptionBank) -> float:
         c, gen, dev = self.config, self.generator, self.device
@@ -219,7 +242,7 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
 
     resume: None = continue automatically when out_dir has a checkpoint; True = require one;
     False = start over (an existing checkpoint is overwritten). On resume the saved config is
-    used, except `steps`, `batch_size`, `checkpoint_every`, `log_every`, `device` and `threads`.
+    used, except the RESUMABLE settings (steps, batch size, logging, device, threads, the lr decay).
     `encoder` replaces MiniLM (tests).
     """
     out_dir = Path(out_dir)
@@ -229,7 +252,7 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
     if resume or (resume is None and has_ckpt):
         state = ckpt.load_checkpoint(out_dir)
         saved = config_from_dict(state["config"])  # the saved run's model, data and seed win
-        keep = {k: getattr(config, k) for k in ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads")}
+        keep = {k: getattr(config, k) for k in RESUMABLE}
         config = dataclasses.replace(saved, **keep)
     if config.threads:
         torch.set_num_threads(int(config.threads))
