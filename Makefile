@@ -1,6 +1,8 @@
 # Two set-up commands for a fresh clone: `make demo` and `make test`.
 # torch is installed first at a pinned version: a loose requirement on a machine without torch
 # pulls a multi-GB CUDA build, and 2.13.0 resolves to a CPU build where one is available locally.
+# `make test` also installs the Khronos glTF validator (npm, into .tools/) that the export tests
+# run on every GLB; without npm it says so and those tests skip (in CI they fail instead).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,8 +10,10 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_VERSION ?= 2.13.0
 DEMO_PROMPT ?= a red cube
 DEMO_OUT ?= runs/demo
+GLTF_VALIDATOR_VERSION ?= 2.0.0-dev.3.10
+VALIDATOR := .tools/node_modules/gltf-validator/package.json
 
-.PHONY: install test demo bench clean
+.PHONY: install validator test demo bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +24,17 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-test: install
+$(VALIDATOR): Makefile
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix .tools --save-exact --no-audit --no-fund --loglevel=error \
+			"gltf-validator@$(GLTF_VALIDATOR_VERSION)" && touch $(VALIDATOR); \
+	else \
+		echo "npm not found: the glTF validator is not installed and its tests will skip"; \
+	fi
+
+validator: $(VALIDATOR)
+
+test: install validator
 	$(BIN)/python -m pytest
 
 demo: install
@@ -36,4 +50,4 @@ bench: install
 	$(BIN)/python bench/encodings.py --write
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs .tools

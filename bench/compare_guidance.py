@@ -34,7 +34,7 @@ def run(rule: str, prior: str, prompt: str, out: Path, steps: int | None) -> dic
     if record.is_file():
         return json.loads(record.read_text())
     cmd = [sys.executable, "-m", "dreamer", "generate", prompt, "--config", PRESETS[rule], "--prior", prior,
-           "--out", str(out), "--quiet", "--overwrite", "export.video=false"]
+           "--out", str(out), "--quiet", "--overwrite", "export.video=false", "export.texture=false"]
     if steps:
         cmd += ["--steps", str(steps)]
     import subprocess

@@ -91,15 +91,30 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
 
 
 def export(run_dir: str | Path, formats: list[str] | None = None, video: bool = False,
-           mesh_resolution: int | None = None) -> dict[str, Path]:
-    """Re-export a run folder's checkpoint as meshes (and optionally the turntable)."""
+           mesh_resolution: int | None = None, *, max_faces: int | None = None,
+           texture: bool | None = None, texture_size: int | None = None,
+           padding: int | None = None) -> dict[str, Path]:
+    """Re-export a run folder's checkpoint as meshes (and optionally the turntable).
+
+    `formats`: any of glb, obj, ply (model.glb is always written); obj comes with model.mtl and
+    model_albedo.png when textured. Options left as None keep the run's `export` config:
+    `max_faces` (decimation cap), `texture` (bake a UV texture, else vertex colours),
+    `texture_size` (a power of two), `padding` (texels dilated past chart edges)."""
+    from dreamer.export.options import MeshExportOptions
     from dreamer.trainer.outputs import export_outputs, load_run
 
+    given = {name: value for name, value in (("max_faces", max_faces), ("texture", texture),
+                                             ("texture_size", texture_size), ("padding", padding))
+             if value is not None}
+    MeshExportOptions(formats=list(formats or ["glb"]), **given).validate()  # bad flags fail before any work
+    if mesh_resolution is not None and (isinstance(mesh_resolution, bool) or not isinstance(mesh_resolution, int)
+                                        or mesh_resolution <= 0):
+        raise UserError(f"mesh resolution must be a positive integer, got {mesh_resolution!r}")
     config, representation, _ = load_run(run_dir)
     if mesh_resolution is not None:
-        if mesh_resolution <= 0:
-            raise UserError(f"mesh resolution must be positive, got {mesh_resolution}")
         config.export.mesh_resolution = mesh_resolution
+    for name, value in given.items():
+        setattr(config.export, name, value)
     return export_outputs(config, representation, RunFolder(run_dir), formats or ["glb"], video=video)
 
 

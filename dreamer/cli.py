@@ -30,14 +30,23 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
     g.add_argument("--resume", action="store_true", help="continue the run folder given by --out")
     g.add_argument("--overwrite", action="store_true", help="start again in a --out folder that holds a run")
-    g.add_argument("--formats", help="extra export formats, comma separated: obj,ply")
+    g.add_argument("--formats", help="extra export formats, comma separated: obj,ply (caps: export.max_faces=N, "
+                   "export.texture_size=N, export.texture=false)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. guidance.guidance_scale=20")
 
-    e = sub.add_parser("export", help="export a run folder's asset", description="Export RUN_DIR's checkpoint as a mesh.")
+    e = sub.add_parser("export", help="export a run folder's asset",
+                       description="Export RUN_DIR's checkpoint as a mesh: model.glb (textured when the "
+                                   "representation has colour) plus the formats asked for.")
     e.add_argument("run_dir")
-    e.add_argument("--format", default="glb", help="glb, obj, ply or a comma-separated list (default: glb)")
+    e.add_argument("--formats", "--format", dest="formats", default="glb",
+                   help="comma-separated glb, obj (+ mtl + png), ply (default: glb; glb is always written)")
     e.add_argument("--resolution", type=int, help="marching-cubes grid side (default: the run's)")
+    e.add_argument("--max-faces", type=int, help="decimate to at most this many triangles (default: the run's, 50000)")
+    e.add_argument("--texture-size", type=int, help="texture side, a power of two (default: the run's, 1024)")
+    e.add_argument("--padding", type=int, help="texels of colour dilated past UV chart edges (default: 4)")
+    e.add_argument("--no-texture", dest="texture", action="store_false", default=None,
+                   help="vertex colours instead of a baked UV texture")
     e.add_argument("--video", action="store_true", help="also write the turntable video")
 
     v = sub.add_parser("eval", help="score a run against the shape library",
@@ -101,7 +110,9 @@ def _generate(args) -> int:
         if value is not None:
             overrides[key] = value
     if args.formats:
-        overrides["export.formats"] = [f.strip() for f in args.formats.split(",") if f.strip()]
+        from dreamer.export.options import parse_formats
+
+        overrides["export.formats"] = parse_formats(args.formats)
     if args.quiet:
         overrides["trainer.progress"] = False
     result = generate(prompt, config=args.config, out=args.out, resume=args.resume, overwrite=args.overwrite,
@@ -124,9 +135,12 @@ def _eval_line(ev: dict) -> str:
 
 def _export(args) -> int:
     from dreamer.api import export
+    from dreamer.export.options import parse_formats
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    for path in export(args.run_dir, formats, video=args.video, mesh_resolution=args.resolution).values():
+    paths = export(args.run_dir, parse_formats(args.formats), video=args.video, mesh_resolution=args.resolution,
+                   max_faces=args.max_faces, texture=args.texture, texture_size=args.texture_size,
+                   padding=args.padding)
+    for path in paths.values():
         print(path)
     return 0
 
@@ -209,8 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets, "prior": _prior}[args.command]
+    from dreamer.signals import sigterm_interrupts
+
     try:
-        return handler(args)
+        with sigterm_interrupts():
+            return handler(args)
     except (UserError, TrainingDiverged, Interrupted) as e:
         print(f"error: {e}" if not isinstance(e, Interrupted) else str(e), file=sys.stderr)
         return e.exit_code

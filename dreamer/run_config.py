@@ -11,6 +11,7 @@ from dreamer import registry
 from dreamer.cameras import OrbitConfig
 from dreamer.config import load_yaml, merge, nested_update, parse_override, resolve_preset, to_dict
 from dreamer.errors import UserError
+from dreamer.export.options import MAX_FACES, PADDING, TEXTURE_SIZE, MeshExportOptions
 
 
 @dataclass
@@ -42,11 +43,21 @@ class TrainerConfig:
 @dataclass
 class ExportConfig:
     formats: list[str] = field(default_factory=lambda: ["glb"])  # any of glb, obj, ply (glb always written)
-    mesh_resolution: int = 128  # marching-cubes grid side
+    mesh_resolution: int = 128  # marching-cubes grid side (the iso-level is chosen automatically)
+    max_faces: int = MAX_FACES  # decimate meshes with more triangles than this (UV unwrap time grows fast)
+    texture: bool = True  # bake colour into a UV texture (glb, obj+mtl+png); false: vertex colours
+    texture_size: int = TEXTURE_SIZE  # texture side in texels, a power of two (16 to 8192)
+    padding: int = PADDING  # texels of chart colour dilated past chart edges (no seams under filtering)
     video: bool = True  # write the turntable video
     video_frames: int = 48  # frames in the turntable
     video_resolution: int = 192  # side of the turntable frames, pixels
     fps: int = 16  # turntable frame rate (48 frames: a 3 s turn)
+
+    def mesh_options(self, formats: list[str] | None = None) -> MeshExportOptions:
+        """The mesh exporter's options (validated: a one-line UserError for a bad value)."""
+        return MeshExportOptions(formats=list(self.formats if formats is None else formats),
+                                 max_faces=self.max_faces, texture=self.texture,
+                                 texture_size=self.texture_size, padding=self.padding).validate()
 
 
 @dataclass
@@ -78,9 +89,7 @@ class RunConfig:
             raise UserError(f"batch_size must be a positive integer, got {self.batch_size}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise UserError(f"device must be auto, cpu or cuda, got '{self.device}'")
-        for fmt in self.export.formats:
-            if fmt not in ("glb", "obj", "ply"):
-                raise UserError(f"unknown export format '{fmt}': choose glb, obj or ply")
+        self.export.mesh_options()
         for name, weight in self.regularizers.items():
             if not isinstance(weight, (int, float)):
                 raise UserError(f"regularizers.{name} must be a number, got {weight!r}")

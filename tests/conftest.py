@@ -24,6 +24,7 @@ TINY_RUN = [
     "export.mesh_resolution=32",
     "export.video_frames=4",
     "export.video_resolution=32",
+    "export.texture_size=64",
     "prior.image_size=16",
     "prior.num_views=8",
 ]

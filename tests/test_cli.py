@@ -35,7 +35,9 @@ def test_generate_end_to_end_writes_every_output(tmp_path, tiny_run, capsys):
         assert (out / name).exists(), name
     assert (out / "turntable.mp4").exists() or (out / "turntable.gif").exists()
     mesh = trimesh.load(out / "model.glb", force="mesh")
-    assert len(mesh.faces) > 0 and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+    # textured by default: a baked albedo texture with one UV per vertex (tests/test_export_*.py check more)
+    assert len(mesh.faces) > 0 and mesh.visual.uv.shape == (len(mesh.vertices), 2)
+    assert mesh.visual.material.baseColorTexture is not None
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)

@@ -7,6 +7,7 @@ from pathlib import Path
 import trimesh
 
 from dreamer.errors import UserError
+from dreamer.export.gltf_tree import set_buffer_view_targets
 from dreamer.io import atomic_save
 
 FORMATS = ("glb", "obj", "ply")
@@ -27,6 +28,8 @@ def write_mesh(mesh: trimesh.Trimesh, path: Path | str) -> Path:
             # MeshLab, Blender and trimesh read back.
             data = trimesh.exchange.obj.export_obj(mesh, include_color=True, include_texture=False)
             tmp.write_text(data)
+        elif fmt == "glb":
+            mesh.export(tmp, file_type=fmt, tree_postprocessor=set_buffer_view_targets)
         else:
             mesh.export(tmp, file_type=fmt)
 

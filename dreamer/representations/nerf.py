@@ -166,6 +166,12 @@ class NeRF(Representation):
         sigma = self._activate(raw[:, 0] + self._density_bias(x))
         return sigma, torch.sigmoid(raw[:, 1:])
 
+    @torch.no_grad()
+    def colour_at(self, points: torch.Tensor) -> torch.Tensor:
+        """Albedo [N, 3] in [0, 1] at world points [N, 3], chunked: the colour exports bake
+        (the export colour-query contract, `dreamer.export.colour`)."""
+        return self._chunked(lambda p: self.query(p)[1], points)
+
     def _shaded_query(self, x: torch.Tensor, light: torch.Tensor | None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """σ [S] and colour [S, 3]; with diffuse shading, `light` [S, 3] unit light directions."""

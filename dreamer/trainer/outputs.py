@@ -55,13 +55,19 @@ def render_turntable(representation, frames: int, resolution: int, device: torch
 
 def export_outputs(config: RunConfig, representation, run: RunFolder, formats: list[str] | None = None,
                    video: bool | None = None) -> dict[str, Path]:
-    """Write model.glb (+ obj/ply) and the turntable; returns name -> path."""
-    from dreamer.export.mesh import write_meshes
+    """Write model.glb (+ obj/mtl/png, ply) and the turntable; returns name -> path.
+
+    The mesh is the representation's `to_mesh` (automatic iso-level); colours come from its
+    `colour_at` when it has one (baked into a texture unless `export.texture` is off), else from
+    the mesh's vertex colours. `config.export` gives the caps (faces, texture size)."""
+    from dreamer.export.colour import representation_colour_fn
+    from dreamer.export.pipeline import export_mesh
     from dreamer.export.video import write_video
 
+    options = config.export.mesh_options(formats)
     device = next(representation.parameters()).device
     mesh = representation.to_mesh(config.export.mesh_resolution)
-    paths = dict(write_meshes(mesh, run.root, formats if formats is not None else config.export.formats))
+    paths = dict(export_mesh(mesh, representation_colour_fn(representation), run.root, options).paths)
     if config.export.video if video is None else video:
         frames = render_turntable(representation, config.export.video_frames, config.export.video_resolution, device)
         paths["video"] = write_video(frames, run.root, fps=config.export.fps)
