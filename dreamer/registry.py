@@ -33,6 +33,8 @@ GUIDANCES: dict[str, Entry] = {
 
 REPRESENTATIONS: dict[str, Entry] = {
     "nerf": Entry("dreamer.representations.nerf", "NeRFConfig", "NeRF", summary="grid-encoded NeRF, volume rendered"),
+    "gaussians": Entry("dreamer.representations.gaussians", "GaussiansConfig", "Gaussians",
+                       summary="3D Gaussian splats (gsplat on CUDA, our tile rasterizer on CPU)"),
 }
 
 PRIORS: dict[str, Entry] = {

@@ -55,7 +55,7 @@ def render_turntable(representation, frames: int, resolution: int, device: torch
 
 def export_outputs(config: RunConfig, representation, run: RunFolder, formats: list[str] | None = None,
                    video: bool | None = None) -> dict[str, Path]:
-    """Write model.glb (+ obj/mtl/png, ply) and the turntable; returns name -> path.
+    """Write model.glb (+ obj/mtl/png, ply), splats.ply for Gaussians, and the turntable; returns name -> path.
 
     The mesh is the representation's `to_mesh` (automatic iso-level); colours come from its
     `colour_at` when it has one (baked into a texture unless `export.texture` is off), else from
@@ -68,6 +68,10 @@ def export_outputs(config: RunConfig, representation, run: RunFolder, formats: l
     device = next(representation.parameters()).device
     mesh = representation.to_mesh(config.export.mesh_resolution)
     paths = dict(export_mesh(mesh, representation_colour_fn(representation), run.root, options).paths)
+    if hasattr(representation, "splat_arrays"):  # Gaussians: also the splats themselves, for splat viewers
+        from dreamer.export.splats_ply import write_splats_ply
+
+        paths["splats"] = write_splats_ply(representation.splat_arrays(), run.root / "splats.ply")
     if config.export.video if video is None else video:
         frames = render_turntable(representation, config.export.video_frames, config.export.video_resolution, device)
         paths["video"] = write_video(frames, run.root, fps=config.export.fps)
