@@ -100,10 +100,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--timing-only", action="store_true", help="print the load and CFG timings only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     cold_s, load_s, cfg_ms = timing(args.weights)
+    if args.timing_only:
+        print(f"load {load_s:.2f} s (cold {cold_s:.2f} s), CFG {cfg_ms:.1f} ms, {args.threads} threads")
+        return
     prior = TinyPrior(TinyPriorConfig(weights=args.weights))
     trained, held_out = split_combos()
     t0 = time.perf_counter()
