@@ -75,8 +75,8 @@ def compare(n: int, size: int) -> dict:
     params, camera, weights = scene(n, size)
     out, grads = forward_backward(rasterize_gaussians, params, camera, weights)
     ref, ref_grads = forward_backward(rasterize_dense, params, camera, weights)
-    return {"rgb_err": float((out.rgb - ref.rgb).abs().max()),
-            "alpha_err": float((out.alpha - ref.alpha).abs().max()),
+    return {"rgb_err": float((out.rgb - ref.rgb).detach().abs().max()),
+            "alpha_err": float((out.alpha - ref.alpha).detach().abs().max()),
             "cosines": {k: cosine(a, b) for k, a, b in zip(PARAMS, grads, ref_grads)}}
 
 

@@ -40,7 +40,8 @@ def hard_scene(seed: int) -> list[torch.Tensor]:
                                                                opacity_range=(0.05, 1.0))
     g = torch.Generator().manual_seed(seed + 100)
     behind = torch.tensor([[0.0, 0.0, 4.0], [0.3, 0.1, 3.5], [0.0, 0.0, 2.8], [0.2, -0.1, 2.8]])
-    extra_means = torch.cat([behind, 0.5 * torch.randn(12, 3, generator=g), 0.05 * torch.randn(16, 3, generator=g)])
+    extra_means = torch.cat([behind, 0.5 * torch.randn(12, 3, generator=g),
+                             0.05 * torch.randn(16, 3, generator=g)])
     extra_scales = torch.cat([torch.full((4, 3), 0.1), torch.full((4, 3), 1e-4),
                               torch.full((4, 3), 0.8), torch.full((4, 3), 0.04), torch.full((16, 3), 0.3)])
     extra_opacities = torch.cat([torch.full((4,), 0.8), torch.full((4,), 0.9),
@@ -154,6 +155,21 @@ def test_tile_render_equals_dense_reference(seed, tile_size, chunk, early_stop):
         assert cosine(a.grad, b.grad) >= 0.999, name
 
 
+def test_float64_render_and_gradients_equal_dense_to_rounding():
+    camera = two_cameras()
+    params = [p.double() for p in hard_scene(0)]
+    leaves = [p.clone().requires_grad_() for p in params]
+    dense_leaves = [p.clone().requires_grad_() for p in params]
+    out = rasterize_gaussians(*leaves, camera, chunk=8)
+    ref = rasterize_dense(*dense_leaves, camera)
+    assert out.info["chunks"][0] < out.info["chunks"][1]  # with early stops
+    assert (out.rgb - ref.rgb).abs().max() < 1e-12 and (out.alpha - ref.alpha).abs().max() < 1e-12
+    (out.rgb.sum() + out.alpha.sum()).backward()
+    (ref.rgb.sum() + ref.alpha.sum()).backward()
+    for a, b in zip(leaves, dense_leaves):
+        assert (a.grad - b.grad).abs().max() < 1e-10 * b.grad.abs().max()
+
+
 def test_per_view_features_and_unnormalised_quats():
     camera = two_cameras(16, 16)
     means, quats, scales, opacities, _ = random_gaussians(100, 3)
@@ -211,26 +227,30 @@ def test_matches_gsplat_cuda_rasterization():
     out = rasterize_gaussians(*params, camera, background)
     viewmats, Ks = camera_to_opencv(camera)
     cuda = [p.cuda() for p in params]
-    rgb, alpha, _ = rasterization(*cuda, viewmats.cuda(), Ks.cuda(), 64, 48, backgrounds=background.cuda(),
-                                  eps2d=0.3, near_plane=0.01, packed=False)
+    rgb, alpha, meta = rasterization(*cuda, viewmats.cuda(), Ks.cuda(), 64, 48, backgrounds=background.cuda(),
+                                     eps2d=0.3, near_plane=0.01, packed=False)
     assert (rgb.cpu() - out.rgb).abs().max() <= 1e-3
     assert (alpha.cpu() - out.alpha).abs().max() <= 1e-3
+    assert (meta["radii"].cpu() == out.info["radii_xy"]).all(dim=-1).float().mean() > 0.99
 
 
 # --- compositing gradients, conventions, edge cases -------------------------------------------
 
 
 def tiny_composite_case(seed: int, lo: float, hi: float, n_chunks=(2, 1, 3), L=3, P=4, F=2):
-    """coefs, basis, feats for tiles of `n_chunks` chunks, alphas exp(U(log lo, log hi))."""
+    """coefs, basis, feats, tile_first, tile_chunks for tiles of `n_chunks` chunks whose log
+    alphas are U(log lo, log hi)."""
     g = torch.Generator().manual_seed(seed)
     C = sum(n_chunks)
-    basis = torch.eye(6, P, dtype=torch.float64)[[5, 0, 1, 2, 3, 4]]  # log alpha = coef 0 for pixel 0...
-    basis[0] = 1.0  # ...plus the constant term, so every pixel has its own log alpha
-    log_alpha = math.log(lo) + (math.log(hi) - math.log(lo)) * torch.rand(C, L, P, generator=g, dtype=torch.float64)
-    # coefs with (coefs @ basis) = log_alpha: the constant 0 and per-pixel terms for pixels 1..3.
+    u = torch.rand(C, L, P, generator=g, dtype=torch.float64)
+    log_alpha = math.log(lo) + (math.log(hi) - math.log(lo)) * u
+    basis = torch.zeros(6, P, dtype=torch.float64)  # log alpha_p = coef_0 + coef_p (p ≥ 1)
+    basis[0] = 1.0
+    basis[1:P, 1:] = torch.eye(P - 1, dtype=torch.float64)
     coefs = torch.zeros(C, L, 6, dtype=torch.float64)
     coefs[..., 0] = log_alpha[..., 0]
     coefs[..., 1:P] = log_alpha[..., 1:] - log_alpha[..., :1]
+    assert torch.allclose(coefs @ basis, log_alpha)
     feats = torch.rand(C, L, F, generator=g, dtype=torch.float64)
     counts = torch.tensor(n_chunks)
     return coefs, basis, feats, torch.cumsum(counts, 0) - counts, counts
@@ -239,9 +259,8 @@ def tiny_composite_case(seed: int, lo: float, hi: float, n_chunks=(2, 1, 3), L=3
 @pytest.mark.parametrize("first_round", [1, 4])
 def test_composite_backward_matches_gradcheck(first_round):
     # Alphas in (0.05, 0.5), away from the 1/255 threshold and the transmittance cut-off, where
-    # the function is smooth; first_round=1 evaluates the chunks in three rounds.
-    coefs, basis, feats, first, counts = tiny_composite_case(0, 0.05, 0.5)
-    assert torch.allclose((coefs @ basis).exp().amax(), torch.tensor(0.5, dtype=torch.float64), atol=0.05)
+    # the function is smooth; first_round=1 evaluates the chunks of the 3-chunk tile in 3 rounds.
+    coefs, basis, feats, first, counts = tiny_composite_case(0, 0.05, 0.5, n_chunks=(1, 3), L=2)
     fn = lambda c, f: composite_chunks(c, basis, f, first, counts, True, first_round)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, (coefs.requires_grad_(), feats.requires_grad_()))
 

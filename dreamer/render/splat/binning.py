@@ -1,8 +1,9 @@
 """Bin projected Gaussians into screen tiles: the (tile, depth)-sorted intersection list.
 
 Every visible Gaussian overlaps the tiles its screen box [μ − r, μ + r] touches (the same tile
-range as gsplat's `isect_tiles`). Sorting the Gaussians by depth first and then stably by tile
-gives each tile's Gaussians front to back, as gsplat's 64-bit (tile | depth) sort key does.
+range as gsplat's `isect_tiles`). The Gaussians are ranked by depth, and the (Gaussian, tile)
+pairs sorted by the key tile · V + depth rank, which lists each tile's Gaussians front to back,
+as gsplat's 64-bit (tile | depth) sort key does.
 
 The compositor wants regular tensors, so each tile's run of intersections is cut into chunks of
 `chunk` slots; the last chunk of a tile is padded with a dummy Gaussian (index B·N) that is
@@ -43,11 +44,12 @@ def _exclusive_cumsum(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def bin_gaussians(means2d: torch.Tensor, radii: torch.Tensor, depths: torch.Tensor,
-                  width: int, height: int, tile_size: int = 16, chunk: int | None = None) -> TileBins:
+                  width: int, height: int, tile_size: int = 4, chunk: int | None = None) -> TileBins:
     """means2d [B, N, 2], radii [B, N, 2] (0 = culled), depths [B, N] → `TileBins`.
 
-    `chunk` is the slot count per chunk; by default it follows the mean tile load (a power of two
-    in [8, 128]), which keeps the padding small for sparse and dense scenes alike.
+    `chunk` is the slot count per chunk; by default the power of two in [8, 64] nearest above half
+    the mean load of a non-empty tile, which keeps the padding small and the chunks long enough
+    for efficient batched matrix products.
     """
     B, N = depths.shape
     device = means2d.device

@@ -87,11 +87,11 @@ class _Composite(torch.autograd.Function):
         C, L, _ = coefs.shape
         P, F, G = basis.shape[1], feats.shape[2], len(tile_first)
         threshold = _below(ALPHA_THRESHOLD, coefs.dtype)
-        out = coefs.new_zeros(C, F, P)
+        out = None  # [C, F, P]
         log_t_tile = coefs.new_zeros(G, P)  # log T of each tile's pixels after the rounds so far
         live = torch.ones(G, dtype=torch.bool, device=coefs.device)
-        evaluated = torch.zeros(C, dtype=torch.bool, device=coefs.device)
         most = int(tile_chunks.max()) if G else 0
+        evaluated = torch.zeros(C, dtype=torch.bool, device=coefs.device)
         rounds, saved = [], []
         start, stop = 0, first_round
         while start < most:
@@ -121,6 +121,7 @@ class _Composite(torch.autograd.Function):
             if rnd.ids is None:
                 out = chunk_out
             else:
+                out = coefs.new_zeros(C, F, P) if out is None else out
                 out[rnd.ids] = chunk_out
 
             evaluated[slice(None) if rnd.ids is None else rnd.ids] = True
@@ -130,6 +131,7 @@ class _Composite(torch.autograd.Function):
             saved += [alpha, weights]
             start, stop = stop, 2 * stop
 
+        out = coefs.new_zeros(C, F, P) if out is None else out  # no intersections at all
         ctx.rounds, ctx.clamp_alpha = rounds, clamp_alpha
         ctx.save_for_backward(basis, feats, tile_first, tile_chunks, *saved)
         ctx.shape = (C, L)
@@ -140,32 +142,41 @@ class _Composite(torch.autograd.Function):
     def backward(ctx, grad_out, _):
         basis, feats, tile_first, tile_chunks, *saved = ctx.saved_tensors
         C, L = ctx.shape
-        if not ctx.rounds:
-            return grad_out.new_zeros(C, L, basis.shape[0]), None, torch.zeros_like(feats), None, None, None, None
-        everything = ctx.rounds[0] is None
-        ids = None if everything else torch.cat(ctx.rounds)
-        alpha = saved[0] if everything else torch.cat(saved[0::2])  # [c, L, P]
-        weights = saved[1] if everything else torch.cat(saved[1::2])
-        sel = (lambda t: t) if everything else (lambda t: t[ids])
-
-        g = sel(grad_out)  # [c, F, P]
-        grad_feats = torch.bmm(g, weights.transpose(1, 2)).transpose(1, 2)  # [c, L, F]
-        v = torch.bmm(sel(feats), g).mul_(weights)  # [c, L, P] g_i w_i
-        suffix = torch.cumsum(v, dim=1)
-        totals = suffix[:, -1].clone()  # [c, P]
-        suffix = torch.sub(totals[:, None, :], suffix, out=suffix)  # Σ_{j>i} v_j within the chunk
-        # ... plus the later chunks of the same tile (skipped chunks contribute nothing).
-        all_totals = totals if everything else totals.new_zeros(C, totals.shape[1]).index_copy_(0, ids, totals)
-        running = torch.cumsum(all_totals.double(), dim=0)  # inclusive, over all chunks
-        tile_last = tile_first + tile_chunks - 1
-        chunk_last = torch.repeat_interleave(tile_last, tile_chunks)  # [C]
-        suffix += sel((running[chunk_last] - running).to(totals.dtype))[:, None, :]
-        grad = suffix.mul_(alpha).div_(1.0 - alpha)  # S α / (1 − α)
-        grad = torch.sub(v, grad, out=grad)  # ∂L/∂log_alpha
-        if ctx.clamp_alpha:
-            grad.masked_fill_(alpha >= MAX_ALPHA, 0.0)
-        grad_coefs = grad @ basis.T  # [c, L, 6]
+        P = basis.shape[1]
+        everything = len(ctx.rounds) == 1 and ctx.rounds[0] is None
         if not everything:
-            grad_coefs = grad_coefs.new_zeros(C, L, grad_coefs.shape[2]).index_copy_(0, ids, grad_coefs)
-            grad_feats = grad_feats.new_zeros(feats.shape).index_copy_(0, ids, grad_feats)
+            grad_coefs, grad_feats = grad_out.new_zeros(C, L, basis.shape[0]), torch.zeros_like(feats)
+        # Pass 1, per round: g_i w_i and its suffix sums within each chunk.
+        rounds = []
+        chunk_totals = grad_out.new_zeros(C, P)  # Σ_i v_i of every chunk (0 where skipped)
+        for k, ids in enumerate(ctx.rounds):
+            alpha, weights = saved[2 * k], saved[2 * k + 1]  # [c, L, P]
+            g = grad_out if ids is None else grad_out[ids]  # [c, F, P]
+            f = feats if ids is None else feats[ids]  # [c, L, F]
+            gf = torch.bmm(g, weights.transpose(1, 2)).transpose(1, 2)  # [c, L, F]
+            v = torch.bmm(f, g).mul_(weights)  # [c, L, P] g_i w_i
+            suffix = torch.cumsum(v, dim=1)
+            totals = suffix[:, -1].clone()  # [c, P]
+            suffix = torch.sub(totals[:, None, :], suffix, out=suffix)  # Σ_{j>i} v_j within the chunk
+            if everything:
+                chunk_totals = totals
+            else:
+                chunk_totals[ids] = totals
+            rounds.append((ids, alpha, v, suffix, gf))
+        # Σ v over the later chunks of the same tile (float64 running sums, as in the forward).
+        running = torch.cumsum(chunk_totals.double(), dim=0)  # inclusive, over all chunks
+        chunk_last = torch.repeat_interleave(tile_first + tile_chunks - 1, tile_chunks)  # [C]
+        later = (running[chunk_last] - running).to(chunk_totals.dtype)  # [C, P]
+        # Pass 2, per round: ∂L/∂log_alpha = v − S α / (1 − α), then ∂L/∂coefs.
+        for ids, alpha, v, suffix, gf in rounds:
+            suffix += (later if ids is None else later[ids])[:, None, :]
+            grad = suffix.mul_(alpha).div_(1.0 - alpha)  # S α / (1 − α)
+            grad = torch.sub(v, grad, out=grad)
+            if ctx.clamp_alpha:
+                grad.masked_fill_(alpha >= MAX_ALPHA, 0.0)
+            gc = grad @ basis.T  # [c, L, 6]
+            if ids is None:
+                grad_coefs, grad_feats = gc, gf
+            else:
+                grad_coefs[ids], grad_feats[ids] = gc, gf
         return grad_coefs, None, grad_feats, None, None, None, None

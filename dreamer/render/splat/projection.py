@@ -133,7 +133,8 @@ def _screen_radii(means2d: torch.Tensor, covars2d: torch.Tensor, in_range: torch
         o = opacities.detach().to(extend.dtype).expand_as(extend)
         keep &= o >= ALPHA_THRESHOLD
         # Beyond √(2 ln(o/threshold)) σ even the peak o·exp(−power) is under the threshold.
-        extend = torch.minimum(extend, torch.sqrt(2.0 * torch.log(o.clamp_min(ALPHA_THRESHOLD) / ALPHA_THRESHOLD)))
+        peak_ratio = o.clamp_min(ALPHA_THRESHOLD) / ALPHA_THRESHOLD
+        extend = torch.minimum(extend, torch.sqrt(2.0 * torch.log(peak_ratio)))
     var = torch.diagonal(covars2d, dim1=-2, dim2=-1).clamp_min(0)  # [B, N, 2]
     radii = torch.ceil(extend[..., None] * var.sqrt())  # [B, N, 2]
     keep &= (radii > 0).all(dim=-1)
