@@ -43,6 +43,7 @@ class VSDConfig:
     lora_lr: float = 1e-4  # learning rate of the particle model (LoRA + camera embedding)
     camera_dropout: float = 0.1  # probability of training the particle model without the camera
     entropy_weight: float = 0.0  # λ: weight of the camera-free branch (ESD); 0 = VSD
+    particles: int = 1  # n 3D particles sharing the LoRA (dreamer.representations.particles); 1 = one asset
     grad_clip: float | None = None
     view_dependent_prompt: bool = True
 
@@ -55,6 +56,8 @@ class VSDConfig:
             F.check_timestep_range(rule, self.t_min, self.t_anneal)
         if not 0.0 < self.t_anneal_by <= 1.0:
             raise UserError(f"{rule}.t_anneal_by must lie in (0, 1], got {self.t_anneal_by}")
+        if isinstance(self.particles, bool) or not isinstance(self.particles, int) or not 1 <= self.particles <= 16:
+            raise UserError(f"{rule}.particles must be an integer from 1 to 16, got {self.particles!r}")
         if self.lora_rank < 1 or self.lora_lr <= 0:
             raise UserError(f"{rule}: lora_rank must be >= 1 and lora_lr > 0")
         for key in ("camera_dropout", "entropy_weight"):

@@ -18,9 +18,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_representation(config: RunConfig, device: torch.device):
+    """The run's representation; a ParticleSet of n of them when the guidance asks for n particles (VSD/ESD)."""
     cls = registry.component_class("representation", config.representation.name)
     torch.manual_seed(config.seed)  # parameter initialisation
-    return cls(config.representation.config).to(device)
+    count = getattr(config.guidance.config, "particles", 1)
+    if count == 1:
+        return cls(config.representation.config).to(device)
+    from dreamer.representations.particles import ParticleSet
+
+    return ParticleSet([cls(config.representation.config) for _ in range(count)]).to(device)
 
 
 def build_prior(config: RunConfig, device: torch.device):

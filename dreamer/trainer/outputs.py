@@ -59,22 +59,37 @@ def export_outputs(config: RunConfig, representation, run: RunFolder, formats: l
 
     The mesh is the representation's `to_mesh` (automatic iso-level); colours come from its
     `colour_at` when it has one (baked into a texture unless `export.texture` is off), else from
-    the mesh's vertex colours. `config.export` gives the caps (faces, texture size)."""
+    the mesh's vertex colours. `config.export` gives the caps (faces, texture size). With several
+    VSD particles the first is written to the run folder and particle k to `particle_k/` (its
+    paths are returned as "particle_k/glb" and so on)."""
+    from dreamer.representations.particles import particle_members
+
+    paths: dict[str, Path] = {}
+    for index, member in enumerate(particle_members(representation)):
+        folder, prefix = (run.root, "") if index == 0 else (run.root / f"particle_{index}", f"particle_{index}/")
+        written = _export_one(config, member, folder, formats, video)
+        paths.update({prefix + name: path for name, path in written.items()})
+    return paths
+
+
+def _export_one(config: RunConfig, representation, folder: Path, formats: list[str] | None,
+                video: bool | None) -> dict[str, Path]:
     from dreamer.export.colour import representation_colour_fn
     from dreamer.export.pipeline import export_mesh
     from dreamer.export.video import write_video
 
+    folder.mkdir(parents=True, exist_ok=True)
     options = config.export.mesh_options(formats)
     device = next(representation.parameters()).device
     mesh = representation.to_mesh(config.export.mesh_resolution)
-    paths = dict(export_mesh(mesh, representation_colour_fn(representation), run.root, options).paths)
+    paths = dict(export_mesh(mesh, representation_colour_fn(representation), folder, options).paths)
     if hasattr(representation, "splat_arrays"):  # Gaussians: also the splats themselves, for splat viewers
         from dreamer.export.splats_ply import write_splats_ply
 
-        paths["splats"] = write_splats_ply(representation.splat_arrays(), run.root / "splats.ply")
+        paths["splats"] = write_splats_ply(representation.splat_arrays(), folder / "splats.ply")
     if config.export.video if video is None else video:
         frames = render_turntable(representation, config.export.video_frames, config.export.video_resolution, device)
-        paths["video"] = write_video(frames, run.root, fps=config.export.fps)
+        paths["video"] = write_video(frames, folder, fps=config.export.fps)
     return paths
 
 
@@ -87,8 +102,14 @@ def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: in
         parse_prompt(config.prompt)
     except UserError:  # not a library prompt: there is no ground truth
         return None
+    from dreamer.representations.particles import particle_members
+
     device = next(representation.parameters()).device
-    result = evaluate_representation(representation, config.prompt, device).to_dict()
+    members = particle_members(representation)
+    results = [evaluate_representation(member, config.prompt, device).to_dict() for member in members]
+    result = dict(results[0])  # the first particle is the run's asset (model.glb)
+    if len(members) > 1:
+        result["particles"] = results
     result["step"] = step
     atomic_write_text(run.asset("eval.json"), json.dumps(result, indent=2))
     return result

@@ -192,14 +192,18 @@ class Trainer:
     def write_preview(self) -> Path:
         from dreamer.export.images import save_image, tile_row
 
+        from dreamer.representations.particles import particle_members
+
         res = self.config.trainer.preview_resolution
         cams = turntable(4, res, res, elevation=15.0).to(self.device)
         was_training = self.representation.training
         self.representation.eval()
-        out = self.representation.render(cams, background=torch.ones(3, device=self.device))
+        white = torch.ones(3, device=self.device)
+        # one row of four views per particle
+        rows = [tile_row(member.render(cams, background=white).rgb) for member in particle_members(self.representation)]
         self.representation.train(was_training)
         path = self.run.preview_dir / f"step_{self.step:06d}.png"
-        image = tile_row(out.rgb)
+        image = torch.cat(rows, dim=0)
         save_image(path, image)
         save_image(self.run.preview_dir / "latest.png", image)
         return path
