@@ -79,15 +79,40 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
     run.prepare()
     trainer = Trainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
     train = trainer.fit(resume=resume)
-    trainer.representation.eval()
-    paths = export_outputs(cfg, trainer.representation, run)
     metrics: dict[str, Any] = {"steps": train.steps, "final_loss": train.final_loss,
                                "seconds": round(train.seconds, 2), "resumed_from": train.resumed_from}
+    if cfg.refine.steps:  # the second stage: a mesh from the first stage's result, in <run>/refine
+        trainer, refine = _refine(cfg, run, resume, on_progress, should_stop)
+        metrics.update(refine_steps=refine.steps, final_loss=refine.final_loss,
+                       seconds=round(train.seconds + refine.seconds, 2))
+    trainer.representation.eval()
+    paths = export_outputs(cfg, trainer.representation, run)
     if cfg.trainer.evaluate:
         ev = evaluate_outputs(cfg, trainer.representation, run, train.steps)
         if ev is not None:
             metrics["eval"] = {k: ev[k] for k in ("iou", "colour_error", "r_precision", "multi_face_rate")}
     return Result(run.root, paths["glb"], paths, paths.get("video"), run.checkpoint_path, metrics)
+
+
+def _refine(cfg: RunConfig, run: RunFolder, resume: bool, on_progress, should_stop):
+    """Train the refine stage of a finished first stage; (its trainer, its TrainResult)."""
+    from dreamer.run_config import refine_stage_config
+    from dreamer.trainer.outputs import load_run
+    from dreamer.trainer.trainer import Trainer
+
+    stage = RunFolder(run.refine_dir).prepare()
+    start = stage.asset("coarse.ply")  # the first stage's surface, with vertex colours
+    if not start.exists():
+        _, coarse, _ = load_run(run.root, stage="first")
+        mesh = coarse.to_mesh(cfg.export.mesh_resolution)
+        if len(mesh.faces) == 0:
+            raise UserError("the first stage renders empty: there is no surface to refine "
+                            "(more first-stage steps, or refine.steps=0)")
+        from dreamer.io import atomic_save
+
+        atomic_save(start, lambda p: mesh.export(p, file_type="ply"))
+    trainer = Trainer(refine_stage_config(cfg, start), stage, on_progress=on_progress, should_stop=should_stop)
+    return trainer, trainer.fit(resume=resume and stage.has_checkpoint())
 
 
 def export(run_dir: str | Path, formats: list[str] | None = None, video: bool = False,

@@ -35,6 +35,8 @@ REPRESENTATIONS: dict[str, Entry] = {
     "nerf": Entry("dreamer.representations.nerf", "NeRFConfig", "NeRF", summary="grid-encoded NeRF, volume rendered"),
     "gaussians": Entry("dreamer.representations.gaussians", "GaussiansConfig", "Gaussians",
                        summary="3D Gaussian splats (gsplat on CUDA, our tile rasterizer on CPU)"),
+    "mesh": Entry("dreamer.representations.mesh", "MeshConfig", "MeshRepresentation",
+                  summary="DMTet surface on a tetrahedral grid with a colour field, rasterized"),
 }
 
 PRIORS: dict[str, Entry] = {

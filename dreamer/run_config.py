@@ -61,6 +61,17 @@ class ExportConfig:
 
 
 @dataclass
+class RefineConfig:
+    """A second stage: the first stage's result turned into a mesh and optimised on (Magic3D, DreamGaussian)."""
+
+    steps: int = 0  # steps of the second stage; 0 = no second stage
+    representation: dict[str, Any] = field(default_factory=lambda: {"name": "mesh"})  # its section (name + options)
+    resolution: int = 0  # training render side in the second stage (0 = the run's `resolution`)
+    lr_scale: float = 1.0  # the second stage's optim.lr_scale
+    regularizers: dict[str, float] = field(default_factory=dict)  # the second stage's regularizer weights
+
+
+@dataclass
 class RunConfig:
     prompt: str = ""  # what to make, e.g. "a red chair"
     negative_prompt: str = ""  # what to steer away from
@@ -77,6 +88,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
     def validate(self) -> "RunConfig":
         if not self.prompt.strip():
@@ -90,6 +102,10 @@ class RunConfig:
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise UserError(f"device must be auto, cpu or cuda, got '{self.device}'")
         self.export.mesh_options()
+        if self.refine.steps < 0 or self.refine.resolution < 0:
+            raise UserError("refine.steps and refine.resolution must be 0 or positive")
+        if self.refine.steps:
+            refine_stage_config(self, Path("coarse.ply"))  # a bad refine section fails before any work
         for name, weight in self.regularizers.items():
             if not isinstance(weight, (int, float)):
                 raise UserError(f"regularizers.{name} must be a number, got {weight!r}")
@@ -104,6 +120,25 @@ class RunConfig:
 
 
 _COMPONENT_KEYS = tuple(registry.TABLES)
+
+
+def refine_stage_config(config: RunConfig, start_mesh: Path) -> RunConfig:
+    """The second stage's RunConfig: the run's prompt, prior, guidance and export settings on
+    `refine.representation` (by default a mesh initialised from `start_mesh`, the first stage's surface)."""
+    r = config.refine
+    data = config.to_dict()
+    representation = dict(r.representation)
+    representation.setdefault("name", "mesh")
+    if representation["name"] == "mesh":
+        representation.setdefault("init", "mesh")
+        representation.setdefault("init_mesh", str(start_mesh))
+    data.update(steps=r.steps, resolution=r.resolution or config.resolution, representation=representation,
+                regularizers=dict(r.regularizers), refine={"steps": 0})
+    data["optim"]["lr_scale"] = r.lr_scale
+    stage = build_run_config(data)
+    if stage.refine.steps:
+        raise UserError("refine.representation cannot itself have a refine stage")
+    return stage
 
 
 def build_run_config(data: dict) -> RunConfig:

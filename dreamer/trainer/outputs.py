@@ -19,18 +19,29 @@ from dreamer.trainer.build import build_representation, resolve_device
 from dreamer.trainer.run_folder import RunFolder
 
 
-def load_run(run_dir: Path | str, device: str | None = None):
-    """(RunConfig, representation with the checkpoint's weights, step) of a run folder."""
+def load_run(run_dir: Path | str, device: str | None = None, stage: str = "final"):
+    """(RunConfig, representation with the checkpoint's weights, step) of a run folder.
+
+    `stage="final"` takes the refine stage (`<run>/refine`) when it has a checkpoint, else the
+    first stage; `stage="first"` always takes the first."""
+    import dataclasses
+
     run = RunFolder(run_dir)
     if not run.root.is_dir():
         raise UserError(f"run folder '{run.root}' does not exist")
     if not run.config_path.exists():
         raise UserError(f"'{run.root}' is not a run folder (no config.yaml)")
+    refine = RunFolder(run.refine_dir)
+    if stage == "final" and refine.config_path.exists() and refine.has_checkpoint():
+        run = refine
     from dreamer.config import load_yaml
 
     config = build_run_config(load_yaml(run.config_path))
     if device is not None:
         config.device = device
+    if getattr(config.representation.config, "init", None) == "mesh":  # the checkpoint holds every
+        # parameter: skip rebuilding the start from the mesh file (seconds of SDF and colour fitting)
+        config.representation.config = dataclasses.replace(config.representation.config, init="sphere")
     dev = resolve_device(config.device)
     representation = build_representation(config, dev)
     state = run.load_checkpoint(map_location=dev)

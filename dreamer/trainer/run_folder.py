@@ -44,6 +44,11 @@ class RunFolder:
     def preview_dir(self) -> Path:
         return self.root / "previews"
 
+    @property
+    def refine_dir(self) -> Path:
+        """The second stage's own run folder (runs with `refine.steps`)."""
+        return self.root / "refine"
+
     def asset(self, name: str) -> Path:
         return self.root / name
 
