@@ -24,6 +24,8 @@ TARGETS = {
     "quality-tiny": "Targets (issue 3, tiny prior): mean IoU ≥ 0.75, R-precision ≥ 0.8, each run under 3 minutes.",
     "quality-gaussians-tiny": "Target (issue 5): IoU and R-precision no worse than SDS + NeRF + tiny prior "
                               "(the section above) in less wall time.",
+    "quality-gaussians-tiny-mesh": "Two stages (issue 5): the Gaussians of the section above, then a DMTet mesh "
+                                   "initialised from their surface and refined by the same rule; compare with it.",
 }
 
 
@@ -64,6 +66,9 @@ def main() -> None:
     rep = preset.representation.name
     name = {"nerf": "NeRF", "gaussians": "Gaussians"}.get(rep, rep)
     key = f"quality-{prior}" if rep == "nerf" else f"quality-{rep}-{prior}"  # NeRF keys predate the others
+    if preset.refine.steps:  # a two-stage preset: the first stage, then a mesh refined from it
+        refined = preset.refine.representation.get("name", "mesh")
+        key, name = f"{key}-{refined}", f"{name} → {refined}"
     rows, ious, errs, rprec, sheet = [], [], [], [], []
     for prompt in args.prompts:
         kwargs = {"trainer__progress": False}

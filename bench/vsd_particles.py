@@ -60,10 +60,10 @@ def mean_pairwise_difference(renders: list[torch.Tensor]) -> float:
 
 
 def seconds_per_update(run_dir: Path) -> float:
-    """Median seconds per step over the second half of the run (from metrics.jsonl)."""
+    """Median seconds per step over the second half of the run (from metrics.jsonl, logged every few steps)."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     half = rows[len(rows) // 2:]
-    deltas = sorted(b["elapsed_s"] - a["elapsed_s"] for a, b in zip(half, half[1:]))
+    deltas = sorted((b["elapsed_s"] - a["elapsed_s"]) / (b["step"] - a["step"]) for a, b in zip(half, half[1:]))
     return deltas[len(deltas) // 2] if deltas else float("nan")
 
 
@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-vsd-particles")
     args = parser.parse_args()
 
-    rows = []
+    from dreamer.export.images import save_image, tile_row
+
+    rows, sheet = [], []
     for prompt in args.prompts:
         slug = prompt.replace(" ", "-")
         single = [args.out / f"{slug}-1p-seed{seed}" for seed in (0, 1)]
@@ -83,6 +85,9 @@ def main() -> None:
         for seed, run_dir in enumerate(single):
             generate(prompt, run_dir, args.steps, seed, 1)
         generate(prompt, several, args.particles * args.steps, 0, args.particles)
+        single_renders = [turntable_renders(d)[0] for d in single]
+        particle_renders = turntable_renders(several)
+        sheet.extend(tile_row(r) for r in (*single_renders, *particle_renders))
         evaluation = json.loads((several / "eval.json").read_text())
         per_particle = evaluation["particles"]
         singles = [json.loads((d / "eval.json").read_text()) for d in single]
@@ -92,8 +97,8 @@ def main() -> None:
                 f"{sum(e[k] for e in singles) / 2:.3f}" for k in ("iou", "r_precision")),
             f"{args.particles} particles: IoU / R": " / ".join(
                 f"{sum(e[k] for e in per_particle) / len(per_particle):.3f}" for k in ("iou", "r_precision")),
-            "diversity, 2 seeds": f"{mean_pairwise_difference([turntable_renders(d)[0] for d in single]):.4f}",
-            f"diversity, {args.particles} particles": f"{mean_pairwise_difference(turntable_renders(several)):.4f}",
+            "diversity, 2 seeds": f"{mean_pairwise_difference(single_renders):.4f}",
+            f"diversity, {args.particles} particles": f"{mean_pairwise_difference(particle_renders):.4f}",
             "s/update, 1 / n particles": f"{seconds_per_update(single[0]):.3f} / {seconds_per_update(several):.3f}",
         })
         print(rows[-1], flush=True)
@@ -101,7 +106,17 @@ def main() -> None:
     print(table)
     command = (f"python bench/vsd_particles.py --particles {args.particles} --steps {args.steps} --prompts "
                + " ".join(f'"{p}"' for p in args.prompts))
-    write_section("vsd-particles", "VSD particles", table, command)
+    body = (f"`{PRESET}` (VSD, tiny prior, NeRF). One particle: seeds 0 and 1, {args.steps} steps each. "
+            f"{args.particles} particles: seed 0, {args.particles * args.steps} steps (training renders go "
+            f"round-robin, so each particle gets {args.steps} updates). IoU / R-precision: mean over the "
+            "particles (eval.json). Diversity: mean absolute RGB difference between two assets' renders at "
+            "8 turntable views (64 px, over white), averaged over pairs. s/update: median seconds per step "
+            "over the second half of a run, from metrics.jsonl; one render per step in both cases, so "
+            "differences are load, not method (these runs shared the 2 cores with other jobs).\n\n" + table)
+    save_image(ROOT / "docs" / "vsd-particles.png", torch.cat(sheet, dim=0))
+    body += (f"\n\n![VSD particles](vsd-particles.png)\n\nPer prompt, one row each: the one-particle runs at "
+             f"seeds 0 and 1, then the {args.particles} particles of one run (8 turntable views each).")
+    write_section("vsd-particles", "VSD particles", body, command)
 
 
 if __name__ == "__main__":

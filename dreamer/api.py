@@ -66,9 +66,7 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
     saved = RunFolder(out).config_path if resume else None
     if saved is not None and saved.exists():
         # Continue with the folder's own config; a prompt given again is just another override.
-        if prompt is not None:
-            overrides["prompt"] = prompt
-        cfg = resolve_config(None, str(saved), dotted, **overrides)
+        cfg = resolve_config(prompt, str(saved), dotted, **overrides)
     else:
         cfg = resolve_config(prompt, config, dotted, **overrides)
     cfg.validate()
@@ -104,7 +102,7 @@ def _refine(cfg: RunConfig, run: RunFolder, resume: bool, on_progress, should_st
     start = stage.asset("coarse.ply")  # the first stage's surface, with vertex colours
     if not start.exists():
         _, coarse, _ = load_run(run.root, stage="first")
-        mesh = coarse.to_mesh(cfg.export.mesh_resolution)
+        mesh = coarse.to_mesh(cfg.refine.start_resolution)
         if len(mesh.faces) == 0:
             raise UserError("the first stage renders empty: there is no surface to refine "
                             "(more first-stage steps, or refine.steps=0)")

@@ -67,6 +67,7 @@ class RefineConfig:
     steps: int = 0  # steps of the second stage; 0 = no second stage
     representation: dict[str, Any] = field(default_factory=lambda: {"name": "mesh"})  # its section (name + options)
     resolution: int = 0  # training render side in the second stage (0 = the run's `resolution`)
+    start_resolution: int = 64  # marching-cubes side of the first stage's surface that the mesh starts from
     lr_scale: float = 1.0  # the second stage's optim.lr_scale
     regularizers: dict[str, float] = field(default_factory=dict)  # the second stage's regularizer weights
 
@@ -102,8 +103,8 @@ class RunConfig:
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise UserError(f"device must be auto, cpu or cuda, got '{self.device}'")
         self.export.mesh_options()
-        if self.refine.steps < 0 or self.refine.resolution < 0:
-            raise UserError("refine.steps and refine.resolution must be 0 or positive")
+        if self.refine.steps < 0 or self.refine.resolution < 0 or self.refine.start_resolution < 8:
+            raise UserError("refine.steps and refine.resolution must be 0 or positive, refine.start_resolution >= 8")
         if self.refine.steps:
             refine_stage_config(self, Path("coarse.ply"))  # a bad refine section fails before any work
         for name, weight in self.regularizers.items():

@@ -26,6 +26,18 @@ def test_every_preset_loads_with_its_rule():
     assert names["prolificdreamer-vsd"] == "vsd" and names["esd"] == "esd" and names["lucid-ism"] == "ism"
     assert names["dreamerxl-tsm"] == "tsm" and names["scaledreamer-asd"] == "asd"
     assert load_run_config("esd").guidance.config.entropy_weight == 0.5
+    for name in ("dreamgaussian-sds", "dreamgaussian-sds-tiny"):  # Gaussians, then a mesh refine stage
+        preset = load_run_config(name)
+        assert preset.representation.name == "gaussians" and preset.refine.steps > 0
+        assert preset.refine.representation["name"] == "mesh"
+
+
+def _small(name: str) -> list[str]:
+    """SMALL, plus a 2-step refine stage on a small grid for two-stage presets."""
+    if not load_run_config(name).refine.steps:
+        return SMALL
+    return [*SMALL, "refine.steps=2", "refine.start_resolution=32", "refine.representation.grid_resolution=16",
+            "refine.representation.init_colour_steps=5"]
 
 
 @pytest.mark.parametrize("name", SD_PRESETS)
@@ -33,7 +45,7 @@ def test_real_prior_presets_run_two_steps_on_tiny_sd_parts(name, tiny_sd_folder,
     import dreamer
 
     result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2,
-                              dotted=[*SMALL, f"prior.model={tiny_sd_folder}"],
+                              dotted=[*_small(name), f"prior.model={tiny_sd_folder}"],
                               trainer__progress=False, export__video=False)
     assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])
 
@@ -50,6 +62,6 @@ def test_every_rule_has_a_cpu_preset_on_the_tiny_prior():
 def test_tiny_prior_presets_run_two_steps(name, tmp_path):
     import dreamer
 
-    result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2, dotted=SMALL,
+    result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2, dotted=_small(name),
                               trainer__progress=False, export__video=False)
     assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])

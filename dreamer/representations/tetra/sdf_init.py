@@ -23,7 +23,8 @@ def mesh_sdf(points: torch.Tensor, mesh, samples: int = 200_000, seed: int = 0) 
     """Signed distance to a closed, outward-wound triangle mesh (trimesh), positive outside.
 
     The distance is to the nearest of `samples` area-uniform surface points; the sign is that of
-    the mean of (p − q)·n over the 8 nearest points q with face normals n. Exact enough to start from: the grid
+    the mean of (p − q)·n over the 8 nearest points q with face normals n near the surface, and
+    from a flood fill of the outside elsewhere. Exact enough to start from: the grid
     cell is much larger than the sample spacing, and only the sign near the surface matters to
     the extracted mesh.
     """
@@ -44,11 +45,34 @@ def mesh_sdf(points: torch.Tensor, mesh, samples: int = 200_000, seed: int = 0) 
     query = points.detach().cpu().double().numpy()
     distances, nearest = cKDTree(surface).query(query, k=8)  # [P, 8]
     distance = distances[:, 0]
-    # the mean over the 8 nearest samples: beside an edge or corner the single nearest sample may
-    # lie on a face whose plane passes through the point (dot ≈ 0, either sign)
+    # near the surface: the mean over the 8 nearest samples (beside an edge or corner the single
+    # nearest sample may lie on a face whose plane passes through the point: dot ≈ 0, either sign)
     side = np.sign(((query[:, None] - surface[nearest]) * normals[nearest]).sum(-1).mean(-1))
     side[side == 0] = 1.0
+    # away from it: flood fill, which a rough or slightly open surface (a coarse result) cannot fool
+    state = _flood_fill_side(query, surface)
+    side = np.where(state == 0, side, state)
     return torch.as_tensor(distance * side, dtype=points.dtype, device=points.device)
+
+
+def _flood_fill_side(query: np.ndarray, surface: np.ndarray, resolution: int = 128) -> np.ndarray:
+    """[P] −1 inside, +1 outside, 0 on the surface's shell (voxels the surface passes through,
+    dilated by one to close pinholes between samples), from a flood fill of the outside."""
+    from scipy import ndimage
+
+    low = np.minimum(surface.min(0), query.min(0)) - 1e-6
+    high = np.maximum(surface.max(0), query.max(0)) + 1e-6
+    scale = resolution / (high - low)
+
+    def voxel(p: np.ndarray) -> np.ndarray:
+        return np.clip(((p - low) * scale).astype(np.int64), 0, resolution - 1)
+
+    shell = np.zeros((resolution,) * 3, dtype=bool)
+    shell[tuple(voxel(surface).T)] = True
+    shell = ndimage.binary_dilation(shell, iterations=1)
+    interior = ndimage.binary_fill_holes(shell) & ~shell
+    v = tuple(voxel(query).T)
+    return np.where(shell[v], 0, np.where(interior[v], -1, 1))
 
 
 def load_mesh(path: str):
