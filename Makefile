@@ -13,7 +13,7 @@ DEMO_OUT ?= runs/demo
 GLTF_VALIDATOR_VERSION ?= 2.0.0-dev.3.10
 VALIDATOR := .tools/node_modules/gltf-validator/package.json
 
-.PHONY: install validator test demo bench clean
+.PHONY: install validator test demo bench screenshots clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ validator: $(VALIDATOR)
 
 test: install validator
 	$(BIN)/python -m pytest
+
+# The web UI's screenshots in docs/screenshots/, taken by its browser test (needs Debian's chromium).
+screenshots: install
+	SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_ui_browser.py
 
 demo: install
 	rm -rf $(DEMO_OUT)

@@ -1,4 +1,4 @@
-"""The `dreamer` command line: generate, export, eval, presets, prior (train / sample the tiny prior).
+"""The `dreamer` command line: generate, export, eval, presets, ui (the web UI), prior (train / sample the tiny prior).
 
 User mistakes print one line `error: ...` and exit 2; a diverged run exits 1; Ctrl-C saves a
 checkpoint and exits 130. Nothing here does math.
@@ -55,6 +55,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the presets in configs/")
 
+    u = sub.add_parser("ui", help="start the web UI (queue, live progress, cancel/resume, history)",
+                       description="Serve the Gradio web UI: jobs queue up, show live progress and previews, "
+                                   "can be cancelled and resumed, and every job is a run folder under --runs.")
+    u.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    u.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    u.add_argument("--runs", default="runs", help="runs folder: jobs are written and history read here (default: runs)")
+    u.add_argument("--concurrency", type=int, default=1, help="jobs run at once; the rest wait in line (default: 1)")
+    u.add_argument("--auth", help="require a login USER:PASSWORD (default: the DREAMER_UI_AUTH variable, else none)")
+    u.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides applied to every job, e.g. steps=300 prior=reference")
+
     pr = sub.add_parser("prior", help="train or sample the embedded tiny prior",
                         description="Train the tiny prior on shape-library renders, or sample from it.")
     psub = pr.add_subparsers(dest="prior_command", required=True, metavar="ACTION")
@@ -93,8 +104,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _split_overrides(items: list[str], prompt: str | None) -> tuple[str | None, list[str]]:
     """argparse can put a key=value into PROMPT when no prompt is given (with --resume)."""
-    if prompt is not None and "=" in prompt and " " not in prompt and not items:
-        return None, [prompt]
+    if prompt is not None and "=" in prompt and " " not in prompt:
+        return None, [prompt, *items]
     return prompt, items
 
 
@@ -161,6 +172,12 @@ def _presets(args) -> int:
     return 0
 
 
+def _ui(args) -> int:
+    from dreamer.ui_launch import run_ui
+
+    return run_ui(args.runs, args.host, args.port, args.concurrency, args.auth, args.overrides)
+
+
 def _prior_train(args) -> int:
     from dreamer.config import merge, nested_update, parse_override
     from dreamer.priors.tiny.checkpoint import checkpoint_path
@@ -222,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
-    handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets, "prior": _prior}[args.command]
+    handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets, "ui": _ui,
+               "prior": _prior}[args.command]
     from dreamer.signals import sigterm_interrupts
 
     try:

@@ -102,6 +102,17 @@ def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, tiny_run, caps
     assert code == 0 and "blue" in (out / "config.yaml").read_text()
 
 
+def test_resume_takes_several_overrides_without_a_prompt(tmp_path, tiny_run, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["generate", "a red cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)[0] == 0
+    # argparse puts the first key=value where the prompt would be; all of them are overrides
+    code, _, err = run_cli(["generate", "--resume", "--out", str(out), "--quiet", "steps=4", "trainer.log_every=2"],
+                           capsys)
+    assert code == 0, err
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 4 and "a red cube" in (out / "config.yaml").read_text()
+
+
 def test_bad_input_subprocess_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dreamer", "generate", "", "--out", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=120)

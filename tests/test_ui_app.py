@@ -1,0 +1,164 @@
+"""The page's callbacks without a browser: inline errors, served paths, polling, the `dreamer ui` command."""
+
+import subprocess
+import sys
+import urllib.request
+
+import gradio as gr
+import pytest
+from ui_support import UI_TINY, App, http_status  # first: puts the checkout's ui/ on sys.path
+
+from dreamer import cli
+from dreamer.errors import UserError
+from ui import form
+from ui.app import Page, Shown, build_app, parse_auth
+from ui.jobs import JobManager
+
+FIELDS = ("prompt", "negative_prompt", "preset", "guidance", "representation", "prior", "steps", "seed",
+          "resolution", "formats")
+
+
+@pytest.fixture
+def page(tmp_path):
+    manager = JobManager(tmp_path / "runs", max_concurrent=1)
+    yield Page(manager, list(UI_TINY))
+    manager.shutdown()
+
+
+def _fields(page, prompt, steps=4):
+    values = form.defaults_for("default", page.overrides)
+    values.prompt, values.steps = prompt, steps
+    return [getattr(values, name) for name in FIELDS]
+
+
+def _is_skip(value):
+    return isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1
+
+
+def test_generate_shows_mistakes_inline_as_one_line(page):
+    message, selected = page.on_generate(*_fields(page, "  "), False, "")
+    assert message == 'error: the prompt is empty: give a description such as "a red chair"' and _is_skip(selected)
+    message, _ = page.on_generate(*_fields(page, "a red cube"), True, "prompt: a red cube\nsed: 1\n")
+    assert message == "error: unknown config key 'sed' (did you mean 'seed'?)"
+    assert page.on_yaml("prompt: [").startswith("error: the config is not valid YAML")
+    assert page.on_yaml("prompt: a red cube") == "✓ valid config"
+    assert page.manager.jobs() == []
+
+
+def test_the_yaml_panel_follows_the_form_until_it_is_used_instead(page):
+    text, check = page.on_form(*_fields(page, "a red cube", steps=7), False)
+    config = form.config_from_yaml(text)
+    assert (config.prompt, config.steps, config.prior.name, config.resolution) == ("a red cube", 7, "reference", 16)
+    assert check == "✓ valid config"
+    assert page.on_form(*_fields(page, ""), False)[1] == ""  # no nagging before a prompt is typed
+    assert all(_is_skip(v) for v in page.on_form(*_fields(page, "a red cube"), True))
+    assert page.on_preset("reference")[3] == "reference" and page.on_preset("default")[4] == 800
+
+
+def test_a_job_is_polled_from_queue_to_results_inside_the_runs_folder(page):
+    message, job_id = page.on_generate(*_fields(page, "a red cube"), False, "")
+    assert job_id in message and message.startswith("queued **a red cube**")
+    page.manager.wait(job_id, timeout=120)
+    out = page.on_poll(job_id, Shown())
+    (picker, table, title, status, bar, preview, cancel, resume, model, splats, video, files, evaluation, shown) = out
+    assert picker["choices"] == [(f"a red cube · {job_id}", job_id)] and picker["value"] == job_id
+    assert table == [[job_id, "a red cube", "finished", "step 4 / 4", ""]]
+    assert status.startswith("**finished** — step 4 / 4") and 'aria-valuenow="4"' in bar
+    runs = str(page.runs_dir)
+    assert preview == f"{runs}/{job_id}/previews/latest.png" or preview.startswith(f"{runs}/{job_id}/previews/step_")
+    assert model == f"{runs}/{job_id}/model.glb" and video == f"{runs}/{job_id}/turntable.mp4"
+    assert f"{runs}/{job_id}/model.glb" in files and all(f.startswith(f"{runs}/{job_id}/") for f in files)
+    assert splats["visible"] is False  # a NeRF has no splats.ply
+    assert "IoU" in evaluation
+    assert cancel["interactive"] is False and resume["interactive"] is False
+    again = page.on_poll(job_id, shown)  # nothing changed: nothing is sent again
+    assert all(_is_skip(v) for v in (again[0], again[5], again[6], again[8], again[10]))
+
+
+def test_a_gaussians_job_also_shows_its_splats(page):
+    values = form.defaults_for("default", page.overrides)
+    values.prompt, values.steps, values.representation = "a red cube", 3, "gaussians"
+    _, job_id = page.on_generate(*[getattr(values, name) for name in FIELDS], False, "")
+    assert page.manager.wait(job_id, timeout=120).status == "finished"
+    out = page.on_poll(job_id, Shown())
+    assert out[8].endswith(f"{job_id}/model.glb")
+    assert out[9]["visible"] is True and out[9]["value"] == f"{page.runs_dir}/{job_id}/splats.ply"
+    assert f"{page.runs_dir}/{job_id}/splats.ply" in out[11]
+
+
+def test_files_outside_the_runs_folder_are_never_served(page, tmp_path):
+    outside = tmp_path / "elsewhere.glb"
+    outside.write_text("x")
+    with pytest.raises(UserError, match="outside the runs folder"):
+        page.served(outside)
+    poll = page.on_poll("../elsewhere", Shown())
+    assert poll[2].startswith("error: '../elsewhere' is not a run name")
+    run = page.runs_dir / "linked"  # a run folder whose preview links out of the runs folder
+    (run / "previews").mkdir(parents=True)
+    (run / "config.yaml").write_text("prompt: a red cube\nsteps: 4\n")
+    (run / "previews" / "latest.png").symlink_to(outside)
+    poll = page.on_poll("linked", Shown())
+    assert poll[2].startswith("error: '") and "outside the runs folder" in poll[2] and poll[5] is None
+    gallery, rows, ids = page.on_history()
+    assert gallery == [] and ids == [] and [row[0] for row in rows] == ["linked"]
+
+
+def test_uploaded_configs_are_validated(page, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prompt: a red cube\nsteps: -3\n")
+    assert page.on_upload(str(bad))[2] == "error: bad.yaml: steps must be a positive integer, got -3"
+    good = tmp_path / "good.yaml"
+    good.write_text("prompt: a red cube\nsteps: 3\n")
+    text, use_yaml, check = page.on_upload(str(good))
+    assert text == good.read_text() and use_yaml is True and check == "✓ valid config"
+
+
+def test_the_page_builds_and_on_load_picks_the_newest_run(page):
+    assert isinstance(build_app(page), gr.Blocks)
+    assert page.on_load() is None
+    _, job_id = page.on_generate(*_fields(page, "a blue cube", steps=2), False, "")
+    assert page.on_load() == job_id
+
+
+def test_auth_is_user_colon_password():
+    assert parse_auth("ann:s3cr:et") == ("ann", "s3cr:et")
+    assert parse_auth(None) is None and parse_auth("") is None
+    for bad in ("ann", ":pw", "ann:"):
+        with pytest.raises(UserError, match="USER:PASSWORD"):
+            parse_auth(bad)
+
+
+def test_ui_command_mistakes_are_one_line_errors(tmp_path, capsys):
+    assert cli.main(["ui", "--runs", str(tmp_path / "runs"), "--auth", "nopassword"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --auth (or DREAMER_UI_AUTH) must look like USER:PASSWORD"
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["ui", "--runs", str(tmp_path / "file")]) == 2
+    assert "is a file: choose another --runs" in capsys.readouterr().err
+    assert cli.main(["ui", "--runs", str(tmp_path / "runs"), "stepz=3"]) == 2
+    assert "unknown config key 'stepz'" in capsys.readouterr().err
+
+
+def test_the_cli_does_not_import_gradio():
+    probe = "import sys, dreamer.cli; print('gradio' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_with_auth_nothing_is_served_before_login(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "old-run").mkdir(parents=True)
+    (runs / "old-run" / "config.yaml").write_text("prompt: a red cube\n")
+    app = App(runs, tmp_path / "app.log", list(UI_TINY), "--auth", "ann:s3cret")
+    try:
+        file_url = f"{app.url}gradio_api/file={runs.resolve()}/old-run/config.yaml"
+        assert http_status(file_url) == 401 and http_status(f"{app.url}config") == 401
+        login = urllib.request.Request(f"{app.url}login", data=b"username=ann&password=wrong")
+        assert http_status(login) == 400
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        opener.open(urllib.request.Request(f"{app.url}login", data=b"username=ann&password=s3cret"), timeout=10)
+        with opener.open(file_url, timeout=10) as response:
+            assert response.read() == b"prompt: a red cube\n"
+    finally:
+        app.stop()
+    assert app.proc.returncode == 0, app.tail()
+

@@ -1,0 +1,122 @@
+"""The UI's job queue without a browser: FIFO order, cancel with a checkpoint, resume, restart."""
+
+import json
+
+import pytest
+from ui_support import tiny_config, wait_until  # first: puts the checkout's ui/ on sys.path
+
+from dreamer.errors import UserError
+from dreamer.run_config import load_run_config
+from ui.history import STATUS_FILE, list_runs, read_run
+from ui.jobs import JobManager
+
+
+@pytest.fixture
+def manager(tmp_path):
+    jobs = JobManager(tmp_path / "runs", max_concurrent=1)
+    yield jobs
+    jobs.shutdown()
+
+
+def _metric_steps(run_dir):
+    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_jobs_queue_in_order_and_both_finish(manager):
+    first = manager.submit(tiny_config("a red cube", steps=30))
+    second = manager.submit(tiny_config("a blue sphere", steps=4))
+    assert (first.run_dir / "config.yaml").is_file() and (second.run_dir / "config.yaml").is_file()
+    wait_until(lambda: manager.get(first.id).status == "running", what="the first job to start")
+    waiting = manager.get(second.id)
+    assert waiting.status == "queued" and waiting.queue_position == 1
+    assert manager.get(first.id).queue_position is None
+
+    done = [manager.wait(first.id, timeout=120), manager.wait(second.id, timeout=120)]
+    assert [j.status for j in done] == ["finished", "finished"]
+    assert [(j.step, j.total) for j in done] == [(30, 30), (4, 4)]
+    assert done[0].finished_at <= done[1].started_at  # one at a time, in the order submitted
+    for job in done:
+        assert (job.run_dir / "model.glb").is_file() and (job.run_dir / "turntable.mp4").is_file()
+        assert job.preview is not None and job.preview.parent == job.run_dir / "previews"
+        assert json.loads((job.run_dir / STATUS_FILE).read_text()) == {"status": "finished", "error": None}
+    assert first.run_dir.parent == second.run_dir.parent == manager.runs_dir
+
+
+def test_cancel_keeps_the_checkpoint_and_resume_completes(manager):
+    job = manager.submit(tiny_config("a green torus", steps=40))
+    wait_until(lambda: manager.get(job.id).step >= 3, what="step 3")
+    manager.cancel(job.id)
+    stopped = manager.wait(job.id, timeout=30)
+    assert stopped.status == "cancelled" and 3 <= stopped.step < 40
+    assert (job.run_dir / "checkpoints" / "last.pt").is_file()
+    assert not (job.run_dir / "model.glb").exists()
+    record = read_run(job.run_dir)
+    assert record.status == "cancelled" and record.step == stopped.step and record.total == 40
+
+    with pytest.raises(UserError, match="only queued or running jobs can be cancelled"):
+        manager.cancel(job.id)
+    manager.resume(job.id)
+    finished = manager.wait(job.id, timeout=120)
+    assert finished.status == "finished" and finished.step == 40
+    assert (job.run_dir / "model.glb").is_file()
+    assert _metric_steps(job.run_dir) == list(range(1, 41))  # continued from the checkpoint, no gap, no repeat
+    with pytest.raises(UserError, match="only cancelled or failed jobs can be resumed"):
+        manager.resume(job.id)
+
+
+def test_a_queued_job_can_be_cancelled_and_later_resumed_from_step_0(manager):
+    first = manager.submit(tiny_config("a red cube", steps=20))
+    second = manager.submit(tiny_config("a blue cube", steps=3))
+    cancelled = manager.cancel(second.id)
+    assert cancelled.status == "cancelled" and cancelled.queue_position is None
+    assert manager.wait(first.id, timeout=120).status == "finished"
+    assert manager.get(second.id).status == "cancelled" and not (second.run_dir / "checkpoints").exists()
+    manager.resume(second.id)
+    assert manager.wait(second.id, timeout=120).status == "finished"
+
+
+def test_history_after_a_restart_lists_both_runs_and_resumes_from_disk(tmp_path):
+    runs = tmp_path / "runs"
+    before = JobManager(runs, max_concurrent=1)
+    done = before.submit(tiny_config("a red cube", steps=4))
+    stopped = before.submit(tiny_config("a yellow cone", steps=40))
+    before.wait(done.id, timeout=120)
+    wait_until(lambda: before.get(stopped.id).step >= 2, what="step 2")
+    before.shutdown()  # the app closing: the running job saves a checkpoint and stops
+    assert before.get(stopped.id).status == "cancelled"
+
+    after = JobManager(runs, max_concurrent=1)
+    try:
+        assert after.jobs() == []
+        records = {r.id: r for r in list_runs(after.runs_dir)}
+        assert set(records) == {done.id, stopped.id}
+        assert records[done.id].status == "finished" and records[done.id].prompt == "a red cube"
+        assert records[stopped.id].status == "cancelled" and records[stopped.id].prompt == "a yellow cone"
+        assert records[done.id].thumbnail == done.run_dir / "previews" / "latest.png"
+        assert after.state(stopped.id).status == "cancelled"  # read from disk
+        after.resume(stopped.id)
+        resumed = after.wait(stopped.id, timeout=120)
+        assert resumed.status == "finished" and resumed.step == 40
+    finally:
+        after.shutdown()
+
+
+def test_a_failing_job_reports_one_line_and_history_remembers_it(manager, tmp_path):
+    missing = {"prompt": "a red cube", "steps": 4, "prior": {"name": "tiny", "weights": str(tmp_path / "nowhere")}}
+    job = manager.submit(load_run_config("default", missing))
+    failed = manager.wait(job.id, timeout=60)
+    assert failed.status == "failed" and "\n" not in failed.error and failed.error
+    restarted = read_run(job.run_dir)
+    assert restarted.status == "failed" and restarted.error == failed.error
+
+
+def test_bad_submissions_are_user_errors(manager):
+    with pytest.raises(UserError, match="the prompt is empty"):
+        manager.submit(tiny_config("   "))
+    with pytest.raises(UserError, match="no job 'nope'"):
+        manager.cancel("nope")
+    with pytest.raises(UserError, match="not a run name"):
+        manager.resume("../elsewhere")
+    with pytest.raises(UserError, match="concurrency must be a positive integer"):
+        JobManager(manager.runs_dir, max_concurrent=0)
+    assert list(manager.runs_dir.iterdir()) == []

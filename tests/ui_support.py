@@ -1,0 +1,91 @@
+"""Helpers for the web UI's tests: the checkout's ui/ on sys.path, tiny job configs, the app in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import TINY_RUN
+
+from dreamer.run_config import RunConfig, load_run_config
+from dreamer.ui_launch import REPO
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# Every UI job in the tests: the suite's tiny settings (reference prior, 16 px, small exports).
+UI_TINY = list(TINY_RUN)
+
+
+def tiny_config(prompt: str = "a red cube", steps: int = 6, **overrides) -> RunConfig:
+    return load_run_config("default", {"prompt": prompt, "steps": steps, **overrides}, UI_TINY)
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.02, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; that value, or an AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(url: "str | urllib.request.Request") -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+class App:
+    """`dreamer ui` in a subprocess on a free port; `settings` (key=value) apply to every job."""
+
+    def __init__(self, runs: Path, log: Path, settings: list[str], *options: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "dreamer", "ui", "--runs", str(runs),
+                                      "--port", str(self.port), *options, *settings], cwd=REPO, env=env,
+                                     stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the app exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise AssertionError(f"the app did not answer within 120 s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text()[-3000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM, as a service manager would: running jobs save a checkpoint, then the app exits."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,0 +1,99 @@
+"""What the page shows of a job or a past run, as plain text, HTML and table rows (no Gradio here)."""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+
+from ui.history import RunRecord
+from ui.jobs import JobState
+
+JOB_COLUMNS = ["run", "prompt", "status", "progress", "ETA"]
+HISTORY_COLUMNS = ["run", "prompt", "status", "steps", "representation", "changed"]
+EVAL_FIELDS = (("iou", "IoU"), ("colour_error", "colour error"), ("r_precision", "R-precision"),
+               ("multi_face_rate", "multi-face rate"))
+
+
+def format_eta(seconds: float | None) -> str:
+    """12 s, 3 min 05 s, 1 h 02 min; an empty string when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _loss(loss: float | None) -> str:
+    return f"{loss:.4g}" if loss is not None and math.isfinite(loss) else "–"
+
+
+def progress_text(job: JobState) -> str:
+    return f"step {job.step} / {job.total}"
+
+
+def status_line(job: JobState) -> str:
+    """One line: the status and what it means now (Markdown)."""
+    steps = progress_text(job)
+    if job.status == "queued":
+        place = f"#{job.queue_position} in line" if job.queue_position else "waiting"
+        return f"**queued** — {place} · {steps}"
+    if job.status == "running":
+        if job.total and job.step >= job.total:
+            return f"**running** — {steps} · exporting the mesh and the turntable"
+        eta = format_eta(job.eta_s)
+        return f"**running** — {steps} · loss {_loss(job.loss)}" + (f" · ETA {eta}" if eta else "")
+    if job.status == "cancelling":
+        return f"**cancelling** — {steps} · saving a checkpoint"
+    if job.status == "cancelled":
+        return f"**cancelled** — {steps} · checkpoint kept: Resume continues it"
+    if job.status == "finished":
+        return f"**finished** — {steps} · loss {_loss(job.loss)}"
+    return f"**failed** — {steps} · {job.error or 'unknown error'}"
+
+
+def progress_html(job: JobState) -> str:
+    fraction = min(max(job.step / job.total, 0.0), 1.0) if job.total else 0.0
+    colour = {"failed": "#dc2626", "cancelled": "#9ca3af", "cancelling": "#9ca3af"}.get(job.status, "#f97316")
+    return (f'<div class="dreamer-progress" role="progressbar" aria-valuenow="{job.step}" aria-valuemax="{job.total}" '
+            f'style="height:10px;border-radius:5px;background:#e5e7eb;overflow:hidden">'
+            f'<div style="height:100%;width:{fraction * 100:.1f}%;background:{colour}"></div></div>')
+
+
+def job_rows(jobs: list[JobState]) -> list[list[str]]:
+    """The queue table, newest first."""
+    rows = []
+    for job in reversed(jobs):
+        place = f"queued #{job.queue_position}" if job.status == "queued" and job.queue_position else job.status
+        eta = format_eta(job.eta_s) if job.status == "running" else ""
+        rows.append([job.id, job.prompt, place, progress_text(job), eta])
+    return rows
+
+
+def history_rows(records: list[RunRecord]) -> list[list[str]]:
+    return [[r.id, r.prompt, r.status, f"{r.step} / {r.total}", r.representation,
+             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.modified))] for r in records]
+
+
+def history_caption(record: RunRecord) -> str:
+    return f"{record.prompt or record.id} — {record.status}"
+
+
+def eval_markdown(ev: dict | None) -> str:
+    """The eval figures as a Markdown table ('' when the run has none)."""
+    if not ev:
+        return ""
+    cells = [(label, ev[key]) for key, label in EVAL_FIELDS if isinstance(ev.get(key), (int, float))]
+    if not cells:
+        return ""
+    head = "| " + " | ".join(label for label, _ in cells) + " |"
+    rule = "|" + "---|" * len(cells)
+    values = "| " + " | ".join(f"{value:.3f}" for _, value in cells) + " |"
+    return f"**Evaluation** (against the shape library)\n\n{head}\n{rule}\n{values}"
+
+
+def title_line(job: JobState) -> str:
+    return f"### {html.escape(job.prompt) or job.id}\n`{job.id}`"
