@@ -61,7 +61,7 @@ def main() -> None:
 
     from dreamer.run_config import load_run_config
 
-    preset = load_run_config(args.config)
+    preset = load_run_config(args.config, dotted=args.overrides)  # overrides may drop or add a refine stage
     prior = args.prior or preset.prior.name
     rep = preset.representation.name
     name = {"nerf": "NeRF", "gaussians": "Gaussians"}.get(rep, rep)
@@ -87,7 +87,8 @@ def main() -> None:
         errs.append(ev["colour_error"])
         rprec.append(ev["r_precision"])
         rows.append([prompt, ev["iou"], ev["colour_error"], ev["r_precision"], ", ".join(sorted(set(ev["predicted_prompts"]))),
-                     result.metrics["steps"], f"{seconds:.0f}"])
+                     " + ".join(str(result.metrics[k]) for k in ("steps", "refine_steps") if k in result.metrics),
+                     f"{seconds:.0f}"])
         sheet.append(comparison_row(result.run_dir, prompt))
         print(f"{prompt:>22}: IoU {ev['iou']:.3f}  colour error {ev['colour_error']:.3f}  "
               f"R-precision {ev['r_precision']:.3f}  {seconds:.0f} s", flush=True)

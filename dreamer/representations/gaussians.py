@@ -64,6 +64,9 @@ class GaussiansConfig:
     backend: Literal["auto", "torch", "gsplat"] = "auto"  # auto: gsplat on CUDA, ours elsewhere
     mesh_sigma_cap: float = 0.15  # to_mesh: Gaussians are splatted into the grid up to this many world units
 
+    mesh_smoothing: float = 0.1  # to_mesh: box-filter width (world units) of the density before meshing
+                                 # (splats leave a rough, porous surface; see volume.density_to_mesh)
+
     def __post_init__(self) -> None:
         for name, value, allowed in (("init", self.init, INITS), ("background", self.background, SPLAT_BACKGROUNDS),
                                      ("backend", self.backend, BACKENDS)):
@@ -249,12 +252,14 @@ class Gaussians(Representation):
 
     @torch.no_grad()
     def to_mesh(self, resolution: int = 128, fill_holes: bool = True, min_component_fraction: float = 0.01):
-        """Marching cubes of the Gaussians' optical density at the automatic (silhouette) iso-level."""
+        """Marching cubes of the Gaussians' optical density, smoothed over `mesh_smoothing`, at the automatic
+        (silhouette) iso-level."""
         import numpy as np
         import trimesh
 
         dens = self.density_grid(resolution)
-        mesh = volume.density_to_mesh(dens, 1.0, fill_holes=fill_holes, min_component_fraction=min_component_fraction)
+        mesh = volume.density_to_mesh(dens, 1.0, smoothing=self.config.mesh_smoothing, fill_holes=fill_holes,
+                                      min_component_fraction=min_component_fraction)
         if mesh is None:
             return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
         verts, faces = mesh
