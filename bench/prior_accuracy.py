@@ -5,7 +5,8 @@ For every colour × shape combination (the 158 trained ones and the 18 held-out 
 DDIM + CFG as `dreamer prior sample` does, and classifies them with the evaluator. Writes the
 "Tiny prior" section of docs/benchmarks.md and a contact sheet docs/tiny-prior-samples.png
 (one row per shape: ground truth, then samples). Takes ~10 minutes on 2 cores.
-Usage: python bench/prior_accuracy.py [--weights assets/priors/tiny] [--views 4] [--steps 50] [--guidance 3]
+Usage: python bench/prior_accuracy.py [--weights assets/priors/tiny] [--views 4] [--steps 50] [--guidance 2]
+       [--eta 1]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def random_cameras(n: int, size: int, fovy: float, generator: torch.Generator):
     return from_spherical(az, el, torch.full((n,), 2.8), fovy, size, size)
 
 
-def sample_all(prior, specs, views: int, steps: int, guidance: float, batch: int, seed: int):
+def sample_all(prior, specs, views: int, steps: int, guidance: float, batch: int, seed: int, eta: float = 1.0):
     """[len(specs)·views, 3, S, S] samples, spec-major, in batches of `batch` images."""
     from tqdm.auto import tqdm
 
@@ -43,7 +44,8 @@ def sample_all(prior, specs, views: int, steps: int, guidance: float, batch: int
     cams = random_cameras(len(prompts), prior.image_size, float(prior.info.data.get("fovy", 42.5)), gen)
     out = []
     for i in tqdm(range(0, len(prompts), batch), desc="sampling", unit="batch"):
-        out.append(sample_images(prior, prompts[i:i + batch], cams[i:i + batch], steps, guidance, seed=seed + i))
+        out.append(sample_images(prior, prompts[i:i + batch], cams[i:i + batch], steps, guidance, seed=seed + i,
+                                 eta=eta))
     return torch.cat(out)
 
 
@@ -95,7 +97,8 @@ def main() -> None:
     parser.add_argument("--weights", default="assets/priors/tiny")
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--eta", type=float, default=1.0, help="DDIM η (0 deterministic, 1 DDPM-like)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -113,7 +116,7 @@ def main() -> None:
     t0 = time.perf_counter()
     results = {}
     for name, specs in (("in-vocabulary (trained pairs)", trained), ("held-out pairs", held_out)):
-        images = sample_all(prior, specs, args.views, args.steps, args.guidance, args.batch, args.seed)
+        images = sample_all(prior, specs, args.views, args.steps, args.guidance, args.batch, args.seed, args.eta)
         results[name] = (score(images, specs, args.views), images, specs)
     minutes = (time.perf_counter() - t0) / 60
 
@@ -129,7 +132,7 @@ def main() -> None:
     if args.no_write:
         return
     save_grid(sheet, DOC.parent / "tiny-prior-samples.png", columns=args.views + 1)
-    body = (f"Samples: DDIM {args.steps} steps, CFG {args.guidance}, {args.views} random views per colour × shape "
+    body = (f"Samples: DDIM {args.steps} steps, η {args.eta}, CFG {args.guidance}, {args.views} random views per colour × shape "
             f"combination (azimuth 0–360°, elevation 0–40°, distance 2.8), classified by the evaluator "
             f"(`assets/evaluator/`). Sampling took {minutes:.1f} min.\n\n{table}\n\n{shape_table}\n\n"
             f"Loading the prior and its text encoder and encoding one prompt: {load_s:.2f} s once the libraries "

@@ -91,7 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--views", type=int, default=8, help="azimuths, evenly spaced from the front (default: 8)")
     s.add_argument("--out", default="prior-sample.png", help="PNG file to write (default: prior-sample.png)")
     s.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
-    s.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default: 3)")
+    s.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default: 2)")
+    s.add_argument("--eta", type=float, default=1.0,
+                   help="DDIM η: 0 deterministic, 1 fresh noise every step like DDPM (default: 1)")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     s.add_argument("--negative", default="", help="negative prompt (default: the empty prompt)")
     s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees (default: 20)")
@@ -212,11 +214,13 @@ def _prior_sample(args) -> int:
 
     if args.views < 1 or args.steps < 1:
         raise UserError("--views and --steps must be positive")
+    if not 0.0 <= args.eta <= 1.0:
+        raise UserError(f"--eta must lie in [0, 1], got {args.eta}")
     prior = TinyPrior(TinyPriorConfig(weights=args.weights), device=args.device)
     cameras = turntable(args.views, prior.image_size, elevation=args.elevation, distance=args.distance,
                         fovy=float(prior.info.data.get("fovy", 42.5)))
     images = sample_views(prior, args.prompt, cameras, steps=args.steps, guidance=args.guidance, seed=args.seed,
-                          negative_prompt=args.negative)
+                          negative_prompt=args.negative, eta=args.eta)
     if args.truth:
         import torch
 

@@ -194,6 +194,10 @@ def test_sampling_with_a_fixed_seed_is_reproducible():
     c = sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=8)
     assert a.shape == (2, 3, 16, 16) and float(a.min()) >= 0 and float(a.max()) <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
+    # η = 0 (deterministic DDIM) is reproducible too, and differs from the default η = 1 (fresh noise per step)
+    d = sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=7, eta=0.0)
+    assert torch.equal(d, sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=7, eta=0.0))
+    assert not torch.equal(a, d)
 
 
 def test_weights_round_trip_in_fp16(tmp_path):
