@@ -70,6 +70,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise UserError(f"config section '{key}' must be a mapping, got {value!r}")
         return merge(tp(), value, prefix=key)
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-5" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config key '{key}' must be a number, got {value!r}")
         return float(value)

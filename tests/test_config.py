@@ -28,6 +28,12 @@ def test_merge_types_and_nested():
     assert cfg.inner.sizes == (3, 4) and cfg.maybe == 2.0
 
 
+def test_exponent_without_a_dot_is_a_number():
+    # PyYAML (YAML 1.1) reads `2e-5` as a string; a float key takes it as the number it means
+    _, value = parse_override("inner.rate=2e-5")
+    assert merge(Outer(), {"inner": {"rate": value}}).inner.rate == pytest.approx(2e-5)
+
+
 @pytest.mark.parametrize(
     "update, message",
     [

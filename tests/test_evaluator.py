@@ -7,7 +7,8 @@ import torch
 
 from dreamer.errors import UserError
 from dreamer.eval.classifier import ClassifierConfig, ShapeColourClassifier, default_evaluator, load_classifier
-from dreamer.eval.classifier_train import ClassifierTrainConfig, accuracy, all_specs, render_views, train_classifier
+from dreamer.eval.classifier_train import (ClassifierTrainConfig, accuracy, all_specs, render_views, stretch,
+                                          train_classifier)
 from dreamer.eval.rprecision import r_precision
 from dreamer.priors.tiny.data import TinyDataConfig, composite, random_backgrounds
 from dreamer.shapes import COLOURS, OBJECTS, ObjectSpec, render_spec
@@ -33,6 +34,33 @@ def test_evaluator_classifies_fresh_ground_truth_renders():
     for images in (white, varied):
         acc = accuracy(evaluator, images, labels)
         assert acc["colour"] >= 0.95 and acc["shape"] >= 0.95, acc
+
+
+def test_stretch_scales_about_the_centre():
+    x = torch.zeros(2, 1, 32, 32)
+    x[:, :, 12:20, 12:20] = 1.0  # an 8 × 8 square in the middle
+    same = stretch(x, torch.ones(2), torch.ones(2))
+    assert torch.allclose(same, x, atol=1e-6)
+    wide = stretch(x, torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.5]))
+    assert wide[0, 0, 16].sum().item() == pytest.approx(16.0, abs=0.01)  # twice as wide
+    assert wide[0, 0, :, 16].sum().item() == pytest.approx(8.0, abs=0.01)
+    assert wide[1, 0, :, 16].sum().item() == pytest.approx(4.0, abs=0.01)  # half as tall
+    turned = stretch(x, torch.ones(2), torch.ones(2), torch.tensor([90.0, 45.0]))
+    assert torch.allclose(turned[0], x[0], atol=1e-5)  # a square turned by 90° is itself
+    assert turned[1, 0, 16].sum() > x[0, 0, 16].sum()  # by 45°, a diamond: wider through the middle
+
+
+@pytest.mark.parametrize("shape", ["sphere", "cube", "capsule", "torus"])
+def test_evaluator_keeps_the_class_of_slightly_flattened_or_widened_shapes(shape):
+    # a 10 % flatter sphere is still a sphere (the first evaluator called it a mushroom, every view)
+    spec = ObjectSpec(shape, "blue")
+    cams = turntable(4, 128, 128, elevation=20.0, distance=2.8, fovy=42.5)
+    out = render_spec(spec, cams, background=(0.0, 0.0, 0.0), supersample=1)
+    premult, alpha = out.rgb.permute(0, 3, 1, 2), out.alpha.permute(0, 3, 1, 2)  # over black: premultiplied
+    for sx, sy in ((1.0, 0.9), (1.1, 1.0)):
+        both = stretch(torch.cat([premult, alpha], 1), torch.full((4,), sx), torch.full((4,), sy))
+        images = composite(both[:, :3], both[:, 3:], torch.ones(1, 3, 1, 1))
+        assert r_precision(images, spec, default_evaluator()).r_precision >= 0.75, (shape, sx, sy)
 
 
 def test_evaluator_reads_large_renders_and_ranks_the_true_prompt_first():

@@ -170,11 +170,32 @@ def test_mesh_and_colour_of_the_splats():
     assert rgb[0] > 0.5 and rgb[1:].max() < 0.3
 
 
+def test_means_lr_falls_log_linearly_to_its_final_value_and_stays():
+    g = _chair(densify=False, lr_means=1e-3, lr_means_final=1e-5, lr_means_decay_steps=10)
+    opt = _trainer_like_optimizer(g)
+    means = next(gr for gr in opt.param_groups if gr["name"] == "means")
+    scales = next(gr for gr in opt.param_groups if gr["name"] == "scales")
+    seen = []
+    for step in range(14):  # after_step(step) sets the lr of step + 1
+        g.after_step(step, opt)
+        seen.append(means["lr"])
+    assert seen[4] == pytest.approx(1e-4)  # halfway (step 5) in log space
+    assert seen[9] == pytest.approx(1e-5) and seen[13] == pytest.approx(1e-5)
+    assert all(a > b for a, b in zip(seen[:9], seen[1:10]))
+    assert scales["lr"] == pytest.approx(g.config.lr_scales)  # only the means follow the schedule
+    constant = _chair(densify=False)
+    opt = _trainer_like_optimizer(constant)
+    constant.after_step(300, opt)
+    assert next(gr for gr in opt.param_groups if gr["name"] == "means")["lr"] == pytest.approx(constant.config.lr_means)
+
+
 def test_bad_settings_are_one_line_errors():
     with pytest.raises(UserError, match="init_shape"):
         GaussiansConfig(init="shape")
     with pytest.raises(UserError, match="sh_degree"):
         GaussiansConfig(sh_degree=4)
+    with pytest.raises(UserError, match="lr_means_final"):
+        GaussiansConfig(lr_means_final=-1.0)
     with pytest.raises(UserError, match="does not exist"):
         Gaussians(GaussiansConfig(init="points", init_points="/nonexistent.ply"))
 

@@ -53,6 +53,9 @@ class GaussiansConfig:
     lr_opacities: float = 5e-2
     lr_sh0: float = 1e-2
     lr_shN: float = 5e-4
+    lr_means_final: float = 0.0  # >0: the means' lr falls exponentially to this by lr_means_decay_steps (3DGS's
+                                 # position schedule, which lets splats settle; DreamGaussian: 1e-3 -> 2e-5 over 500)
+    lr_means_decay_steps: int = 500  # steps of that fall; the lr stays at lr_means_final after it
     densify: bool = True  # gsplat DefaultStrategy: clone / split / prune / opacity reset
     refine_start: int = 100  # first step that may densify
     refine_stop: int = 600  # no densification from this step on
@@ -80,6 +83,8 @@ class GaussiansConfig:
             raise UserError(f"gaussians.init_opacity must be in (0, 1), got {self.init_opacity!r}")
         if self.init == "shape" and not self.init_shape:
             raise UserError("gaussians.init = 'shape' needs gaussians.init_shape, e.g. \"a red chair\"")
+        if self.lr_means_final < 0 or int(self.lr_means_decay_steps) < 1:
+            raise UserError("gaussians.lr_means_final must be >= 0 and gaussians.lr_means_decay_steps >= 1")
         if self.init == "points" and not self.init_points:
             raise UserError("gaussians.init = 'points' needs gaussians.init_points, a .ply file")
 
@@ -193,7 +198,8 @@ class Gaussians(Representation):
         c = self.config
         lrs = {"means": c.lr_means, "scales": c.lr_scales, "quats": c.lr_quats, "opacities": c.lr_opacities,
                "sh0": c.lr_sh0, "shN": c.lr_shN}
-        groups = [{"params": [self.params[name]], "lr": lrs[name] * lr_scale, "name": name} for name in PARAMETERS]
+        groups = [{"params": [self.params[name]], "lr": lrs[name] * lr_scale, "base_lr": lrs[name] * lr_scale,
+                   "name": name} for name in PARAMETERS]
         bg = list(self.background_model.parameters())
         if bg:
             groups.append({"params": bg, "lr": 1e-3 * lr_scale, "name": "background"})
@@ -203,8 +209,20 @@ class Gaussians(Representation):
         """The NeRF's alpha regularisers (same names, same math), so presets can share weights."""
         return {"opacity": volume.opacity_entropy(out.alpha), "sparsity": volume.opacity_sparsity(out.alpha)}
 
+    def means_lr_factor(self, step: int) -> float:
+        """The means' lr at `step` as a share of lr_means: 1 -> lr_means_final / lr_means, log-linearly."""
+        c = self.config
+        if c.lr_means_final <= 0:
+            return 1.0
+        progress = min(1.0, max(0, step) / c.lr_means_decay_steps)
+        return math.exp(progress * math.log(c.lr_means_final / c.lr_means))
+
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
-        """Densify with gsplat's DefaultStrategy from the last training render's gradients."""
+        """Set the means' lr for the next step; densify with gsplat's DefaultStrategy from the last
+        training render's gradients."""
+        for group in optimizer.param_groups:
+            if group.get("name") == "means" and "base_lr" in group:
+                group["lr"] = group["base_lr"] * self.means_lr_factor(step + 1)
         info, self._info = self._info, None
         if self.strategy is None or info is None or info["means2d"].grad is None:
             return
