@@ -100,7 +100,7 @@ def _refine(cfg: RunConfig, run: RunFolder, resume: bool, on_progress, should_st
 
     stage = RunFolder(run.refine_dir).prepare()
     start = stage.asset("coarse.ply")  # the first stage's surface, with vertex colours
-    if not start.exists():
+    if not (resume and start.exists()):  # a fresh or overwritten run never reuses an old surface
         _, coarse, _ = load_run(run.root, stage="first")
         mesh = coarse.to_mesh(cfg.refine.start_resolution)
         if len(mesh.faces) == 0:

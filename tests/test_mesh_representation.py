@@ -172,6 +172,10 @@ def test_two_stage_run_refines_a_mesh_and_exports_it(tmp_path, tiny_run):
     more = dreamer.generate(out=out, resume=True, refine__steps=5, **common)
     assert more.metrics["refine_steps"] == 5
     assert torch.load(refine / "checkpoints" / "last.pt", weights_only=True)["step"] == 5
+    # overwriting the run rebuilds the surface from the new first stage (it once kept the old one)
+    coarse = (refine / "coarse.ply").read_bytes()
+    dreamer.generate("a red cube", out=out, steps=4, overwrite=True, seed=7, dotted=dotted, **common)
+    assert (refine / "coarse.ply").read_bytes() != coarse
 
 
 def test_refine_section_is_validated_before_any_work():
