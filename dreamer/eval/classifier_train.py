@@ -8,9 +8,10 @@ training seed and a different network. Views are rendered over black with covera
 composited over a fresh background per example (solid or gradient, as the prior's data, plus
 white: eval renders are over white), then shifted by up to 2 px, sometimes blurred, and given
 pixel noise, so soft NeRF renders and noisy prior samples are recognised too. Each view is also
-stretched by up to ±15 % per axis and turned by up to ±8°: without that, the first evaluator called
-a sphere squashed by 10 % a mushroom (every view), so a 0.92-IoU NeRF sphere scored R-precision 0. Accuracy is
-measured on fresh views of another seed and written to config.json and TRAINING.md.
+stretched by up to ±15 % per axis and turned by up to ±8°: without that, the first evaluator
+called a sphere squashed by 10 % a mushroom (every view), so a 0.92-IoU NeRF sphere scored
+R-precision 0. Accuracy is measured on fresh views of another seed (as they are, and 10 % wider
+or taller) and written to config.json and TRAINING.md.
 """
 
 from __future__ import annotations
