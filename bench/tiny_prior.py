@@ -20,10 +20,13 @@ from dreamer.priors.tiny.ema import EMA
 from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, camera_features, count_parameters
 from dreamer.priors.tiny.views import build_bank
 
+# Text read by cross-attention at 8 px only (the first shipped layout) or at 16 + 8 px (shipped now).
+TEXT_AT_8 = (False, False, True)
 VARIANTS = {
-    "A (32,64,128)": TinyUNetConfig(block_out_channels=(32, 64, 128)),
-    "B (64,128,128)": TinyUNetConfig(block_out_channels=(64, 128, 128)),
-    "C (64,128,192)": TinyUNetConfig(block_out_channels=(64, 128, 192)),
+    "A (32,64,128), text at 16+8 px (shipped)": TinyUNetConfig(block_out_channels=(32, 64, 128)),
+    "A8 (32,64,128), text at 8 px": TinyUNetConfig(block_out_channels=(32, 64, 128), cross_attention=TEXT_AT_8),
+    "B (64,128,128), text at 8 px": TinyUNetConfig(block_out_channels=(64, 128, 128), cross_attention=TEXT_AT_8),
+    "C (64,128,192), text at 8 px": TinyUNetConfig(block_out_channels=(64, 128, 192), cross_attention=TEXT_AT_8),
 }
 
 
