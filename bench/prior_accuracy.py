@@ -2,11 +2,13 @@
 
 For every colour × shape combination (the 158 trained ones and the 18 held-out ones) it samples
 `--views` images from random cameras (azimuth U(0, 360), elevation U(0, 40), distance 2.8) with
-DDIM + CFG as `dreamer prior sample` does, and classifies them with the evaluator. Writes the
+DDIM + CFG as `dreamer prior sample` does, and classifies them with the evaluator. The same
+cameras' ground-truth renders (on random solid backgrounds) are classified too: what a perfect
+prior would score, since some views hide what tells two shapes apart (a mug's handle behind it). Writes the
 "Tiny prior" section of docs/benchmarks.md and a contact sheet docs/tiny-prior-samples.png
-(one row per shape: ground truth, then samples). Takes ~10 minutes on 2 cores.
+(one row per shape: ground truth, then samples). Takes ~20 minutes on 2 cores.
 Usage: python bench/prior_accuracy.py [--weights assets/priors/tiny] [--views 4] [--steps 50] [--guidance 2]
-       [--eta 1]
+       [--high-noise-guidance 5] [--eta 1] [--shapes cone,pyramid]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dreamer.cameras import from_spherical  # noqa: E402
 from dreamer.eval.classifier import default_evaluator  # noqa: E402
 from dreamer.priors.tiny.captions import split_combos  # noqa: E402
 from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig  # noqa: E402
-from dreamer.priors.tiny.sample import ground_truth_views, sample_images, save_grid  # noqa: E402
+from dreamer.priors.tiny.sample import SamplerConfig, ground_truth_views, sample_images, save_grid  # noqa: E402
 
 
 def random_cameras(n: int, size: int, fovy: float, generator: torch.Generator):
@@ -35,7 +37,7 @@ def random_cameras(n: int, size: int, fovy: float, generator: torch.Generator):
     return from_spherical(az, el, torch.full((n,), 2.8), fovy, size, size)
 
 
-def sample_all(prior, specs, views: int, steps: int, guidance: float, batch: int, seed: int, eta: float = 1.0):
+def sample_all(prior, specs, views: int, sampler: SamplerConfig, batch: int, seed: int):
     """[len(specs)·views, 3, S, S] samples, spec-major, in batches of `batch` images."""
     from tqdm.auto import tqdm
 
@@ -44,9 +46,17 @@ def sample_all(prior, specs, views: int, steps: int, guidance: float, batch: int
     cams = random_cameras(len(prompts), prior.image_size, float(prior.info.data.get("fovy", 42.5)), gen)
     out = []
     for i in tqdm(range(0, len(prompts), batch), desc="sampling", unit="batch"):
-        out.append(sample_images(prior, prompts[i:i + batch], cams[i:i + batch], steps, guidance, seed=seed + i,
-                                 eta=eta))
+        out.append(sample_images(prior, prompts[i:i + batch], cams[i:i + batch], sampler, seed=seed + i))
     return torch.cat(out)
+
+
+def ground_truth_all(prior, specs, views: int, seed: int) -> torch.Tensor:
+    """The library renders of `specs` from the cameras `sample_all` uses, on random solid backgrounds."""
+    gen = torch.Generator().manual_seed(seed)
+    cams = random_cameras(len(specs) * views, prior.image_size, float(prior.info.data.get("fovy", 42.5)), gen)
+    backgrounds = torch.rand(len(specs), 3, generator=torch.Generator().manual_seed(seed + 1))
+    return torch.cat([ground_truth_views(s.prompt, cams[i * views:(i + 1) * views], background=tuple(backgrounds[i].tolist()))
+                      for i, s in enumerate(specs)])
 
 
 def score(images, specs, views: int) -> dict:
@@ -97,8 +107,10 @@ def main() -> None:
     parser.add_argument("--weights", default="assets/priors/tiny")
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--guidance", type=float, default=2.0, help="CFG scale on the low-noise half")
+    parser.add_argument("--high-noise-guidance", type=float, default=None, help="CFG scale at t >= 500 (default: --guidance)")
     parser.add_argument("--eta", type=float, default=1.0, help="DDIM η (0 deterministic, 1 DDPM-like)")
+    parser.add_argument("--shapes", help="comma-separated shapes to score (a quick look; leaves docs/ alone)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -112,27 +124,38 @@ def main() -> None:
         print(f"load {load_s:.2f} s (cold {cold_s:.2f} s), CFG {cfg_ms:.1f} ms, {args.threads} threads")
         return
     prior = TinyPrior(TinyPriorConfig(weights=args.weights))
-    trained, held_out = split_combos()
+    sampler = SamplerConfig(steps=args.steps, guidance=args.guidance, high_noise_guidance=args.high_noise_guidance,
+                            eta=args.eta)
+    trained, held_out = split_combos(tuple(args.shapes.split(",")) if args.shapes else None)
     t0 = time.perf_counter()
     results = {}
     for name, specs in (("in-vocabulary (trained pairs)", trained), ("held-out pairs", held_out)):
-        images = sample_all(prior, specs, args.views, args.steps, args.guidance, args.batch, args.seed, args.eta)
-        results[name] = (score(images, specs, args.views), images, specs)
+        if not specs:  # a --shapes subset may hold no held-out pair
+            continue
+        images = sample_all(prior, specs, args.views, sampler, args.batch, args.seed)
+        truth = score(ground_truth_all(prior, specs, args.views, args.seed), specs, args.views)
+        results[name] = (score(images, specs, args.views), images, specs, truth)
     minutes = (time.perf_counter() - t0) / 60
 
-    rows = [[name, r["n"], r["colour"], r["shape"], r["both"]] for name, (r, _, _) in results.items()]
-    table = markdown_table(["prompts", "samples", "colour acc.", "shape acc.", "both"], rows)
+    rows = [[name, r["n"], r["colour"], r["shape"], r["both"], truth["colour"], truth["shape"]]
+            for name, (r, _, _, truth) in results.items()]
+    table = markdown_table(["prompts", "samples", "colour acc.", "shape acc.", "both", "ground truth: colour",
+                            "ground truth: shape"], rows)
     trained_scores = results["in-vocabulary (trained pairs)"][0]["per_shape"]
-    held_scores = results["held-out pairs"][0]["per_shape"]
-    shape_rows = [[s, trained_scores.get(s, float("nan")), held_scores.get(s, "—")] for s in trained_scores]
-    shape_table = markdown_table(["shape", "shape acc. (trained pairs)", "shape acc. (held-out pairs)"], shape_rows)
+    trained_truth = results["in-vocabulary (trained pairs)"][3]["per_shape"]
+    held_scores = results["held-out pairs"][0]["per_shape"] if "held-out pairs" in results else {}
+    shape_rows = [[s, trained_scores[s], trained_truth[s], held_scores.get(s, "—")] for s in trained_scores]
+    shape_table = markdown_table(["shape", "shape acc. (trained pairs)", "ground truth, same cameras",
+                                  "shape acc. (held-out pairs)"], shape_rows)
     print(table, "\n\n", shape_table, f"\n\nload {load_s:.2f} s (cold {cold_s:.2f} s), CFG {cfg_ms:.1f} ms")
 
     sheet = contact_sheet(results["in-vocabulary (trained pairs)"][1], trained, args.views, prior)
-    if args.no_write:
+    if args.no_write or args.shapes:
         return
     save_grid(sheet, DOC.parent / "tiny-prior-samples.png", columns=args.views + 1)
-    body = (f"Samples: DDIM {args.steps} steps, η {args.eta}, CFG {args.guidance}, {args.views} random views per colour × shape "
+    scales = (f"CFG {args.guidance}" if args.high_noise_guidance is None
+              else f"CFG {args.high_noise_guidance} at t ≥ 500, then {args.guidance}")
+    body = (f"Samples: DDIM {args.steps} steps, η {args.eta}, {scales}, {args.views} random views per colour × shape "
             f"combination (azimuth 0–360°, elevation 0–40°, distance 2.8), classified by the evaluator "
             f"(`assets/evaluator/`). Sampling took {minutes:.1f} min.\n\n{table}\n\n{shape_table}\n\n"
             f"Loading the prior and its text encoder and encoding one prompt: {load_s:.2f} s once the libraries "

@@ -92,6 +92,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="prior-sample.png", help="PNG file to write (default: prior-sample.png)")
     s.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
     s.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default: 2)")
+    s.add_argument("--high-noise-guidance", type=float, default=None, metavar="SCALE",
+                   help="a different scale for the high-noise half of the steps (t >= 500), where the shape is "
+                        "decided (default: --guidance)")
     s.add_argument("--eta", type=float, default=1.0,
                    help="DDIM η: 0 deterministic, 1 fresh noise every step like DDPM (default: 1)")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
@@ -210,17 +213,18 @@ def _prior_train(args) -> int:
 def _prior_sample(args) -> int:
     from dreamer.cameras import turntable
     from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig
-    from dreamer.priors.tiny.sample import ground_truth_views, sample_views, save_grid
+    from dreamer.priors.tiny.sample import SamplerConfig, ground_truth_views, sample_views, save_grid
 
     if args.views < 1 or args.steps < 1:
         raise UserError("--views and --steps must be positive")
     if not 0.0 <= args.eta <= 1.0:
         raise UserError(f"--eta must lie in [0, 1], got {args.eta}")
+    sampler = SamplerConfig(steps=args.steps, guidance=args.guidance, high_noise_guidance=args.high_noise_guidance,
+                            eta=args.eta)
     prior = TinyPrior(TinyPriorConfig(weights=args.weights), device=args.device)
     cameras = turntable(args.views, prior.image_size, elevation=args.elevation, distance=args.distance,
                         fovy=float(prior.info.data.get("fovy", 42.5)))
-    images = sample_views(prior, args.prompt, cameras, steps=args.steps, guidance=args.guidance, seed=args.seed,
-                          negative_prompt=args.negative, eta=args.eta)
+    images = sample_views(prior, args.prompt, cameras, sampler, seed=args.seed, negative_prompt=args.negative)
     if args.truth:
         import torch
 

@@ -20,7 +20,7 @@ from dreamer.priors.tiny.captions import (COLOUR_PARAPHRASES, HELD_OUT, all_comb
 from dreamer.priors.tiny.data import TinyDataConfig, TrainingData
 from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, camera_features
 from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig
-from dreamer.priors.tiny.sample import sample_views
+from dreamer.priors.tiny.sample import SamplerConfig, sample_views
 from dreamer.priors.tiny.text import DEFAULT_MAX_LENGTH, TEXT_DIM
 from dreamer.priors.tiny.train import TinyTrainConfig, learning_rate, train
 from dreamer.priors.tiny.views import load_or_build_bank
@@ -120,6 +120,30 @@ def test_held_out_combos_never_appear_in_training_batches(source, tmp_path):
             assert data.captions[idx] in {c.text for c in captions_for(spec)}
 
 
+@pytest.mark.parametrize("source", ["bank", "live"])
+def test_focus_shapes_are_drawn_more_often_and_leave_the_bank_alone(source, tmp_path):
+    plain = TinyDataConfig(**{**TINY_DATA.__dict__, "source": source})
+    focused = TinyDataConfig(**{**plain.__dict__, "focus_shapes": ["chair"], "focus_weight": 3.0})
+    assert focused.focus_shapes == ("chair",)
+    if source == "bank":
+        from dreamer.priors.tiny.views import bank_key
+
+        assert bank_key(plain) == bank_key(focused)  # the same rendered views, drawn in other proportions
+    bank = load_or_build_bank(plain, cache_dir=tmp_path) if source == "bank" else None
+    shares = []
+    for config in (plain, focused):
+        batch = TrainingData(config, bank).batch(600, torch.Generator().manual_seed(0))
+        shares.append(sum(s.shape == "chair" for s in batch.specs) / 600)
+    chairs = sum(s.shape == "chair" for s in plain.combos()[0])
+    others = len(plain.combos()[0]) - chairs
+    assert shares[0] == pytest.approx(chairs / (chairs + others), abs=0.06)
+    assert shares[1] == pytest.approx(3 * chairs / (3 * chairs + others), abs=0.06)
+    with pytest.raises(UserError, match="unknown focus shape"):
+        TinyDataConfig(focus_shapes=("dodecahedron",))
+    with pytest.raises(UserError, match="focus_weight"):
+        TinyDataConfig(focus_weight=0.0)
+
+
 def test_solid_backgrounds_contrast_with_the_object():
     from dreamer.priors.tiny.data import MIN_CONTRAST, random_backgrounds
 
@@ -153,6 +177,21 @@ def test_fresh_model_predicts_finite_noise_of_the_right_shape():
     for camera in (cams, None):
         eps = prior.predict_noise(x, torch.tensor([10, 900]), emb, camera)
         assert eps.shape == (2, 3, 16, 16) and bool(torch.isfinite(eps).all())
+
+
+def test_pooled_text_reaches_the_time_embedding_and_changes_the_prediction():
+    torch.manual_seed(0)
+    unet = build_unet(TinyUNetConfig(**{**TINY_UNET.__dict__, "pooled_text": True}))
+    assert unet.config.addition_embed_type == "text"
+    x, t, cams = torch.randn(2, 3, 16, 16), torch.tensor([10, 900]), torch.randn(2, 6)
+    text = torch.randn(2, 16, TEXT_DIM)
+    with torch.no_grad():
+        out = unet(x, t, encoder_hidden_states=text, class_labels=cams).sample
+        unet.add_embedding.proj.weight.mul_(2.0)  # only the pooled path changes
+        changed = unet(x, t, encoder_hidden_states=text, class_labels=cams).sample
+    assert out.shape == (2, 3, 16, 16) and torch.isfinite(out).all()
+    assert float((out - changed).abs().max()) > 1e-4
+    assert build_unet(TINY_UNET).config.addition_embed_type is None  # off by default: older weights load as before
 
 
 def test_cfg_at_scale_one_equals_the_conditional_prediction():
@@ -189,15 +228,33 @@ def test_camera_none_is_the_camera_dropout_branch():
 def test_sampling_with_a_fixed_seed_is_reproducible():
     prior = _fresh_prior()
     cams = turntable(2, 16)
-    a = sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=7)
-    b = sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=7)
-    c = sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=8)
+    three = SamplerConfig(steps=3, guidance=3.0)
+    a = sample_views(prior, "a red cube", cams, three, seed=7)
+    b = sample_views(prior, "a red cube", cams, three, seed=7)
+    c = sample_views(prior, "a red cube", cams, three, seed=8)
     assert a.shape == (2, 3, 16, 16) and float(a.min()) >= 0 and float(a.max()) <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
     # η = 0 (deterministic DDIM) is reproducible too, and differs from the default η = 1 (fresh noise per step)
-    d = sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=7, eta=0.0)
-    assert torch.equal(d, sample_views(prior, "a red cube", cams, steps=3, guidance=3.0, seed=7, eta=0.0))
+    deterministic = SamplerConfig(steps=3, guidance=3.0, eta=0.0)
+    d = sample_views(prior, "a red cube", cams, deterministic, seed=7)
+    assert torch.equal(d, sample_views(prior, "a red cube", cams, deterministic, seed=7))
     assert not torch.equal(a, d)
+
+
+def test_sampler_guidance_follows_the_noise_level():
+    sampler = SamplerConfig(guidance=2.0, high_noise_guidance=5.0, high_noise_from=500)
+    assert [sampler.guidance_at(t) for t in (999, 500, 499, 0)] == [5.0, 5.0, 2.0, 2.0]
+    assert [SamplerConfig(guidance=3.0).guidance_at(t) for t in (999, 0)] == [3.0, 3.0]  # one scale by default
+    prior = _fresh_prior()
+    cams = turntable(2, 16)
+    one_scale = sample_views(prior, "a red cube", cams, SamplerConfig(steps=4, guidance=2.0, high_noise_guidance=2.0))
+    two_scales = sample_views(prior, "a red cube", cams, SamplerConfig(steps=4, guidance=2.0, high_noise_guidance=5.0))
+    assert not torch.equal(one_scale, two_scales)  # the high-noise steps really use their own scale
+    only_low = sample_views(prior, "a red cube", cams, SamplerConfig(steps=4, guidance=2.0, high_noise_guidance=5.0,
+                                                                      high_noise_from=1000))
+    assert torch.equal(one_scale, only_low)  # no timestep reaches 1000: every step at the low-noise scale
+    with pytest.raises(UserError, match="eta must lie in"):
+        SamplerConfig(eta=1.5)
 
 
 def test_weights_round_trip_in_fp16(tmp_path):
@@ -271,7 +328,7 @@ def test_cli_prior_train_writes_files_resumes_and_samples(tmp_path, capsys, tiny
     assert "decay_start (9) must be in [0, steps)" in capsys.readouterr().err
     png = tmp_path / "grid.png"
     assert main(["prior", "sample", "a red cube", "--weights", str(out), "--views", "2", "--steps", "2",
-                 "--out", str(png), "--truth"]) == 0
+                 "--high-noise-guidance", "4", "--out", str(png), "--truth"]) == 0
     from PIL import Image
 
     width, height = Image.open(png).size

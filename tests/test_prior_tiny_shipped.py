@@ -13,7 +13,7 @@ from dreamer.cameras import turntable
 from dreamer.guidance.functional import predict_cfg, predict_conditional
 from dreamer.priors.tiny.model import camera_features
 from dreamer.priors.tiny.prior import TinyPrior
-from dreamer.priors.tiny.sample import sample_images, sample_views
+from dreamer.priors.tiny.sample import SamplerConfig, sample_images, sample_views
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "priors" / "tiny"
 
@@ -59,9 +59,9 @@ def test_shipped_camera_dropout_gives_the_camera_free_prediction(prior):
 
 def test_shipped_sampling_is_reproducible_and_batches_prompts(prior):
     cams = turntable(2, 32, elevation=20.0)
-    a = sample_views(prior, "a red cube", cams, steps=8, seed=3)
-    assert torch.equal(a, sample_views(prior, "a red cube", cams, steps=8, seed=3))
-    mixed = sample_images(prior, ["a red cube", "a blue sphere"], cams, steps=8, seed=3)
+    a = sample_views(prior, "a red cube", cams, SamplerConfig(steps=8), seed=3)
+    assert torch.equal(a, sample_views(prior, "a red cube", cams, SamplerConfig(steps=8), seed=3))
+    mixed = sample_images(prior, ["a red cube", "a blue sphere"], cams, SamplerConfig(steps=8), seed=3)
     torch.testing.assert_close(mixed[:1], a[:1], atol=2e-3, rtol=0)  # same noise, same prompt, same camera
 
 
@@ -73,8 +73,9 @@ def test_shipped_prior_draws_the_prompted_colour(prior):
     """
     cams = turntable(4, 32, elevation=20.0)
     centre = slice(10, 22)
-    red = sample_views(prior, "a red cube", cams, steps=20, seed=0)[:, :, centre, centre].mean(dim=(2, 3))  # [4, 3]
-    blue = sample_views(prior, "a blue sphere", cams, steps=20, seed=0)[:, :, centre, centre].mean(dim=(2, 3))
+    twenty = SamplerConfig(steps=20)
+    red = sample_views(prior, "a red cube", cams, twenty, seed=0)[:, :, centre, centre].mean(dim=(2, 3))  # [4, 3]
+    blue = sample_views(prior, "a blue sphere", cams, twenty, seed=0)[:, :, centre, centre].mean(dim=(2, 3))
     assert (red[:, 0] > red[:, 2] + 0.1).all(), red
     assert (blue[:, 2] > blue[:, 0] + 0.1).all(), blue
     assert (red[:, 0] - red[:, 2]).mean() > 0.2 and (blue[:, 2] - blue[:, 0]).mean() > 0.2

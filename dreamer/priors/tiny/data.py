@@ -28,7 +28,7 @@ import torch
 from dreamer.cameras import from_spherical
 from dreamer.errors import UserError
 from dreamer.priors.tiny.captions import Caption, captions_for, pick_caption, split_combos
-from dreamer.shapes import ObjectSpec
+from dreamer.shapes import OBJECTS, ObjectSpec
 
 _NEUTRALS = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]])  # white, grey, black
 MIN_CONTRAST = 0.35  # least RGB distance between a solid background and the object's albedo
@@ -48,13 +48,15 @@ class TinyDataConfig:
     fovy: float = 42.5  # vertical field of view, degrees (fixed: the camera embedding does not carry it)
     shapes: tuple[str, ...] | None = None  # library shapes to use; None = all
     colours: tuple[str, ...] | None = None  # colours to use; None = all
+    focus_shapes: tuple[str, ...] = ()  # shapes drawn `focus_weight` times as often as the others
+    focus_weight: float = 1.0  # how much more often a focus shape is drawn (1 = uniform over the examples)
     background_solid: float = 0.5  # share of solid backgrounds (the rest are vertical gradients)
     background_neutral: float = 0.5  # share of solid backgrounds that are white / grey / black
     parseable_share: float = 0.5  # share of captions from parseable templates (the rest paraphrases)
     seed: int = 0  # data seed: the bank's cameras (batches are drawn from the training generator)
 
     def __post_init__(self) -> None:
-        for name in ("azimuth", "elevation", "distance", "shapes", "colours"):
+        for name in ("azimuth", "elevation", "distance", "shapes", "colours", "focus_shapes"):
             value = getattr(self, name)
             if isinstance(value, list):
                 setattr(self, name, tuple(value))
@@ -67,6 +69,11 @@ class TinyDataConfig:
         for name in ("background_solid", "background_neutral", "parseable_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"tiny data: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.focus_weight <= 0:
+            raise UserError(f"tiny data: focus_weight must be > 0, got {self.focus_weight}")
+        unknown = sorted(set(self.focus_shapes) - set(OBJECTS))
+        if unknown:
+            raise UserError(f"tiny data: unknown focus shape(s) {', '.join(unknown)}; known: {', '.join(OBJECTS)}")
 
     def combos(self) -> tuple[list[ObjectSpec], list[ObjectSpec]]:
         """(train, held_out) specs."""
@@ -147,6 +154,15 @@ class TrainingData:
         self.bank = bank  # a views.ViewBank when source == "bank"
         if config.source == "bank" and bank is None:
             raise ValueError("source 'bank' needs a ViewBank (dreamer.priors.tiny.views.load_or_build_bank)")
+        focused = torch.tensor([s.shape in config.focus_shapes for s in self.train_specs])  # [n_specs]
+        self._spec_weights = torch.where(focused, config.focus_weight, 1.0)  # [n_specs]
+        self._uniform = bool((self._spec_weights == 1.0).all())
+
+    def _draw(self, weights: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+        """[size] indices drawn with replacement, uniformly unless some shapes are focused."""
+        if self._uniform:  # the plain draw keeps earlier runs bit-for-bit reproducible
+            return torch.randint(len(weights), (size,), generator=generator)
+        return torch.multinomial(weights, size, replacement=True, generator=generator)
 
     def _captions(self, specs: list[ObjectSpec], generator: torch.Generator) -> torch.Tensor:
         picks = [pick_caption(self.spec_captions[self.spec_index[s]], generator, self.config.parseable_share)
@@ -156,12 +172,12 @@ class TrainingData:
     def batch(self, size: int, generator: torch.Generator) -> Batch:
         c = self.config
         if c.source == "bank":
-            rows = torch.randint(len(self.bank), (size,), generator=generator)
+            rows = self._draw(self._spec_weights[self.bank.combo], size, generator)
             premult, alpha = self.bank.premultiplied[rows].float(), self.bank.alpha[rows].float()
             cameras = self.bank.cameras[rows]
             specs = [self.train_specs[i] for i in self.bank.combo[rows].tolist()]
         else:
-            picks = torch.randint(len(self.train_specs), (size,), generator=generator).tolist()
+            picks = self._draw(self._spec_weights, size, generator).tolist()
             specs = [self.train_specs[i] for i in picks]
             cameras = sample_cameras(size, c, generator)
             rendered = [render_premultiplied(s, cameras[i:i + 1], c) for i, s in enumerate(specs)]

@@ -3,7 +3,8 @@
 Inputs: x_t [B, 3, S, S] (pixels in [−1, 1], noised), t [B], token embeddings [B, L, 384]
 (all-MiniLM-L6-v2, attended by cross-attention blocks at the lower resolutions) and camera
 features [B, 6] added to the time embedding through the UNet's `class_embed_type="projection"`
-MLP (Linear → SiLU → Linear into the time-embedding width):
+MLP (Linear → SiLU → Linear into the time-embedding width), and optionally (`pooled_text`) an
+attention-pooled summary of the token embeddings added there too:
 
     camera_features(az, el, d) = (sin az, cos az, sin el, cos el, (d − 2.8) / 0.4, 1)
     no camera (dropout / camera-free)    = (0, 0, 0, 0, 0, 0)
@@ -42,6 +43,9 @@ class TinyUNetConfig:
     norm_num_groups: int = 32  # GroupNorm groups (must divide every channel count)
     text_dim: int = TEXT_DIM  # width of the token embeddings (MiniLM: 384)
     camera_dim: int = CAMERA_DIM  # width of the camera features
+    # also add an attention-pooled summary of the prompt to the time embedding (diffusers'
+    # addition_embed_type="text"), so every ResNet block — the 32 px ones too — sees the prompt
+    pooled_text: bool = False
 
     def __post_init__(self) -> None:
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
@@ -83,6 +87,8 @@ def build_unet(config: TinyUNetConfig):
         attention_head_dim=heads,  # diffusers' legacy name: this is the number of heads per level
         class_embed_type="projection",
         projection_class_embeddings_input_dim=config.camera_dim,
+        addition_embed_type="text" if config.pooled_text else None,
+        addition_embed_type_num_heads=max(1, config.text_dim // 64),
     )
 
 

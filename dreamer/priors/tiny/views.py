@@ -46,7 +46,8 @@ def default_cache_dir() -> Path:
 
 def bank_key(config: TinyDataConfig) -> str:
     fields = dataclasses.asdict(config)
-    fields.pop("source")
+    for how_batches_are_drawn in ("source", "focus_shapes", "focus_weight"):  # the rendered views don't depend on these
+        fields.pop(how_batches_are_drawn)
     train, _ = config.combos()
     return reference_cache.cache_key({"version": BANK_VERSION, "library": reference_cache.shape_library_fingerprint(),
                                       "data": fields, "specs": [(s.shape, s.colour) for s in train]})
