@@ -215,10 +215,8 @@ def _prior_sample(args) -> int:
     from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig
     from dreamer.priors.tiny.sample import SamplerConfig, ground_truth_views, sample_views, save_grid
 
-    if args.views < 1 or args.steps < 1:
-        raise UserError("--views and --steps must be positive")
-    if not 0.0 <= args.eta <= 1.0:
-        raise UserError(f"--eta must lie in [0, 1], got {args.eta}")
+    if args.views < 1:
+        raise UserError("--views must be positive")
     sampler = SamplerConfig(steps=args.steps, guidance=args.guidance, high_noise_guidance=args.high_noise_guidance,
                             eta=args.eta)
     prior = TinyPrior(TinyPriorConfig(weights=args.weights), device=args.device)

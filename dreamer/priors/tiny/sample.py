@@ -49,9 +49,9 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise UserError(f"sampler: steps must be positive, got {self.steps}")
+            raise UserError(f"sampler steps must be positive, got {self.steps}")
         if not 0.0 <= self.eta <= 1.0:
-            raise UserError(f"sampler: eta must lie in [0, 1], got {self.eta}")
+            raise UserError(f"sampler eta must lie in [0, 1], got {self.eta}")
 
     def guidance_at(self, timestep: int) -> float:
         """The CFG scale at `timestep`."""
