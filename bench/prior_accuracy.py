@@ -37,13 +37,18 @@ def random_cameras(n: int, size: int, fovy: float, generator: torch.Generator):
     return from_spherical(az, el, torch.full((n,), 2.8), fovy, size, size)
 
 
+def eval_cameras(prior, n: int, seed: int):
+    """The n random cameras of a run with `seed`: the samples and their ground truth share them."""
+    return random_cameras(n, prior.image_size, float(prior.info.data.get("fovy", 42.5)),
+                          torch.Generator().manual_seed(seed))
+
+
 def sample_all(prior, specs, views: int, sampler: SamplerConfig, batch: int, seed: int):
     """[len(specs)·views, 3, S, S] samples, spec-major, in batches of `batch` images."""
     from tqdm.auto import tqdm
 
-    gen = torch.Generator().manual_seed(seed)
     prompts = [s.prompt for s in specs for _ in range(views)]
-    cams = random_cameras(len(prompts), prior.image_size, float(prior.info.data.get("fovy", 42.5)), gen)
+    cams = eval_cameras(prior, len(prompts), seed)
     out = []
     for i in tqdm(range(0, len(prompts), batch), desc="sampling", unit="batch"):
         out.append(sample_images(prior, prompts[i:i + batch], cams[i:i + batch], sampler, seed=seed + i))
@@ -52,8 +57,7 @@ def sample_all(prior, specs, views: int, sampler: SamplerConfig, batch: int, see
 
 def ground_truth_all(prior, specs, views: int, seed: int) -> torch.Tensor:
     """The library renders of `specs` from the cameras `sample_all` uses, on random solid backgrounds."""
-    gen = torch.Generator().manual_seed(seed)
-    cams = random_cameras(len(specs) * views, prior.image_size, float(prior.info.data.get("fovy", 42.5)), gen)
+    cams = eval_cameras(prior, len(specs) * views, seed)
     backgrounds = torch.rand(len(specs), 3, generator=torch.Generator().manual_seed(seed + 1))
     return torch.cat([ground_truth_views(s.prompt, cams[i * views:(i + 1) * views], background=tuple(backgrounds[i].tolist()))
                       for i, s in enumerate(specs)])
