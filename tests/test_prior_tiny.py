@@ -194,6 +194,29 @@ def test_pooled_text_reaches_the_time_embedding_and_changes_the_prediction():
     assert build_unet(TINY_UNET).config.addition_embed_type is None  # off by default: older weights load as before
 
 
+def test_text_only_attention_reads_the_prompt_without_self_attention():
+    config = TinyUNetConfig(**{**TINY_UNET.__dict__, "cross_attention": (True, True), "text_only_attention": (True, False)})
+    torch.manual_seed(0)
+    unet = build_unet(config)
+    first, second = unet.down_blocks[0].attentions[0], unet.down_blocks[1].attentions[0]
+    block = first.transformer_blocks[0]
+    assert block.only_cross_attention and block.attn1.is_cross_attention  # the prompt, not the pixels
+    assert not second.transformer_blocks[0].only_cross_attention  # other levels keep self-attention
+    x, t, cams = torch.randn(2, 3, 16, 16), torch.tensor([10, 900]), torch.randn(2, 6)
+    text = torch.randn(2, 16, TEXT_DIM)
+    with torch.no_grad():
+        out = unet(x, t, encoder_hidden_states=text, class_labels=cams).sample
+        other = unet(x, t, encoder_hidden_states=torch.randn(2, 16, TEXT_DIM), class_labels=cams).sample
+    assert out.shape == (2, 3, 16, 16) and float((out - other).abs().max()) > 1e-4
+    assert config.to_dict()["text_only_attention"] == [True, False]
+    assert "text_only_attention" not in TINY_UNET.to_dict()  # older config.json files stay the same
+    assert TinyUNetConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(UserError, match="needs cross_attention"):
+        TinyUNetConfig(**{**TINY_UNET.__dict__, "text_only_attention": (True, False)})
+    with pytest.raises(UserError, match="one entry per level"):
+        TinyUNetConfig(**{**TINY_UNET.__dict__, "text_only_attention": (True,)})
+
+
 def test_cfg_at_scale_one_equals_the_conditional_prediction():
     prior = _fresh_prior()
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))

@@ -38,6 +38,10 @@ class TinyUNetConfig:
     # levels with self + cross-attention blocks (the mid block always has one); reading the text at 16 px as
     # well as 8 px raised the shipped prior's sample shape accuracy from 0.68 to 0.78 (docs/tiny-prior.md)
     cross_attention: tuple[bool, ...] = (False, True, True)
+    # levels whose attention blocks read only the text (diffusers' only_cross_attention: cross-attention
+    # without self-attention), the cheaper way to read the prompt at 32 px; None = none. Measured, not
+    # shipped: at 32 px it costs ~30 % more per CFG evaluation and training step (docs/benchmarks.md)
+    text_only_attention: tuple[bool, ...] | None = None
     layers_per_block: int = 1  # ResNet blocks per level on the way down (the way up has one more)
     attention_head_dim: int = 32  # channels per attention head
     norm_num_groups: int = 32  # GroupNorm groups (must divide every channel count)
@@ -52,6 +56,12 @@ class TinyUNetConfig:
         self.cross_attention = tuple(bool(c) for c in self.cross_attention)
         if len(self.block_out_channels) != len(self.cross_attention):
             raise UserError("tiny model: block_out_channels and cross_attention need one entry per level")
+        if self.text_only_attention is not None:
+            self.text_only_attention = tuple(bool(c) for c in self.text_only_attention)
+            if len(self.text_only_attention) != len(self.cross_attention):
+                raise UserError("tiny model: text_only_attention needs one entry per level")
+            if any(t and not c for t, c in zip(self.text_only_attention, self.cross_attention)):
+                raise UserError("tiny model: a text_only_attention level needs cross_attention there too")
         if any(c % self.norm_num_groups for c in self.block_out_channels):
             raise UserError(f"tiny model: norm_num_groups {self.norm_num_groups} must divide every channel count")
         if self.image_size % (2 ** (len(self.block_out_channels) - 1)):
@@ -59,7 +69,10 @@ class TinyUNetConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        if d["text_only_attention"] is None:  # config.json of the usual layouts stays as it was
+            del d["text_only_attention"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TinyUNetConfig":
@@ -87,6 +100,8 @@ def build_unet(config: TinyUNetConfig):
         attention_head_dim=heads,  # diffusers' legacy name: this is the number of heads per level
         class_embed_type="projection",
         projection_class_embeddings_input_dim=config.camera_dim,
+        only_cross_attention=list(config.text_only_attention) if config.text_only_attention else False,
+        mid_block_only_cross_attention=False,
         addition_embed_type="text" if config.pooled_text else None,
         addition_embed_type_num_heads=max(1, config.text_dim // 64),
     )
