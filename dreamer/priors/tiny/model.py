@@ -39,8 +39,8 @@ class TinyUNetConfig:
     # well as 8 px raised the shipped prior's sample shape accuracy from 0.68 to 0.78 (docs/tiny-prior.md)
     cross_attention: tuple[bool, ...] = (False, True, True)
     # levels whose attention blocks read only the text (diffusers' only_cross_attention: cross-attention
-    # without self-attention), the cheaper way to read the prompt at 32 px; None = none. Measured, not
-    # shipped: at 32 px it costs ~30 % more per CFG evaluation and training step (docs/benchmarks.md)
+    # without self-attention over the pixels); None = none. Measured, not shipped: at 32 px it costs about
+    # as much as full attention there, ~30 % more per CFG evaluation (docs/benchmarks.md)
     text_only_attention: tuple[bool, ...] | None = None
     layers_per_block: int = 1  # ResNet blocks per level on the way down (the way up has one more)
     attention_head_dim: int = 32  # channels per attention head
