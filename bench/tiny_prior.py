@@ -123,7 +123,7 @@ def bench_models(threads: int, batch: int, rounds: int) -> str:
     torch.set_num_threads(threads)
     timed = {name: _Timed(cfg, batch) for name, cfg in VARIANTS.items()}
     for r in range(rounds):
-        for name, t in timed.items():
+        for t in timed.values():
             t.round()
         print(f"round {r + 1}/{rounds} done", flush=True)
     base = timed[next(iter(timed))]
