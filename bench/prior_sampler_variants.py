@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prior_accuracy import eval_cameras, score  # noqa: E402
 
 from dreamer.cameras import Camera  # noqa: E402
+from dreamer.guidance.functional import classifier_free_guidance  # noqa: E402
 from dreamer.priors.tiny.captions import split_combos  # noqa: E402
 from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig  # noqa: E402
 from dreamer.priors.tiny.sample import ddim_scheduler  # noqa: E402
@@ -82,7 +83,7 @@ class GuidedSampler:
             else:
                 e_c, e_u = self.prior.predict_noise(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, uncond]),
                                                     cams2).float().chunk(2)
-                eps = e_u + v.cfg * (e_c - e_u)
+                eps = classifier_free_guidance(e_u, e_c, v.cfg)
             if v.autoguidance:
                 eps = eps + v.autoguidance * (e_c - self.weaker.predict_noise(x, tt, weak_cond, cameras).float())
             return eps
