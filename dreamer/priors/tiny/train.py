@@ -265,7 +265,7 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
 
         bank = load_or_build_bank(config.data, progress=_bank_progress(progress))
     data = TrainingData(config.data, bank)
-    captions = CaptionBank(data.captions, encoder or MiniLMEncoder(config.max_length))
+    captions = CaptionBank(data.captions, encoder or MiniLMEncoder(config.max_length, device=device))
 
     run = _Run(config, device)
     if state is not None:
