@@ -34,10 +34,10 @@ python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffuser
 
 # name | batch size | config overrides (fixed at the start; not resumable)
 CANDIDATES=(
-  "xattn-b128|128|"
-  "pooled-b128|128|unet.pooled_text=true"
-  "pooled-b256|256|unet.pooled_text=true lr=5e-4"
   "xattn-b256|256|lr=5e-4"
+  "pooled-b256|256|unet.pooled_text=true lr=5e-4"
+  "xattn-b512|512|lr=6e-4"
+  "pooled-b512|512|unet.pooled_text=true lr=6e-4"
 )
 
 echo "== view bank ($(($(date +%s) - START)) s)"

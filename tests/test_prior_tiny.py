@@ -362,3 +362,17 @@ def test_cli_prior_train_writes_files_resumes_and_samples(tmp_path, capsys, tiny
     assert main(["generate", "a red cube", "--prior", "tiny", "--steps", "2", "--quiet",
                  "--out", str(tmp_path / "run"), *run_overrides]) == 0
     assert (tmp_path / "run" / "model.glb").is_file()
+
+
+def test_ema_restore_keeps_the_shadow_where_the_model_is():
+    """A checkpoint loads on the CPU; the restored averages must follow the model (GPU, or here float64)."""
+    from dreamer.priors.tiny.ema import EMA
+
+    model = torch.nn.Linear(3, 2)
+    saved = EMA(model).state_dict()
+    moved = EMA(model.double())
+    moved.load_state_dict(saved)
+    assert all(v.dtype == torch.float64 for v in moved.shadow.values())
+    moved.update(model)  # would raise on a device mismatch
+    assert torch.allclose(moved.shadow["weight"].float(), saved["shadow"]["weight"])
+    assert moved.shadow["weight"].data_ptr() != saved["shadow"]["weight"].data_ptr()

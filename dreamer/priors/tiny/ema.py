@@ -34,4 +34,6 @@ class EMA:
 
     def load_state_dict(self, state: dict) -> None:
         self.decay, self.updates = float(state["decay"]), int(state["updates"])
-        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
+        # onto the device (and dtype) of the model's current shadow: a checkpoint is loaded on the CPU,
+        # and a run resumed on a GPU must keep averaging there
+        self.shadow = {k: v.to(self.shadow[k], copy=True) if k in self.shadow else v.clone() for k, v in state["shadow"].items()}
