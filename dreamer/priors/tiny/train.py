@@ -42,7 +42,8 @@ from dreamer.priors.tiny.weights import ScheduleConfig, TinyModelInfo, save_weig
 class TinyTrainConfig:
     """A training run of the tiny prior (saved in its checkpoint; see `dreamer prior train`)."""
 
-    steps: int = 5500  # total optimisation steps: the ~2-hour run of the shipped weights (1.3–1.45 s/step on 2 CPU cores)
+    steps: int = 5500  # total optimisation steps: the ~2-hour CPU run (1.3–1.45 s/step on 2 cores); the shipped
+    # weights are the GPU recipe: --steps 1400 --decay-from 770 --batch-size 512 lr=6e-4 (assets/priors/tiny/TRAINING.md)
     batch_size: int = 32  # images per step
     lr: float = 3e-4  # AdamW learning rate after warm-up
     warmup_steps: int = 200  # linear learning-rate warm-up from 0
