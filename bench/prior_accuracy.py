@@ -8,7 +8,7 @@ prior would score, since some views hide what tells two shapes apart (a mug's ha
 "Tiny prior" section of docs/benchmarks.md and a contact sheet docs/tiny-prior-samples.png
 (one row per shape: ground truth, then samples). Takes ~20 minutes on 2 cores.
 Usage: python bench/prior_accuracy.py [--weights assets/priors/tiny] [--views 4] [--steps 50] [--guidance 2]
-       [--high-noise-guidance 5] [--eta 1] [--shapes cone,pyramid]
+       [--high-noise-guidance 5] [--eta 1] [--shapes cone,pyramid] [--timing-only] [--timing-against WEIGHTS]
 """
 
 from __future__ import annotations
@@ -93,17 +93,26 @@ def timing(weights: str) -> tuple[float, float, float]:
     """
     cold, _ = load_seconds(weights)
     warm, prior = load_seconds(weights)
-    emb = prior.encode_prompt("a red chair")
-    x = torch.randn(2, *prior.latent_shape)
-    text = torch.cat([emb.conditional(None, 1), emb.unconditional(1)])
-    cams = random_cameras(1, prior.image_size, 42.5, torch.Generator().manual_seed(0))
-    times = []
-    for i in range(25):
-        t1 = time.perf_counter()
-        prior.predict_noise(x, torch.tensor([500, 500]), text, cams)
-        if i >= 5:
-            times.append((time.perf_counter() - t1) * 1e3)
-    return cold, warm, statistics.median(times)
+    return cold, warm, cfg_medians([prior], rounds=25)[0]
+
+
+def cfg_medians(priors: list, rounds: int) -> list[float]:
+    """Median ms of one CFG evaluation (batch 2) per prior, the priors taking turns each round
+    (so a change in the host's load hits them alike); the first 5 rounds are warm-up."""
+    calls = []
+    for prior in priors:
+        emb = prior.encode_prompt("a red chair")
+        text = torch.cat([emb.conditional(None, 1), emb.unconditional(1)])
+        cams = random_cameras(1, prior.image_size, 42.5, torch.Generator().manual_seed(0))
+        calls.append((prior, torch.randn(2, *prior.latent_shape, generator=torch.Generator().manual_seed(0)), text, cams))
+    times: list[list[float]] = [[] for _ in priors]
+    for i in range(rounds):
+        for k, (prior, x, text, cams) in enumerate(calls):
+            t1 = time.perf_counter()
+            prior.predict_noise(x, torch.tensor([500, 500]), text, cams)
+            if i >= 5:
+                times[k].append((time.perf_counter() - t1) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -120,9 +129,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument("--timing-only", action="store_true", help="print the load and CFG timings only")
+    parser.add_argument("--timing-against", metavar="WEIGHTS",
+                        help="print the CFG medians of --weights and WEIGHTS, taking turns for 40 rounds, and stop")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    if args.timing_against:
+        pair = [TinyPrior(TinyPriorConfig(weights=w)) for w in (args.weights, args.timing_against)]
+        a, b = cfg_medians(pair, rounds=40)
+        print(f"CFG median {a:.1f} ms ({args.weights}) vs {b:.1f} ms ({args.timing_against}), taking turns, "
+              f"{args.threads} threads")
+        return
     cold_s, load_s, cfg_ms = timing(args.weights)
     if args.timing_only:
         print(f"load {load_s:.2f} s (cold {cold_s:.2f} s), CFG {cfg_ms:.1f} ms, {args.threads} threads")
