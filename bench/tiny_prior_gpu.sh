@@ -3,7 +3,9 @@
 #
 # The machine has python3 with torch but no package index and no hub: the repo travels with
 # .gpu/whl (diffusers, trimesh, importlib_metadata wheels) and .gpu/minilm (the vocabulary subset of
-# all-MiniLM-L6-v2 written by `python -m dreamer.priors.tiny.minilm_subset .gpu/minilm`).
+# all-MiniLM-L6-v2 written by `python -m dreamer.priors.tiny.minilm_subset .gpu/minilm`). The wheels, for the
+# machine's Python 3.12: `pip download --no-deps --only-binary=:all: --python-version 3.12 -d .gpu/whl
+# diffusers==0.42.1 trimesh==5.2.0 importlib_metadata==8.7.0`; name `.gpu` in the run's carried paths.
 # Each candidate first runs PROBE steps with all candidates at once, which measures its step rate
 # under that sharing; then it is resumed to the step count that fills the time left before
 # TRAIN_UNTIL seconds, with the usual cosine tail over its last 45 %. Resuming to a larger step count

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import torch
 
 from dreamer.priors.tiny.captions import all_combos, captions_for
 
@@ -79,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     texts = vocabulary_texts()
     size = write_minilm_subset(texts, args[0])
-    torch.set_num_threads(2)
     diff = check_subset(texts, args[0])
     print(f"wrote {args[0]}: {size} tokens kept, {len(texts)} texts, largest embedding difference {diff:.2e}")
     return 0 if diff < 1e-4 else 1
