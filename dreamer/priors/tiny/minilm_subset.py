@@ -39,9 +39,9 @@ def write_minilm_subset(texts: Sequence[str], out_dir: Path | str, source: Path 
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
-    from dreamer.priors.tiny.text import minilm_path
+    from dreamer.priors.tiny.text import bundled_minilm_path
 
-    source = Path(source or minilm_path())
+    source = Path(source or bundled_minilm_path())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
@@ -64,9 +64,9 @@ def write_minilm_subset(texts: Sequence[str], out_dir: Path | str, source: Path 
 
 def check_subset(texts: Sequence[str], subset_dir: Path | str, source: Path | str | None = None) -> float:
     """Largest absolute difference between the token embeddings of `texts` from the subset and from the full model."""
-    from dreamer.priors.tiny.text import MiniLMEncoder
+    from dreamer.priors.tiny.text import MiniLMEncoder, bundled_minilm_path
 
-    full = MiniLMEncoder(source=source)
+    full = MiniLMEncoder(source=source or bundled_minilm_path())
     subset = MiniLMEncoder(source=subset_dir)
     return float((full(list(texts)) - subset(list(texts))).abs().max())
 

