@@ -15,6 +15,11 @@ from dreamer.trainer.events import ProgressEvent
 from dreamer.trainer.run_folder import RunFolder
 
 
+# eval.json's figures that `Result.metrics["eval"]` carries: 2D (renders) then 3D (exported mesh)
+EVAL_SUMMARY_KEYS = ("iou", "colour_error", "r_precision", "multi_face_rate", "volume_iou", "chamfer_l1",
+                     "fscore_002", "fscore_005", "normal_consistency", "extent_error")
+
+
 @dataclass
 class Result:
     run_dir: Path  # the run folder
@@ -88,7 +93,7 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
     if cfg.trainer.evaluate:
         ev = evaluate_outputs(cfg, trainer.representation, run, train.steps)
         if ev is not None:
-            metrics["eval"] = {k: ev[k] for k in ("iou", "colour_error", "r_precision", "multi_face_rate")}
+            metrics["eval"] = {k: ev[k] for k in EVAL_SUMMARY_KEYS}
     return Result(run.root, paths["glb"], paths, paths.get("video"), run.checkpoint_path, metrics)
 
 

@@ -50,7 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video", action="store_true", help="also write the turntable video")
 
     v = sub.add_parser("eval", help="score a run against the shape library",
-                       description="IoU and colour error of RUN_DIR against ground truth; writes eval.json.")
+                       description="Silhouette IoU, colour error and R-precision of RUN_DIR's renders, and volume IoU, chamfer, F-score, normal consistency and extent error of its exported mesh, against ground truth; writes eval.json.")
     v.add_argument("run_dir")
 
     sub.add_parser("presets", help="list the presets in configs/")
@@ -146,6 +146,9 @@ def _eval_line(ev: dict) -> str:
     line = f"IoU {ev['iou']:.3f}, colour error {ev['colour_error']:.3f}"
     if ev.get("r_precision") is not None:
         line += f", R-precision {ev['r_precision']:.3f}"
+    if ev.get("volume_iou") is not None:
+        line += (f"; 3D: volume IoU {ev['volume_iou']:.3f}, F-score@0.05 {ev['fscore_005']:.3f},"
+                 f" chamfer {ev['chamfer_l1']:.4f}")
     return line
 
 

@@ -73,3 +73,29 @@ def test_multi_face_rate_counts_views_that_show_the_other_side():
     assert evaluate_representation(BackToFront("a red sphere"), "a red sphere").multi_face_rate == 0.0
     shifted = evaluate_representation(OracleRepresentation("a red cube", shift_px=6), "a red cube")
     assert 0.5 < shifted.iou < 0.95
+
+
+class GhostRepresentation(OracleRepresentation):
+    """The ground truth at a fraction of its opacity, composited over white as renders are."""
+
+    def __init__(self, prompt: str, opacity: float):
+        super().__init__(prompt)
+        self.opacity = opacity
+
+    def render(self, camera, background=None):
+        out = super().render(camera, background)
+        premultiplied = out.rgb - (1.0 - out.alpha)  # the colour over black
+        alpha = out.alpha * self.opacity
+        return RenderOutput(premultiplied * self.opacity + (1.0 - alpha), alpha, out.depth)
+
+
+def test_r_precision_does_not_credit_a_faint_ghost():
+    from dreamer.eval.metrics import contrast_background
+
+    assert contrast_background((0.93, 0.93, 0.93)) == 0.0 and contrast_background((0.07, 0.07, 0.07)) == 1.0
+    solid = evaluate_representation(GhostRepresentation("a white sphere", 1.0), "a white sphere")
+    assert solid.r_precision >= 0.75
+    ghost = evaluate_representation(GhostRepresentation("a white sphere", 0.2), "a white sphere")
+    assert ghost.iou == 0.0 and ghost.r_precision == 0.0
+    # a dark ghost over white already looks pale: judged over white alone, and still a miss
+    assert evaluate_representation(GhostRepresentation("a black cube", 0.2), "a black cube").r_precision == 0.0

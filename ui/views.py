@@ -13,6 +13,10 @@ JOB_COLUMNS = ["run", "prompt", "status", "progress", "ETA"]
 HISTORY_COLUMNS = ["run", "prompt", "status", "steps", "representation", "changed"]
 EVAL_FIELDS = (("iou", "IoU"), ("colour_error", "colour error"), ("r_precision", "R-precision"),
                ("multi_face_rate", "multi-face rate"))
+# the exported mesh against the ground-truth mesh, in 3D (dreamer.eval.geometry)
+EVAL_3D_FIELDS = (("volume_iou", "volume IoU"), ("fscore_002", "F-score@0.02"), ("fscore_005", "F-score@0.05"),
+                  ("chamfer_l1", "chamfer L1"), ("normal_consistency", "normal consistency"),
+                  ("extent_error", "extent error x / y / z"))
 
 
 def format_eta(seconds: float | None) -> str:
@@ -83,16 +87,35 @@ def history_caption(record: RunRecord) -> str:
 
 
 def eval_markdown(ev: dict | None) -> str:
-    """The eval figures as a Markdown table ('' when the run has none)."""
+    """The eval figures as Markdown tables, renders then exported mesh ('' when the run has none)."""
     if not ev:
         return ""
-    cells = [(label, ev[key]) for key, label in EVAL_FIELDS if isinstance(ev.get(key), (int, float))]
+    parts = [_table(ev, EVAL_FIELDS, "renders, 8 views"), _table(ev, EVAL_3D_FIELDS, "exported mesh, in 3D")]
+    parts = [p for p in parts if p]
+    if not parts:
+        return ""
+    return "**Evaluation** (against the shape library)\n\n" + "\n\n".join(parts)
+
+
+def _cell(value) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return f"{value:.3f}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+        return " / ".join(f"{v:.3f}" for v in value)
+    return None
+
+
+def _table(ev: dict, fields, caption: str) -> str:
+    cells = [(label, _cell(ev.get(key))) for key, label in fields]
+    cells = [(label, text) for label, text in cells if text is not None]
     if not cells:
         return ""
     head = "| " + " | ".join(label for label, _ in cells) + " |"
     rule = "|" + "---|" * len(cells)
-    values = "| " + " | ".join(f"{value:.3f}" for _, value in cells) + " |"
-    return f"**Evaluation** (against the shape library)\n\n{head}\n{rule}\n{values}"
+    values = "| " + " | ".join(text for _, text in cells) + " |"
+    return f"*{caption}*\n\n{head}\n{rule}\n{values}"
 
 
 def title_line(job: JobState) -> str:

@@ -84,7 +84,7 @@ def evaluate_representation(representation, prompt: str, device: torch.device | 
     errs = colour_error(rgb, gt.rgb, alpha, gt.alpha)
     result = EvalResult(spec.prompt, float(ious.mean()), float(errs.mean()), ious.tolist(), errs.tolist(),
                         len(cams), resolution, multi_face_rate=float(flipped_views(alpha, gt.alpha).float().mean()))
-    retrieval = renders_r_precision(rgb.permute(0, 3, 1, 2), spec)
+    retrieval = renders_r_precision(rgb.permute(0, 3, 1, 2), spec, alpha.permute(0, 3, 1, 2))
     if retrieval is not None:
         result.r_precision, result.predicted_prompts = retrieval.r_precision, retrieval.predicted
     return result
@@ -99,15 +99,32 @@ def flipped_views(alpha: torch.Tensor, alpha_gt: torch.Tensor) -> torch.Tensor:
     return opposite > own + JANUS_MARGIN
 
 
-def renders_r_precision(images: torch.Tensor, spec):
-    """R-precision of [B, 3, H, W] renders with the shipped evaluator (None, with a warning, when it is missing)."""
+def contrast_background(rgb: tuple[float, float, float]) -> float:
+    """The grey level of the second background R-precision judges a view over: black behind
+    bright colours (a faint white ghost over white reads as a white object; over black it does
+    not), white behind dark ones (whose ghosts the white background already shows)."""
+    luminance = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+    return 0.0 if luminance >= 0.3 else 1.0
+
+
+def renders_r_precision(images: torch.Tensor, spec, alpha: torch.Tensor | None = None):
+    """R-precision of [B, 3, H, W] renders over white with the shipped evaluator (None, with a
+    warning, when it is missing). With their alpha [B, 1, H, W], a view counts only when it is
+    retrieved over white and over `contrast_background` too, so a mostly transparent result is
+    not credited for the colour of the background showing through it."""
     from dreamer.errors import UserError
     from dreamer.eval.classifier import default_evaluator
-    from dreamer.eval.rprecision import r_precision
+    from dreamer.eval.rprecision import both_retrieved, r_precision
 
     try:
         evaluator = default_evaluator()
     except UserError as exc:
         log.warning("R-precision skipped: %s", exc)
         return None
-    return r_precision(images, spec, evaluator)
+    over_white = r_precision(images, spec, evaluator)
+    level = contrast_background(spec.rgb)
+    if alpha is None or level == 1.0:
+        return over_white
+    # renders are composited over white: rgb = c + (1 − a)·1, so over grey g they are c + (1 − a)·g
+    over_contrast = r_precision((images - (1.0 - alpha) * (1.0 - level)).clamp(0, 1), spec, evaluator)
+    return both_retrieved(over_white, over_contrast)

@@ -34,3 +34,13 @@ def r_precision(images: torch.Tensor, spec: ObjectSpec, evaluator: Evaluator) ->
     predicted = [ObjectSpec(candidates[i][1], candidates[i][0]).prompt for i in top]
     hits = (rank == 1).tolist()
     return RPrecision(sum(hits) / len(hits), hits, predicted, rank.tolist())
+
+
+def both_retrieved(first: RPrecision, second: RPrecision) -> RPrecision:
+    """Views retrieved in both judgements (the same views over two backgrounds); the prediction
+    and rank shown are those of the judgement that failed, else of the first."""
+    hits = [a and b for a, b in zip(first.per_view, second.per_view)]
+    predicted = [p2 if a and not b else p1 for p1, p2, a, b in
+                 zip(first.predicted, second.predicted, first.per_view, second.per_view)]
+    rank = [max(r1, r2) for r1, r2 in zip(first.rank, second.rank)]
+    return RPrecision(sum(hits) / len(hits), hits, predicted, rank)

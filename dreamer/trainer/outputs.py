@@ -105,7 +105,9 @@ def _export_one(config: RunConfig, representation, folder: Path, formats: list[s
 
 
 def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: int) -> dict | None:
-    """eval.json for prompts of the shape library (None for other prompts)."""
+    """eval.json for prompts of the shape library (None for other prompts): the 2D metrics of the
+    representation's renders and the 3D metrics of the exported mesh (`model.glb`, what the user
+    receives; the representation's `to_mesh` when it has not been exported)."""
     from dreamer.eval.metrics import evaluate_representation
     from dreamer.shapes import parse_prompt
 
@@ -117,10 +119,30 @@ def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: in
 
     device = next(representation.parameters()).device
     members = particle_members(representation)
-    results = [evaluate_representation(member, config.prompt, device).to_dict() for member in members]
+    results = []
+    for index, member in enumerate(members):
+        result = evaluate_representation(member, config.prompt, device).to_dict()
+        folder = run.root if index == 0 else run.root / f"particle_{index}"
+        result.update(_mesh_metrics(config, member, folder / "model.glb"))
+        results.append(result)
     result = dict(results[0])  # the first particle is the run's asset (model.glb)
     if len(members) > 1:
         result["particles"] = results
     result["step"] = step
     atomic_write_text(run.asset("eval.json"), json.dumps(result, indent=2))
     return result
+
+
+def _mesh_metrics(config: RunConfig, representation, glb: Path) -> dict:
+    """The 3D metrics (dreamer.eval.geometry) of the exported mesh against the ground truth."""
+    import trimesh
+
+    from dreamer.eval.geometry import geometry_metrics, load_mesh
+    from dreamer.shapes import parse_prompt, spec_mesh
+
+    if glb.exists():
+        mesh = load_mesh(glb)
+    else:
+        mesh = representation.to_mesh(config.export.mesh_resolution)
+        mesh = mesh if len(mesh.faces) else trimesh.Trimesh()
+    return geometry_metrics(mesh, spec_mesh(parse_prompt(config.prompt))).to_dict()

@@ -1,0 +1,108 @@
+"""3D metrics of an exported mesh against the ground truth, checked on oracle meshes with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+import trimesh
+
+from dreamer.eval.geometry import geometry_metrics, load_mesh, solid_occupancy, weld
+from dreamer.shapes import parse_prompt, spec_mesh
+
+CUBE = 0.7  # the library cube's side
+CELL_TOLERANCE = 0.04  # one grid cell of 128 over [-1, 1]³ moves a 0.7 cube's IoU by up to about this
+
+
+@pytest.fixture(scope="module")
+def cube_truth():
+    return spec_mesh(parse_prompt("a red cube"))
+
+
+def box(size=CUBE, shift=(0.0, 0.0, 0.0)):
+    mesh = trimesh.creation.box((size,) * 3)
+    mesh.apply_translation(shift)
+    return mesh
+
+
+def test_ground_truth_against_itself_is_perfect(cube_truth):
+    m = geometry_metrics(cube_truth, cube_truth)
+    assert m.volume_iou == 1.0 and m.chamfer_l1 == 0.0
+    assert m.fscore_002 == 1.0 and m.fscore_005 == 1.0 and m.normal_consistency == pytest.approx(1.0)
+    assert m.extent_error == [0.0, 0.0, 0.0]
+    assert m.extent_gt == pytest.approx([CUBE] * 3, abs=1e-3)
+
+
+def test_library_cube_matches_an_analytic_box(cube_truth):
+    m = geometry_metrics(box(), cube_truth)
+    assert m.volume_iou > 0.97 and m.chamfer_l1 < 0.005 and m.fscore_002 > 0.95
+    assert m.volume == pytest.approx(CUBE ** 3, rel=0.05)
+
+
+@pytest.mark.parametrize("shift", [0.05, 0.1, 0.2])
+def test_a_known_shift_gives_its_known_iou_and_no_extent_error(cube_truth, shift):
+    m = geometry_metrics(box(shift=(shift, 0.0, 0.0)), cube_truth)
+    assert m.volume_iou == pytest.approx((CUBE - shift) / (CUBE + shift), abs=CELL_TOLERANCE)
+    assert max(m.extent_error) < 0.005
+    # no re-centring: the two faces normal to x are `shift` apart, the other four overlap in part
+    assert m.chamfer_l1 > shift / 6
+
+
+@pytest.mark.parametrize("scale", [1.1, 1.5])
+def test_a_known_scale_gives_its_known_iou_and_extent_error(cube_truth, scale):
+    m = geometry_metrics(box(CUBE * scale), cube_truth)
+    assert m.volume_iou == pytest.approx(1 / scale ** 3, abs=CELL_TOLERANCE)
+    assert m.extent_error == pytest.approx([CUBE * (scale - 1)] * 3, abs=0.005)
+    # every face of the larger box lies CUBE·(scale − 1)/2 outside the smaller one's
+    assert m.chamfer_l1 == pytest.approx(CUBE * (scale - 1) / 2, rel=0.25)
+
+
+def test_a_cylinder_standing_in_for_a_cube(cube_truth):
+    cylinder = trimesh.creation.cylinder(CUBE / 2, CUBE, sections=256)
+    cylinder.apply_transform(trimesh.transformations.rotation_matrix(math.pi / 2, [1, 0, 0]))  # axis along +Y
+    m = geometry_metrics(cylinder, cube_truth)
+    assert m.volume_iou == pytest.approx(math.pi / 4, abs=0.02)  # inscribed: πr²h / (2r)³
+    assert m.extent_error == pytest.approx([0.0] * 3, abs=0.005)
+    assert 0.6 < m.fscore_005 < 0.85 and m.normal_consistency < 0.95
+
+
+def test_an_open_shell_counts_only_its_walls(cube_truth):
+    shell = box()
+    shell.update_faces(shell.face_normals[:, 1] > -0.5)  # no bottom: an upturned bucket
+    m = geometry_metrics(shell, cube_truth)
+    assert m.volume_iou < 0.1
+    assert m.extent_error == pytest.approx([0.0] * 3, abs=0.005)  # the outline alone fits perfectly
+
+
+def test_uv_seams_are_welded_before_inside_outside(cube_truth):
+    # every face with its own three vertices, as a UV-seamed textured export writes them
+    mesh = box()
+    split = trimesh.Trimesh(mesh.triangles.reshape(-1, 3), np.arange(len(mesh.faces) * 3).reshape(-1, 3), process=False)
+    assert not split.is_watertight and weld(split).is_watertight
+    assert geometry_metrics(split, cube_truth).volume_iou > 0.97
+
+
+def test_an_empty_result_scores_nothing(cube_truth):
+    m = geometry_metrics(trimesh.Trimesh(), cube_truth)
+    assert (m.volume_iou, m.fscore_002, m.fscore_005, m.normal_consistency) == (0.0, 0.0, 0.0, 0.0)
+    assert m.chamfer_l1 == 1.0 and m.extent_error == pytest.approx([CUBE] * 3, abs=1e-3)
+
+
+def test_occupancy_fills_a_closed_sphere_and_ignores_outside_the_box():
+    sphere = trimesh.creation.icosphere(4, 0.5)
+    occupancy = solid_occupancy(sphere, 64)
+    assert occupancy.shape == (64, 64, 64)
+    assert occupancy.sum() * (2 / 64) ** 3 == pytest.approx(4 / 3 * math.pi * 0.5 ** 3, rel=0.03)
+    assert solid_occupancy(trimesh.creation.icosphere(3, 0.2).apply_translation([5, 0, 0]), 32).sum() == 0
+
+
+def test_a_textured_glb_reads_back_in_the_world_frame(tmp_path, cube_truth):
+    from dreamer.export.pipeline import export_mesh
+
+    moved = box(shift=(0.1, 0.0, 0.0))
+    moved.visual.vertex_colors = np.tile([200, 30, 30, 255], (len(moved.vertices), 1)).astype(np.uint8)
+    export = export_mesh(moved, None, tmp_path)  # textured: seams split the vertices
+    assert export.textured
+    loaded = load_mesh(export.paths["glb"])
+    assert len(loaded.vertices) > len(moved.vertices)
+    m = geometry_metrics(loaded, cube_truth)
+    assert m.volume_iou == pytest.approx(0.6 / 0.8, abs=CELL_TOLERANCE)
