@@ -53,6 +53,39 @@ def resolve_config(prompt: str | None = None, config: str | None = "default", do
     return load_run_config(config, data, dotted)
 
 
+EMBEDDED_PRIORS = ("tiny", "reference")  # priors that know only the shape library's vocabulary
+
+
+def prompt_notice(prompt: str, prior: str = "tiny") -> str | None:
+    """One line telling why an embedded prior cannot make `prompt`, what it knows and how to use a
+    real prior instead; None when the prompt is a library prompt or the prior is not embedded."""
+    from dreamer.shapes.prompt import known_vocabulary, vocabulary_problem
+
+    if prior not in EMBEDDED_PRIORS or not prompt.strip():
+        return None
+    problem = vocabulary_problem(prompt)
+    if problem is None:
+        return None
+    return (f"prompt {' '.join(prompt.split())!r} is outside what the embedded '{prior}' prior knows ({problem}); "
+            f"it knows {known_vocabulary()}; for other prompts use a real prior with local weights, "
+            "e.g. --prior sd21-base prior.model=/path/to/stable-diffusion-2-1-base")
+
+
+def check_prompt(cfg: RunConfig) -> None:
+    """Before any work: an error for the `reference` prior (it has nothing to denoise towards), an
+    `OutOfVocabularyWarning` for `tiny` (it runs, but will not make the object asked for)."""
+    import warnings
+
+    from dreamer.errors import OutOfVocabularyWarning
+
+    notice = prompt_notice(cfg.prompt, cfg.prior.name)
+    if notice is None:
+        return
+    if cfg.prior.name == "reference":
+        raise UserError(notice)
+    warnings.warn(notice, OutOfVocabularyWarning, stacklevel=3)
+
+
 def generate(prompt: str | None = None, *, config: str = "default", out: str | Path | None = None,
              resume: bool = False, overwrite: bool = False, dotted: list[str] | None = None,
              on_progress: Callable[[ProgressEvent], None] | None = None,
@@ -75,6 +108,7 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
     else:
         cfg = resolve_config(prompt, config, dotted, **overrides)
     cfg.validate()
+    check_prompt(cfg)
     run = RunFolder(out if out is not None else default_run_dir(cfg.prompt))
     if not resume and not overwrite and run.has_checkpoint():
         raise UserError(f"'{run.root}' already holds a run: pass --resume to continue it, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 
 from dreamer.errors import Interrupted, TrainingDiverged, UserError
 
@@ -238,6 +239,28 @@ def _prior(args) -> int:
     return {"train": _prior_train, "sample": _prior_sample}[args.prior_command](args)
 
 
+@contextmanager
+def _one_line_warnings():
+    """Our own warnings (an out-of-vocabulary prompt) as one `warning: ...` line on stderr."""
+    import warnings
+
+    from dreamer.errors import OutOfVocabularyWarning
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, OutOfVocabularyWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     # key=value overrides may come after options, which argparse's positional matching rejects.
@@ -253,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     from dreamer.signals import sigterm_interrupts
 
     try:
-        with sigterm_interrupts():
+        with sigterm_interrupts(), _one_line_warnings():
             return handler(args)
     except (UserError, TrainingDiverged, Interrupted) as e:
         print(f"error: {e}" if not isinstance(e, Interrupted) else str(e), file=sys.stderr)

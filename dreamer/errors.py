@@ -22,3 +22,9 @@ class Interrupted(Exception):
     """The user pressed Ctrl-C; a checkpoint was saved. CLI exit code 130."""
 
     exit_code = 130
+
+
+class OutOfVocabularyWarning(UserWarning):
+    """The prompt has words an embedded prior (`tiny`) does not know; the run goes on, but will
+    not be the object asked for. `warnings.simplefilter("error", OutOfVocabularyWarning)` makes it
+    an error."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from dreamer.api import prompt_notice
 from dreamer.errors import UserError
 from ui import form, views
 from ui.history import list_runs, run_outputs
@@ -102,6 +103,10 @@ class Page:
             return skip(), skip(), _problem(f"{Path(path).name}: {problem}")
         return text, True, _problem(None)
 
+    def on_notice(self, prompt: str, prior: str | None) -> str:
+        """Beside the prompt, before anything is queued: what the embedded prior cannot make."""
+        return notice_markdown(prompt_notice(prompt or "", prior or ""), prior)
+
     def on_generate(self, *args):
         *fields, use_yaml, text = args
         try:
@@ -109,11 +114,16 @@ class Page:
                 config = form.config_from_yaml(text)
             else:
                 config = form.resolve_form(self.values(*fields), self.overrides).validate()
+            notice = prompt_notice(config.prompt, config.prior.name)
+            if notice and config.prior.name == "reference":
+                raise UserError(notice)
             job = self.manager.submit(config)
         except UserError as e:
             return f"error: {e}", skip()
         where = f"#{job.queue_position} in line" if job.queue_position else "starting"
-        return f"queued **{job.prompt}** as `{job.id}` ({where})", job.id
+        queued = f"queued **{job.prompt}** as `{job.id}` ({where})"
+        return (f"{queued}. Warning: the `{config.prior.name}` prior does not know this prompt; "
+                "see the notice under the prompt." if notice else queued), job.id
 
     # -- the selected job ---------------------------------------------------------------------
     def on_cancel(self, job_id: str | None) -> str:
@@ -232,6 +242,13 @@ def _existing(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def notice_markdown(notice: str | None, prior: str | None) -> str:
+    if not notice:
+        return ""
+    verdict = "cannot be generated" if prior == "reference" else "will run, but not as asked"
+    return f"**⚠ Out of vocabulary — {verdict}.** {notice}"
+
+
 def _problem(message: str | None) -> str:
     return "✓ valid config" if message is None else f"error: {message}"
 
@@ -249,6 +266,7 @@ def build_app(page: Page) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=2):
                         prompt = gr.Textbox(label="Prompt", placeholder="a red cube", elem_id="prompt")
+                        notice = gr.Markdown(elem_id="prompt-notice")
                         negative = gr.Textbox(label="Negative prompt", value=start.negative_prompt)
                         preset = gr.Dropdown(form.preset_choices(), value="default", label="Preset", elem_id="preset")
                         with gr.Row():
@@ -312,6 +330,8 @@ def build_app(page: Page) -> gr.Blocks:
                                               formats], **quiet)
         for f in [*fields, use_yaml]:  # any change, typed or set by the preset, shows in the YAML
             f.change(page.on_form, [*fields, use_yaml], [yaml_text, yaml_check], **latest)
+        for f in (prompt, prior):  # the prior changes with the preset too
+            f.change(page.on_notice, [prompt, prior], notice, **latest)
         yaml_text.input(page.on_yaml, yaml_text, yaml_check, **latest)
         upload.upload(page.on_upload, upload, [yaml_text, use_yaml, yaml_check])
         generate.click(page.on_generate, [*fields, use_yaml, yaml_text], [message, selected]).then(

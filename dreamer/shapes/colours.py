@@ -28,6 +28,24 @@ COLOUR_SYNONYMS: dict[str, str] = {
     "grey": "gray",
 }
 
+# Colour paraphrases: two more words per colour. The parser accepts them ("a crimson cube" is a red
+# cube); the tiny prior's captions use them only in its paraphrase templates, beside the synonyms above.
+COLOUR_PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "red": ("crimson", "scarlet"),
+    "orange": ("tangerine", "amber"),
+    "yellow": ("lemon", "golden"),
+    "green": ("emerald", "lime"),
+    "blue": ("navy", "azure"),
+    "purple": ("violet", "lilac"),
+    "pink": ("rose", "salmon"),
+    "brown": ("chocolate", "tan"),
+    "white": ("ivory", "snow white"),
+    "black": ("jet black", "ebony"),
+    "gray": ("silver", "ash"),
+}
+# joined without spaces, as the parser joins adjacent words ("snow white" -> "snowwhite")
+_PARAPHRASE_LOOKUP = {word.replace(" ", ""): colour for colour, words in COLOUR_PARAPHRASES.items() for word in words}
+
 # The colour used when a prompt names a shape but no colour ("a chair" -> "a gray chair").
 DEFAULT_COLOUR = "gray"
 
@@ -48,5 +66,5 @@ ACCENTS: dict[str, RGB] = {
 def canonical_colour(word: str) -> str | None:
     """The COLOURS key for a colour word or synonym (case-insensitive), or None."""
     word = word.strip().lower()
-    word = COLOUR_SYNONYMS.get(word, word)
+    word = COLOUR_SYNONYMS.get(word, _PARAPHRASE_LOOKUP.get(word.replace(" ", ""), word))
     return word if word in COLOURS else None

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 from dreamer.errors import UserError
-from dreamer.shapes.colours import DEFAULT_COLOUR, canonical_colour
-from dreamer.shapes.objects import canonical_shape
+from dreamer.shapes.colours import COLOUR_PARAPHRASES, COLOUR_SYNONYMS, COLOURS, DEFAULT_COLOUR, canonical_colour
+from dreamer.shapes.objects import OBJECTS, SHAPE_SYNONYMS, canonical_shape
 from dreamer.shapes.spec import ObjectSpec, vocabulary
 
 FILLER = frozenset({"a", "an", "the", "one", "single", "of", "coloured", "colored", "in", "colour", "color"})
@@ -58,3 +58,33 @@ def parse_prompt(prompt: str) -> ObjectSpec:
     else:
         return ObjectSpec(shapes[0], colours[0] if colours else DEFAULT_COLOUR)
     raise UserError(f"prompt {shown!r} {problem}: {vocabulary()}")
+
+
+def unknown_words(prompt: str) -> list[str]:
+    """The words of `prompt` that are neither a shape, a colour (or their synonyms) nor filler."""
+    return [w for w in _words(prompt) if w not in FILLER and not canonical_shape(w) and not canonical_colour(w)]
+
+
+def known_vocabulary() -> str:
+    """What the embedded priors know, in one line: the shapes and colours with their synonyms."""
+    colour_words = [*COLOUR_SYNONYMS, *(w for words in COLOUR_PARAPHRASES.values() for w in words)]
+    return (f"{len(OBJECTS)} shapes ({', '.join(OBJECTS)}; also {', '.join(SHAPE_SYNONYMS)}) and "
+            f"{len(COLOURS)} colours ({', '.join(COLOURS)}; also {', '.join(colour_words)})")
+
+
+def vocabulary_problem(prompt: str) -> str | None:
+    """Why `prompt` is not a shape-library prompt (unknown words, no shape, two shapes, ...), or None."""
+    try:
+        parse_prompt(prompt)
+    except UserError:
+        unknown = unknown_words(prompt)
+        if unknown:
+            return f"unknown word{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+        shapes = list(dict.fromkeys(s for s in map(canonical_shape, _words(prompt)) if s))
+        colours = list(dict.fromkeys(c for c in map(canonical_colour, _words(prompt)) if c))
+        if len(shapes) > 1:
+            return f"{len(shapes)} shapes ({', '.join(shapes)}) where one object is known"
+        if len(colours) > 1:
+            return f"{len(colours)} colours ({', '.join(colours)}) where one is known"
+        return "no shape named"
+    return None
