@@ -160,7 +160,7 @@ def silhouette_iso_level(density: torch.Tensor, voxel_size: float, num_levels: i
 
 def density_to_mesh(density: torch.Tensor, bound: float, level: float | None = None,
                     smoothing: float = 0.0, fill_holes: bool = True,
-                    min_component_fraction: float = 0.01):
+                    min_component_fraction: float = 0.01, fill_unseen: bool = True):
     """Marching cubes on a density grid [R, R, R] sampled at cell centres of [−bound, bound]³
     (indexed x, y, z). Returns vertices [V, 3] (world units) and faces [F, 3] (outward winding)
     as numpy arrays, or None when nothing renders opaque.
@@ -173,7 +173,10 @@ def density_to_mesh(density: torch.Tensor, bound: float, level: float | None = N
     `level` defaults to `silhouette_iso_level`: of the smoothed density, against the outline
     the unsmoothed one renders. With `fill_holes`, cavities fully enclosed by
     the level set are filled (a NeRF is often dense only near its surface; the hollow inside
-    would otherwise add inner walls to the exported mesh). Connected parts with fewer cells
+    would otherwise add inner walls to the exported mesh). With `fill_unseen`, empty space that
+    no camera direction around and above the object can see is filled too (`render.solid`): the
+    inside of a shell that is open underneath, where no training view ever looked, becomes solid
+    rather than an upturned bucket. Connected parts with fewer cells
     than `min_component_fraction` of the largest are dropped (floaters).
     """
     import numpy as np
@@ -193,6 +196,12 @@ def density_to_mesh(density: torch.Tensor, bound: float, level: float | None = N
         return None
     grid = density.detach().float().cpu().numpy().copy()
     inside = grid > level
+    if fill_unseen:
+        from dreamer.render.solid import fill_unseen as fill_unseen_space
+
+        filled = fill_unseen_space(torch.from_numpy(inside)).numpy()  # directions do not depend on `bound`
+        grid[filled & ~inside] = 2.0 * level
+        inside = filled
     if fill_holes:
         filled = ndimage.binary_fill_holes(inside)
         grid[filled & ~inside] = 2.0 * level

@@ -1,0 +1,88 @@
+"""Fill what no camera can see: space that a level set walls off from every viewing direction.
+
+Score distillation only constrains what the training cameras see. A field fitted to a cube's
+views is often a thick shell, open underneath (an upturned bucket): its silhouettes are perfect,
+its inside and underside are never seen, and marching cubes exports a hollow shape. An empty cell
+is kept empty only if a ray from it escapes the object in at least one viewing direction; every
+other empty cell is filled. Directions are those of cameras around the object from just below
+the horizon to straight overhead, so the space under a table top or a chair seat (seen from the
+side) and a mug's inside (seen from above) stay empty, while the inside of an open-bottomed
+shell, seen from none of them, is filled.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# camera elevations (degrees) and azimuths the viewing directions are taken from: the default
+# orbit spans −10° … 45°; higher ones and the zenith stand in for overhead views
+VIEW_ELEVATIONS = (-10.0, 10.0, 30.0, 55.0, 90.0)
+VIEW_AZIMUTHS = 12
+WORK_RESOLUTION = 64  # grids are judged at most this fine (each direction resamples the grid twice)
+BLOCK_THRESHOLD = 0.25  # trilinear occupancy above this stops a ray (thin diagonal walls still block)
+
+
+def view_directions(elevations=VIEW_ELEVATIONS, azimuths: int = VIEW_AZIMUTHS) -> torch.Tensor:
+    """[N, 3] unit vectors from the object towards the cameras (+Y up; one for the zenith)."""
+    dirs = []
+    for elevation in elevations:
+        e = math.radians(elevation)
+        count = 1 if abs(elevation) >= 90.0 else azimuths
+        for k in range(count):
+            a = 2 * math.pi * k / count
+            dirs.append((math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)))
+    return torch.tensor(dirs, dtype=torch.float32)
+
+
+def _frame(direction: torch.Tensor) -> torch.Tensor:
+    """[3, 3] rotation whose third column is `direction` (an orthonormal frame around it)."""
+    helper = torch.tensor([1.0, 0.0, 0.0]) if abs(float(direction[0])) < 0.9 else torch.tensor([0.0, 1.0, 0.0])
+    u = torch.linalg.cross(helper, direction)
+    u = u / u.norm()
+    v = torch.linalg.cross(direction, u)
+    return torch.stack([u, v, direction], dim=1)
+
+
+def _resample(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """out(q) = volume(rotation @ q) over [−1, 1]³ ([1, 1, D, H, W] indexed z, y, x; zeros outside)."""
+    theta = torch.cat([rotation, torch.zeros(3, 1)], dim=1)[None].to(volume)
+    grid = F.affine_grid(theta, list(volume.shape), align_corners=False)
+    return F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def seen_empty(solid: torch.Tensor, directions: torch.Tensor | None = None) -> torch.Tensor:
+    """[R, R, R] bool (indexed x, y, z over [−1, 1]³): empty cells from which a ray escapes in at
+    least one of `directions` (default `view_directions()`). Solid is assumed inside the unit ball,
+    as library objects are, so rotating the grid never clips it."""
+    directions = view_directions() if directions is None else directions
+    volume = solid.float().permute(2, 1, 0)[None, None]  # x, y, z -> grid_sample's D=z, H=y, W=x
+    seen = torch.zeros_like(volume, dtype=torch.bool)
+    for direction in directions:
+        rotation = _frame(direction)
+        turned = _resample(volume, rotation)  # turned(q) = solid(R q): +z of q runs along the direction
+        ahead = turned.flip(2).cummax(dim=2).values.flip(2)  # solid at or beyond each cell along +z
+        blocked = _resample(ahead, rotation.T)  # back to the world grid
+        seen |= blocked <= BLOCK_THRESHOLD
+    return seen[0, 0].permute(2, 1, 0) & ~solid.bool()
+
+
+def fill_unseen(solid: torch.Tensor, directions: torch.Tensor | None = None,
+                work_resolution: int = WORK_RESOLUTION) -> torch.Tensor:
+    """`solid` [R, R, R] bool with every empty cell that no viewing direction sees filled.
+
+    Visibility is judged on a grid of at most `work_resolution` cells a side (a cell is solid there
+    when most of it is); the unseen region found there, grown by one fine cell to close the slit it
+    leaves along walls, fills the empty fine cells it covers."""
+    res = solid.shape[0]
+    factor = max(1, -(-res // work_resolution))
+    if factor == 1:
+        return solid | ~seen_empty(solid, directions) & ~solid
+    fine = solid.float()[None, None]
+    coarse = F.avg_pool3d(fine, factor, ceil_mode=True)[0, 0] > 0.5
+    unseen = (~seen_empty(coarse, directions) & ~coarse).float()[None, None]
+    unseen = F.interpolate(unseen, scale_factor=factor, mode="nearest")[..., :res, :res, :res]
+    unseen = F.max_pool3d(unseen, 3, stride=1, padding=1)[0, 0] > 0
+    return solid | unseen

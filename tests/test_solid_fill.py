@@ -1,0 +1,55 @@
+"""Filling space no camera sees: open-bottomed shells become solids, visible concavities stay empty."""
+
+import pytest
+import torch
+
+from dreamer.render.solid import fill_unseen, seen_empty, view_directions
+from dreamer.render.volume import density_to_mesh
+from dreamer.shapes import parse_prompt
+from dreamer.shapes.mesh import sdf_grid
+
+R = 64
+
+
+def _solid(prompt, resolution=R):
+    return torch.from_numpy(sdf_grid(parse_prompt(prompt), resolution)) < 0
+
+
+def _iou(a, b):
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_directions_are_unit_and_include_the_zenith_and_below_the_horizon():
+    d = view_directions()
+    assert torch.allclose(d.norm(dim=1), torch.ones(len(d)), atol=1e-6)
+    assert d[:, 1].max() == pytest.approx(1.0) and d[:, 1].min() < -0.15
+
+
+def test_an_open_bottomed_shell_is_filled():
+    cube = _solid("a red cube")
+    y = torch.linspace(-1, 1, R)[None, :, None].expand(R, R, R)
+    walls = cube & ~(torch.from_numpy(sdf_grid(parse_prompt("a red cube"), R)) < -0.08)
+    bucket = walls & (y > -0.3)  # an upturned bucket: no floor
+    assert _iou(bucket, cube) < 0.5
+    # cameras 10° below the horizon still see a little way up into the opening
+    assert _iou(fill_unseen(bucket), cube) > 0.8
+    assert not seen_empty(bucket)[R // 2, R // 2, R // 2]  # the middle is seen from nowhere
+
+
+@pytest.mark.parametrize("prompt", ["a red mug", "a red table", "a red chair", "a red torus", "a red sphere"])
+def test_solid_library_objects_keep_their_visible_concavities(prompt):
+    solid = _solid(prompt)
+    assert _iou(fill_unseen(solid), solid) > 0.97
+
+
+def test_the_exported_mesh_of_a_shell_density_is_closed_and_solid():
+    walls = _solid("a red cube") & ~(torch.from_numpy(sdf_grid(parse_prompt("a red cube"), R)) < -0.08)
+    y = torch.linspace(-1, 1, R)[None, :, None].expand(R, R, R)
+    density = ((walls & (y > -0.3)).float() * 50.0)
+    import trimesh
+
+    open_verts, open_faces = density_to_mesh(density, 1.0, fill_unseen=False)
+    solid_verts, solid_faces = density_to_mesh(density, 1.0)
+    hollow = trimesh.Trimesh(open_verts, open_faces)
+    solid = trimesh.Trimesh(solid_verts, solid_faces)
+    assert solid.is_watertight and solid.volume > 0.7 * 0.7 ** 3 > 2 * abs(hollow.volume)
