@@ -62,7 +62,7 @@ BAD_INPUTS = [
     (["generate", "a red cube", "--steps", "0"], "steps must be a positive integer"),
     (["generate", "a red cube", "resolution=0"], "resolution must be a positive integer"),
     (["generate", "a red cube", "--config", "no-such-preset"], "config 'no-such-preset' not found"),
-    (["generate", "a purple dragon", "--config", "reference"], "outside the shape library"),
+    (["generate", "a purple dragon", "--config", "reference"], "outside what the embedded 'reference' prior knows (unknown word 'dragon')"),
     (["export", "/nonexistent/run"], "does not exist"),
 ]
 
