@@ -43,7 +43,16 @@ def test_generate_end_to_end_writes_every_output(tmp_path, tiny_run, capsys):
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
     ev = json.loads((out / "eval.json").read_text())
     assert 0.0 <= ev["iou"] <= 1.0 and ev["views"] == 8 and ev["resolution"] == 128
-    assert "model.glb" in stdout and "IoU" in stdout
+    assert "model.glb" in stdout and "IoU" in stdout and "volume IoU" in stdout
+    # the 3D figures are those of the exported (textured, seam-split) model.glb against the ground truth
+    for key in ("volume_iou", "fscore_002", "fscore_005", "normal_consistency"):
+        assert 0.0 <= ev[key] <= 1.0, key
+    assert ev["chamfer_l1"] >= 0.0 and len(ev["extent_error"]) == 3
+    from dreamer.eval.geometry import geometry_metrics, load_mesh
+    from dreamer.shapes import parse_prompt, spec_mesh
+
+    again = geometry_metrics(load_mesh(out / "model.glb"), spec_mesh(parse_prompt("a red cube")))
+    assert again.volume_iou == pytest.approx(ev["volume_iou"]) and again.chamfer_l1 == pytest.approx(ev["chamfer_l1"])
 
     # export and eval work from the folder alone
     code, stdout, _ = run_cli(["export", str(out), "--format", "ply", "--resolution", "24"], capsys)

@@ -157,6 +157,7 @@ def test_two_stage_run_refines_a_mesh_and_exports_it(tmp_path, tiny_run):
               "refine.representation.init_colour_steps=20", "refine.regularizers.laplacian=1.0"]
     result = dreamer.generate("a red cube", out=out, steps=4, dotted=dotted, **common)
     assert result.metrics["steps"] == 4 and result.metrics["refine_steps"] == 3
+    assert 0.0 <= result.metrics["eval"]["volume_iou"] <= 1.0  # of the refined mesh that was exported
     refine = out / "refine"
     assert (refine / "coarse.ply").is_file() and (refine / "checkpoints" / "last.pt").is_file()
     state = torch.load(refine / "checkpoints" / "last.pt", weights_only=True)

@@ -109,6 +109,7 @@ def test_generate_with_two_particles_trains_both_and_exports_each(tmp_path, tiny
     assert result.exports["particle_1/glb"] == out / "particle_1" / "model.glb"
     evaluation = json.loads((out / "eval.json").read_text())
     assert len(evaluation["particles"]) == 2 and evaluation["particles"][0]["iou"] == evaluation["iou"]
+    assert all("volume_iou" in p and len(p["extent_error"]) == 3 for p in evaluation["particles"])
     # the two particles were trained apart (different cameras, noise) from one initialisation
     a, b = (dict((k.split(".", 2)[2], v) for k, v in state["representation"].items() if k.startswith(f"members.{i}."))
             for i in (0, 1))
