@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dreamer.render.solid import fill_unseen, seen_empty, view_directions
+from dreamer.render.solid import OPAQUE_DEPTH, fill_unseen, seen_cells, view_directions
 from dreamer.render.volume import density_to_mesh
 from dreamer.shapes import parse_prompt
 from dreamer.shapes.mesh import sdf_grid
@@ -33,12 +33,18 @@ def test_an_open_bottomed_shell_is_filled():
     assert _iou(bucket, cube) < 0.5
     # cameras 10° below the horizon still see a little way up into the opening
     assert _iou(fill_unseen(bucket), cube) > 0.8
-    assert not seen_empty(bucket)[R // 2, R // 2, R // 2]  # the middle is seen from nowhere
+    assert not seen_cells(bucket.float() * OPAQUE_DEPTH)[R // 2, R // 2, R // 2]  # the middle is seen from nowhere
 
 
 @pytest.mark.parametrize("prompt", ["a red mug", "a red table", "a red chair", "a red torus", "a red sphere"])
 def test_solid_library_objects_keep_their_visible_concavities(prompt):
     solid = _solid(prompt)
+    assert _iou(fill_unseen(solid), solid) > 0.97
+
+
+@pytest.mark.parametrize("prompt", ["a red mug", "a red table", "a red lamp"])
+def test_finer_grids_judged_coarser_keep_their_concavities_too(prompt):
+    solid = _solid(prompt, 128)  # judged on a 64³ grid, filled at 128³
     assert _iou(fill_unseen(solid), solid) > 0.97
 
 
@@ -53,3 +59,4 @@ def test_the_exported_mesh_of_a_shell_density_is_closed_and_solid():
     hollow = trimesh.Trimesh(open_verts, open_faces)
     solid = trimesh.Trimesh(solid_verts, solid_faces)
     assert solid.is_watertight and solid.volume > 0.7 * 0.7 ** 3 > 2 * abs(hollow.volume)
+

@@ -1,13 +1,13 @@
 """Fill what no camera can see: space that a level set walls off from every viewing direction.
 
 Score distillation only constrains what the training cameras see. A field fitted to a cube's
-views is often a thick shell, open underneath (an upturned bucket): its silhouettes are perfect,
-its inside and underside are never seen, and marching cubes exports a hollow shape. An empty cell
-is kept empty only if a ray from it escapes the object in at least one viewing direction; every
-other empty cell is filled. Directions are those of cameras around the object from just below
-the horizon to straight overhead, so the space under a table top or a chair seat (seen from the
-side) and a mug's inside (seen from above) stay empty, while the inside of an open-bottomed
-shell, seen from none of them, is filled.
+views is often a thick shell, open underneath (an upturned bucket): its silhouettes are right,
+its inside is never seen, and marching cubes exports a hollow shape. An empty cell is kept empty
+only if some viewing direction sees it: the transmittance from the cell out of the volume along
+that direction, with the solid opaque, is not (nearly) zero; every other cell is filled. Directions are those of
+cameras around the object from just below the horizon to straight overhead, so the space under
+a table top or a chair seat (seen from the side) and a mug's inside (seen from above) stay empty,
+while the inside of an open-bottomed shell, seen from none of them, is filled.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 VIEW_ELEVATIONS = (-10.0, 10.0, 30.0, 55.0, 90.0)
 VIEW_AZIMUTHS = 12
 WORK_RESOLUTION = 64  # grids are judged at most this fine (each direction resamples the grid twice)
-BLOCK_THRESHOLD = 0.25  # trilinear occupancy above this stops a ray (thin diagonal walls still block)
+SEEN_TRANSMITTANCE = 0.02  # seen: more light than this escapes (a crossing of the solid leaves e^-50; the margin absorbs resampling blur)
+OPAQUE_DEPTH = 50.0  # optical depth of one solid cell (blocks light completely)
 
 
 def view_directions(elevations=VIEW_ELEVATIONS, azimuths: int = VIEW_AZIMUTHS) -> torch.Tensor:
@@ -53,36 +54,37 @@ def _resample(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def seen_empty(solid: torch.Tensor, directions: torch.Tensor | None = None) -> torch.Tensor:
-    """[R, R, R] bool (indexed x, y, z over [−1, 1]³): empty cells from which a ray escapes in at
-    least one of `directions` (default `view_directions()`). Solid is assumed inside the unit ball,
-    as library objects are, so rotating the grid never clips it."""
+def seen_cells(depth: torch.Tensor, directions: torch.Tensor | None = None) -> torch.Tensor:
+    """[R, R, R] bool (indexed x, y, z over [−1, 1]³): cells from which at least SEEN_TRANSMITTANCE
+    of the light escapes along one of `directions` (default `view_directions()`), given each cell's
+    optical depth `depth` [R, R, R] (density × cell size). What is dense is assumed to lie inside
+    the unit ball, as library objects do, so rotating the grid never clips it."""
     directions = view_directions() if directions is None else directions
-    volume = solid.float().permute(2, 1, 0)[None, None]  # x, y, z -> grid_sample's D=z, H=y, W=x
+    volume = depth.float().permute(2, 1, 0)[None, None]  # x, y, z -> grid_sample's D=z, H=y, W=x
     seen = torch.zeros_like(volume, dtype=torch.bool)
     for direction in directions:
         rotation = _frame(direction)
-        turned = _resample(volume, rotation)  # turned(q) = solid(R q): +z of q runs along the direction
-        ahead = turned.flip(2).cummax(dim=2).values.flip(2)  # solid at or beyond each cell along +z
-        blocked = _resample(ahead, rotation.T)  # back to the world grid
-        seen |= blocked <= BLOCK_THRESHOLD
-    return seen[0, 0].permute(2, 1, 0) & ~solid.bool()
+        turned = _resample(volume, rotation)  # turned(q) = depth(R q): +z of q runs along the direction
+        ahead = turned.flip(2).cumsum(dim=2).flip(2) - turned  # optical depth beyond each cell
+        # back to the world grid as transmittance, which interpolates sanely between a wall and air
+        seen |= _resample(torch.exp(-ahead), rotation.T) > SEEN_TRANSMITTANCE
+    return seen[0, 0].permute(2, 1, 0)
 
 
 def fill_unseen(solid: torch.Tensor, directions: torch.Tensor | None = None,
                 work_resolution: int = WORK_RESOLUTION) -> torch.Tensor:
-    """`solid` [R, R, R] bool with every empty cell that no viewing direction sees filled.
+    """`solid` [R, R, R] bool with every empty cell that no viewing direction sees filled (rays are
+    blocked where they cross `solid`).
 
-    Visibility is judged on a grid of at most `work_resolution` cells a side (a cell is solid there
-    when most of it is); the unseen region found there, grown by one fine cell to close the slit it
-    leaves along walls, fills the empty fine cells it covers."""
+    Visibility is judged on a grid of at most `work_resolution` cells a side (a coarse cell's
+    optical depth is that of the solid share it holds); the unseen, mostly empty coarse cells
+    found there fill the fine cells they cover. (The slit this can leave along a wall is closed by
+    `density_to_mesh`'s hole filling when the wall encloses it.)"""
     res = solid.shape[0]
     factor = max(1, -(-res // work_resolution))
-    if factor == 1:
-        return solid | ~seen_empty(solid, directions) & ~solid
-    fine = solid.float()[None, None]
-    coarse = F.avg_pool3d(fine, factor, ceil_mode=True)[0, 0] > 0.5
-    unseen = (~seen_empty(coarse, directions) & ~coarse).float()[None, None]
-    unseen = F.interpolate(unseen, scale_factor=factor, mode="nearest")[..., :res, :res, :res]
-    unseen = F.max_pool3d(unseen, 3, stride=1, padding=1)[0, 0] > 0
-    return solid | unseen
+    share = F.avg_pool3d(solid.float()[None, None], factor, ceil_mode=True)[0, 0]  # solid share per coarse cell
+    unseen = ~seen_cells(share * factor * OPAQUE_DEPTH, directions) & (share <= 0.5)
+    unseen = unseen.float()[None, None]
+    if factor > 1:
+        unseen = F.interpolate(unseen, scale_factor=factor, mode="nearest")[..., :res, :res, :res]
+    return solid | (unseen[0, 0] > 0)
