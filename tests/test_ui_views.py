@@ -41,3 +41,13 @@ def test_eval_table_only_when_there_are_figures():
     assert views.eval_markdown(None) == "" and views.eval_markdown({"views": 8}) == ""
     table = views.eval_markdown({"iou": 0.8421, "colour_error": 0.1, "r_precision": None, "multi_face_rate": 0.0})
     assert "| IoU | colour error | multi-face rate |" in table and "| 0.842 | 0.100 | 0.000 |" in table
+
+
+def test_eval_table_shows_the_exported_mesh_in_3d():
+    table = views.eval_markdown({"iou": 0.9, "colour_error": 0.05, "r_precision": 1.0, "multi_face_rate": 0.0,
+                                 "volume_iou": 0.41, "chamfer_l1": 0.0612, "fscore_002": 0.2, "fscore_005": 0.57,
+                                 "normal_consistency": 0.8, "extent_error": [0.3, 0.04, 0.3]})
+    renders, mesh = table.split("*exported mesh, in 3D*")
+    assert "| 0.900 | 0.050 | 1.000 | 0.000 |" in renders
+    assert "| volume IoU | F-score@0.02 | F-score@0.05 | chamfer L1 | normal consistency | extent error x / y / z |" in mesh
+    assert "| 0.410 | 0.200 | 0.570 | 0.061 | 0.800 | 0.300 / 0.040 / 0.300 |" in mesh
