@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
-from dreamer.api import prompt_notice
-from dreamer.errors import UserError
+from dreamer.api import check_prompt, prompt_notice
+from dreamer.errors import OutOfVocabularyWarning, UserError
 from ui import form, views
 from ui.history import list_runs, run_outputs
 from ui.jobs import JobManager, JobState
@@ -114,9 +115,10 @@ class Page:
                 config = form.config_from_yaml(text)
             else:
                 config = form.resolve_form(self.values(*fields), self.overrides).validate()
-            notice = prompt_notice(config.prompt, config.prior.name)
-            if notice and config.prior.name == "reference":
-                raise UserError(notice)
+            with warnings.catch_warnings(record=True) as warned:  # the API's own rule: error or warning
+                warnings.simplefilter("always", OutOfVocabularyWarning)
+                check_prompt(config)
+            notice = any(issubclass(w.category, OutOfVocabularyWarning) for w in warned)
             job = self.manager.submit(config)
         except UserError as e:
             return f"error: {e}", skip()

@@ -35,16 +35,21 @@ def _words(prompt: str) -> list[str]:
     return words
 
 
+def _sort_words(words: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(canonical shapes, canonical colours, unknown words) among `words`, in order."""
+    shapes = [s for s in map(canonical_shape, words) if s]
+    colours = [c for c in map(canonical_colour, words) if c]
+    unknown = [w for w in words if w not in FILLER and not canonical_shape(w) and not canonical_colour(w)]
+    return shapes, colours, unknown
+
+
 def parse_prompt(prompt: str) -> ObjectSpec:
     """The `ObjectSpec` a prompt names; `UserError` (one line, with the vocabulary) otherwise."""
     shown = " ".join(prompt.split())
     words = _words(prompt)
     if not words:
         raise UserError(f"empty prompt: describe one object such as 'a red chair'; {vocabulary()}")
-    shapes = [s for s in map(canonical_shape, words) if s]
-    colours = [c for c in map(canonical_colour, words) if c]
-    unknown = [w for w in words if w not in FILLER and not canonical_shape(w) and not canonical_colour(w)]
-
+    shapes, colours, unknown = _sort_words(words)
     distinct_shapes, distinct_colours = list(dict.fromkeys(shapes)), list(dict.fromkeys(colours))
     if len(distinct_shapes) > 1:
         problem = f"names {len(distinct_shapes)} shapes ({', '.join(distinct_shapes)}); describe one object"
@@ -62,7 +67,7 @@ def parse_prompt(prompt: str) -> ObjectSpec:
 
 def unknown_words(prompt: str) -> list[str]:
     """The words of `prompt` that are neither a shape, a colour (or their synonyms) nor filler."""
-    return [w for w in _words(prompt) if w not in FILLER and not canonical_shape(w) and not canonical_colour(w)]
+    return _sort_words(_words(prompt))[2]
 
 
 def known_vocabulary() -> str:
@@ -77,11 +82,9 @@ def vocabulary_problem(prompt: str) -> str | None:
     try:
         parse_prompt(prompt)
     except UserError:
-        unknown = unknown_words(prompt)
+        shapes, colours, unknown = (list(dict.fromkeys(group)) for group in _sort_words(_words(prompt)))
         if unknown:
             return f"unknown word{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
-        shapes = list(dict.fromkeys(s for s in map(canonical_shape, _words(prompt)) if s))
-        colours = list(dict.fromkeys(c for c in map(canonical_colour, _words(prompt)) if c))
         if len(shapes) > 1:
             return f"{len(shapes)} shapes ({', '.join(shapes)}) where one object is known"
         if len(colours) > 1:

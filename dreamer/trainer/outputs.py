@@ -117,13 +117,16 @@ def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: in
         return None
     from dreamer.representations.particles import particle_members
 
+    from dreamer.shapes import spec_mesh
+
     device = next(representation.parameters()).device
     members = particle_members(representation)
+    truth = spec_mesh(parse_prompt(config.prompt))
     results = []
     for index, member in enumerate(members):
         result = evaluate_representation(member, config.prompt, device).to_dict()
         folder = run.root if index == 0 else run.root / f"particle_{index}"
-        result.update(_mesh_metrics(config, member, folder / "model.glb"))
+        result.update(_mesh_metrics(config, member, folder / "model.glb", truth))
         results.append(result)
     result = dict(results[0])  # the first particle is the run's asset (model.glb)
     if len(members) > 1:
@@ -133,16 +136,9 @@ def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: in
     return result
 
 
-def _mesh_metrics(config: RunConfig, representation, glb: Path) -> dict:
-    """The 3D metrics (dreamer.eval.geometry) of the exported mesh against the ground truth."""
-    import trimesh
-
+def _mesh_metrics(config: RunConfig, representation, glb: Path, truth) -> dict:
+    """The 3D metrics (dreamer.eval.geometry) of the exported mesh against the ground-truth mesh."""
     from dreamer.eval.geometry import geometry_metrics, load_mesh
-    from dreamer.shapes import parse_prompt, spec_mesh
 
-    if glb.exists():
-        mesh = load_mesh(glb)
-    else:
-        mesh = representation.to_mesh(config.export.mesh_resolution)
-        mesh = mesh if len(mesh.faces) else trimesh.Trimesh()
-    return geometry_metrics(mesh, spec_mesh(parse_prompt(config.prompt))).to_dict()
+    mesh = load_mesh(glb) if glb.exists() else representation.to_mesh(config.export.mesh_resolution)
+    return geometry_metrics(mesh, truth).to_dict()
