@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 
 from dreamer.errors import UserError
+from dreamer.resources import configs_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = configs_dir()
 
 
 def _type_name(tp) -> str:

@@ -1,30 +1,20 @@
-"""`dreamer ui`: start the web UI in `ui/` (beside this package in the source checkout).
+"""`dreamer ui`: start the web UI (`dreamer.ui`, the checkout's top-level ui/ folder mapped into the package).
 
-Gradio is imported here, inside the command, so `import dreamer` stays light. The `ui` package
-lives at the top of the repository (it is a front door, like the CLI, not part of the library);
-this puts the repository on `sys.path` when it is not there already.
+Gradio is imported here, inside the command, so `import dreamer` stays light.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
 from types import ModuleType
 
 from dreamer.errors import UserError
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def ui_module(name: str = "app") -> ModuleType:
-    """`ui.<name>` from the checkout's ui/ folder; a one-line error when it or Gradio is missing."""
-    if not (REPO / "ui" / "__init__.py").is_file():
-        raise UserError(f"the web UI is not installed: no ui/ folder in {REPO} (it ships with the source checkout)")
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    """`dreamer.ui.<name>`; a one-line error when Gradio is missing."""
     try:
-        return importlib.import_module(f"ui.{name}")
+        return importlib.import_module(f"dreamer.ui.{name}")
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] == "gradio":
             raise UserError('the web UI needs Gradio: pip install "gradio>=6,<7"') from None

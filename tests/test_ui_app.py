@@ -6,13 +6,13 @@ import urllib.request
 
 import gradio as gr
 import pytest
-from ui_support import UI_TINY, App, http_status  # first: puts the checkout's ui/ on sys.path
+from ui_support import UI_TINY, App, http_status
 
 from dreamer import cli
 from dreamer.errors import UserError
-from ui import form
-from ui.app import Page, Shown, build_app, parse_auth
-from ui.jobs import JobManager
+from dreamer.ui import form
+from dreamer.ui.app import Page, Shown, build_app, parse_auth
+from dreamer.ui.jobs import JobManager
 
 FIELDS = ("prompt", "negative_prompt", "preset", "guidance", "representation", "prior", "steps", "seed",
           "resolution", "formats")

@@ -3,12 +3,12 @@
 import json
 
 import pytest
-from ui_support import tiny_config, wait_until  # first: puts the checkout's ui/ on sys.path
+from ui_support import tiny_config, wait_until
 
 from dreamer.errors import UserError
 from dreamer.run_config import load_run_config
-from ui.history import STATUS_FILE, list_runs, read_run
-from ui.jobs import JobManager
+from dreamer.ui.history import STATUS_FILE, list_runs, read_run
+from dreamer.ui.jobs import JobManager
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ import os
 import re
 
 import pytest
-from ui_support import UI_TINY  # first: puts the checkout's ui/ on sys.path
+from ui_support import UI_TINY
 
 from dreamer import registry
 from dreamer.config import list_presets
 from dreamer.errors import UserError
-from ui import form
-from ui.paths import CACHE_NAME, inside_runs, new_run_dir, run_dir_for, runs_root
+from dreamer.ui import form
+from dreamer.ui.paths import CACHE_NAME, inside_runs, new_run_dir, run_dir_for, runs_root
 
 
 @pytest.fixture

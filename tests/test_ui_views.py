@@ -2,10 +2,8 @@
 
 from pathlib import Path
 
-import ui_support  # noqa: F401 - first: puts the checkout's ui/ on sys.path
-
-from ui import views
-from ui.jobs import JobState
+from dreamer.ui import views
+from dreamer.ui.jobs import JobState
 
 
 def _job(**fields) -> JobState:

@@ -3,14 +3,14 @@
 import warnings
 
 import pytest
-from ui_support import UI_TINY  # first: puts the checkout's ui/ on sys.path
+from ui_support import UI_TINY
 
 from dreamer import api, cli
 from dreamer.errors import OutOfVocabularyWarning, UserError
 from dreamer.shapes import ObjectSpec, parse_prompt
 from dreamer.shapes.prompt import unknown_words, vocabulary_problem
-from ui.app import Page
-from ui.jobs import JobManager
+from dreamer.ui.app import Page
+from dreamer.ui.jobs import JobManager
 
 TINY_RUN = ["--steps", "1", "resolution=16", "export.video=false", "export.texture=false",
             "export.mesh_resolution=32", "trainer.evaluate=false"]

@@ -1,4 +1,4 @@
-"""Helpers for the web UI's tests: the checkout's ui/ on sys.path, tiny job configs, the app in a subprocess."""
+"""Helpers for the web UI's tests: tiny job configs, the app in a subprocess."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from pathlib import Path
 from conftest import TINY_RUN
 
 from dreamer.run_config import RunConfig, load_run_config
-from dreamer.ui_launch import REPO
 
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[1]  # the checkout: where the app subprocess runs
 
 # Every UI job in the tests: the suite's tiny settings (reference prior, 16 px, small exports).
 UI_TINY = list(TINY_RUN)

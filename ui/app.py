@@ -19,10 +19,10 @@ import gradio as gr
 
 from dreamer.api import check_prompt, prompt_notice
 from dreamer.errors import OutOfVocabularyWarning, UserError
-from ui import form, views
-from ui.history import list_runs, run_outputs
-from ui.jobs import JobManager, JobState
-from ui.paths import CACHE_NAME, inside_runs, runs_root
+from dreamer.ui import form, views
+from dreamer.ui.history import list_runs, run_outputs
+from dreamer.ui.jobs import JobManager, JobState
+from dreamer.ui.paths import CACHE_NAME, inside_runs, runs_root
 
 POLL_S = 1.0  # seconds between the page's looks at the selected job
 # Previews are small renders (128 px a view by default): draw them large, with crisp pixels.

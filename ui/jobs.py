@@ -25,8 +25,8 @@ from dreamer.io import atomic_write_text
 from dreamer.run_config import RunConfig, save_run_config
 from dreamer.trainer.events import ProgressEvent
 
-from ui.history import STATUS_FILE, read_run
-from ui.paths import new_run_dir, run_dir_for, runs_root
+from dreamer.ui.history import STATUS_FILE, read_run
+from dreamer.ui.paths import new_run_dir, run_dir_for, runs_root
 
 log = logging.getLogger(__name__)
 

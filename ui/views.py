@@ -6,8 +6,8 @@ import html
 import math
 import time
 
-from ui.history import RunRecord
-from ui.jobs import JobState
+from dreamer.ui.history import RunRecord
+from dreamer.ui.jobs import JobState
 
 JOB_COLUMNS = ["run", "prompt", "status", "progress", "ETA"]
 HISTORY_COLUMNS = ["run", "prompt", "status", "steps", "representation", "changed"]

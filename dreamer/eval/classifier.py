@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamer.errors import UserError
+from dreamer.resources import resolve_weights
 
-_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds dreamer/ and assets/
 DEFAULT_WEIGHTS = "assets/evaluator"
 
 
@@ -120,11 +120,8 @@ class Evaluator:
 
 
 def weights_folder(path: str | Path | None = None) -> Path:
-    """The evaluator folder: `path`, else `assets/evaluator` in the current folder, then in the checkout."""
-    p = Path(path or DEFAULT_WEIGHTS).expanduser()
-    if p.is_absolute() or (p / "model.safetensors").is_file():
-        return p
-    return _SOURCE_ROOT / p
+    """The evaluator folder: `path`, else `assets/evaluator` in the current folder, then the shipped one."""
+    return resolve_weights(path or DEFAULT_WEIGHTS)
 
 
 def save_classifier(model: ShapeColourClassifier, folder: Path | str, extra: dict | None = None) -> None:

@@ -6,6 +6,6 @@ charts) -> `bake` (texels rasterized in UV space by `uv_raster`, coloured at the
 points; `seams` pads chart edges) -> writers: `textured` (GLB, PBR baseColorTexture), `obj`
 (OBJ + MTL + PNG), `mesh` (vertex-coloured GLB/OBJ/PLY), with `gltf_tree` touching up the glTF
 JSON. `options` holds the caps and their checks; `colour` the colour-query contract
-(`colour_at`); `validate` runs the Khronos glTF validator. Does not own: how a mesh or a render
-is produced (representations).
+(`colour_at`). Does not own: how a mesh or a render is produced (representations), nor the
+Khronos glTF validator (tests/gltf_validator.py: only the tests and benches run it).
 """

@@ -1,0 +1,91 @@
+"""The built wheel works anywhere: built from a copy of the checkout, installed in a clean venv, run
+from a folder outside the checkout (presets, a 5-step generate, a prior sample, the web UI answering).
+
+Slow (a venv with torch and the dependencies: about a minute from pip's cache), so one test does it all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ui_support import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+TORCH = "torch==" + __import__("torch").__version__.split("+")[0]  # the pinned CPU build the Makefile installed
+NOT_SHIPPED = {".venv", ".git", ".tools", "runs", "build", "docs", "bench", "tests", "__pycache__", ".pytest_cache"}
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 600) -> str:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _build_wheel(tmp: Path) -> Path:
+    source = tmp / "source"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(REPO, source, ignore=lambda folder, names: [n for n in names if n in NOT_SHIPPED or n.endswith(".egg-info")])
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), "."], source)
+    (wheel,) = (tmp / "dist").glob("dreamer-*.whl")
+    return wheel
+
+
+def _answers(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    wheel = _build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for shipped in ("dreamer/configs/default.yaml", "dreamer/assets/priors/tiny/model.safetensors",
+                    "dreamer/assets/evaluator/model.safetensors", "dreamer/ui/app.py"):
+        assert shipped in names, f"{shipped} is not in the wheel"
+    assert not any(n.startswith(("tests/", "ui/", "configs/", "assets/")) for n in names), "top-level folders leaked"
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
+    py, dreamer = venv / "bin" / "python", venv / "bin" / "dreamer"
+    _run([str(py), "-m", "pip", "install", "--quiet", TORCH], tmp_path)
+    _run([str(py), "-m", "pip", "install", "--quiet", str(wheel)], tmp_path)
+
+    away = tmp_path / "elsewhere"  # no configs/, assets/ or ui/ here: everything must come from the wheel
+    away.mkdir()
+    where = _run([str(py), "-c", "import dreamer, dreamer.resources as r; print(dreamer.__file__); print(r.configs_dir())"], away)
+    assert str(venv) in where and str(REPO) not in where, where
+
+    presets = _run([str(dreamer), "presets"], away)
+    assert "default" in presets and "dreamgaussian-sds-tiny" in presets
+
+    out = _run([str(dreamer), "generate", "a red cube", "--steps", "5", "--out", "run"], away)
+    assert (away / "run" / "model.glb").stat().st_size > 1000 and (away / "run" / "eval.json").is_file(), out
+
+    _run([str(dreamer), "prior", "sample", "a red cube", "--steps", "4", "--views", "2", "--out", "sample.png"], away)
+    assert (away / "sample.png").stat().st_size > 100
+
+    port = free_port()
+    ui = subprocess.Popen([str(dreamer), "ui", "--runs", "ui-runs", "--port", str(port)], cwd=away,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": ""})
+    try:
+        answered = _answers(f"http://127.0.0.1:{port}/", ui)
+    finally:
+        ui.terminate()
+        _, err = ui.communicate(timeout=30)
+    assert answered, f"the UI never answered:\n{err[-3000:]}"
