@@ -1,4 +1,9 @@
-"""The Python API: `generate`, `export`, `evaluate` — what the CLI and the UI call."""
+"""The Python API: `generate`, `export`, `evaluate` — what the CLI and the UI call.
+
+The web UI imports nothing from the library but this module: what it needs besides the functions
+below (configs, presets, errors, progress events, export formats, component lists) is exported
+here on purpose, listed in `__all__`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from dreamer.errors import UserError
-from dreamer.run_config import RunConfig, load_run_config
+from dreamer import registry
+from dreamer.config import list_presets, load_yaml, parse_override
+from dreamer.errors import Interrupted, OutOfVocabularyWarning, TrainingDiverged, UserError
+from dreamer.export.options import FORMATS as EXPORT_FORMATS
+from dreamer.io import atomic_write_text
+from dreamer.run_config import RunConfig, build_run_config, load_run_config, save_run_config
 from dreamer.trainer.events import ProgressEvent
 from dreamer.trainer.run_folder import RunFolder
+
+__all__ = [
+    # what a run does
+    "generate", "export", "evaluate", "read_metrics", "read_eval", "Result", "EVAL_SUMMARY_KEYS",
+    "resolve_config", "default_run_dir", "slugify", "prompt_notice", "check_prompt",
+    # for front doors (the web UI): configs, choices, errors, events
+    "RunConfig", "build_run_config", "load_run_config", "save_run_config", "list_presets", "load_yaml",
+    "parse_override", "COMPONENT_KINDS", "component_summaries", "EXPORT_FORMATS", "ProgressEvent",
+    "atomic_write_text", "UserError", "Interrupted", "TrainingDiverged", "OutOfVocabularyWarning",
+]
+
+COMPONENT_KINDS: tuple[str, ...] = tuple(registry.TABLES)  # guidance, representation, prior
 
 
 # eval.json's figures that `Result.metrics["eval"]` carries: 2D (renders) then 3D (exported mesh)
@@ -28,6 +49,11 @@ class Result:
     video: Path | None  # turntable.mp4 (or .gif)
     checkpoint: Path
     metrics: dict[str, Any] = field(default_factory=dict)  # steps, final_loss, seconds, eval figures
+
+
+def component_summaries(kind: str) -> dict[str, str]:
+    """Registered names of one kind of component (see COMPONENT_KINDS) with their one-line summaries."""
+    return {name: entry.summary for name, entry in registry.TABLES[kind].items()}
 
 
 def slugify(prompt: str, max_length: int = 40) -> str:
@@ -76,8 +102,6 @@ def check_prompt(cfg: RunConfig) -> None:
     `OutOfVocabularyWarning` for `tiny` (it runs, but will not make the object asked for)."""
     import warnings
 
-    from dreamer.errors import OutOfVocabularyWarning
-
     notice = prompt_notice(cfg.prompt, cfg.prior.name)
     if notice is None:
         return
@@ -97,7 +121,7 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
     already holds a run is never overwritten unless `overwrite=True`.
     """
     from dreamer.trainer.outputs import evaluate_outputs, export_outputs
-    from dreamer.trainer.trainer import Trainer
+    from dreamer.trainer.stages import train_stages
 
     if resume and out is None:
         raise UserError("--resume needs the run folder: pass --out RUN_DIR")
@@ -114,42 +138,14 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
         raise UserError(f"'{run.root}' already holds a run: pass --resume to continue it, "
                         "--overwrite to start it again, or choose another --out")
     run.prepare()
-    trainer = Trainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
-    train = trainer.fit(resume=resume)
-    metrics: dict[str, Any] = {"steps": train.steps, "final_loss": train.final_loss,
-                               "seconds": round(train.seconds, 2), "resumed_from": train.resumed_from}
-    if cfg.refine.steps:  # the second stage: a mesh from the first stage's result, in <run>/refine
-        trainer, refine = _refine(cfg, run, resume, on_progress, should_stop)
-        metrics.update(refine_steps=refine.steps, final_loss=refine.final_loss,
-                       seconds=round(train.seconds + refine.seconds, 2))
-    trainer.representation.eval()
-    paths = export_outputs(cfg, trainer.representation, run)
+    trained = train_stages(cfg, run, resume, on_progress, should_stop)
+    paths = export_outputs(cfg, trained.representation, run)
+    metrics = dict(trained.metrics)
     if cfg.trainer.evaluate:
-        ev = evaluate_outputs(cfg, trainer.representation, run, train.steps)
+        ev = evaluate_outputs(cfg, trained.representation, run, trained.first_stage_steps)
         if ev is not None:
             metrics["eval"] = {k: ev[k] for k in EVAL_SUMMARY_KEYS}
     return Result(run.root, paths["glb"], paths, paths.get("video"), run.checkpoint_path, metrics)
-
-
-def _refine(cfg: RunConfig, run: RunFolder, resume: bool, on_progress, should_stop):
-    """Train the refine stage of a finished first stage; (its trainer, its TrainResult)."""
-    from dreamer.run_config import refine_stage_config
-    from dreamer.trainer.outputs import load_run
-    from dreamer.trainer.trainer import Trainer
-
-    stage = RunFolder(run.refine_dir).prepare()
-    start = stage.asset("coarse.ply")  # the first stage's surface, with vertex colours
-    if not (resume and start.exists()):  # a fresh or overwritten run never reuses an old surface
-        _, coarse, _ = load_run(run.root, stage="first")
-        mesh = coarse.to_mesh(cfg.refine.start_resolution)
-        if len(mesh.faces) == 0:
-            raise UserError("the first stage renders empty: there is no surface to refine "
-                            "(more first-stage steps, or refine.steps=0)")
-        from dreamer.io import atomic_save
-
-        atomic_save(start, lambda p: mesh.export(p, file_type="ply"))
-    trainer = Trainer(refine_stage_config(cfg, start), stage, on_progress=on_progress, should_stop=should_stop)
-    return trainer, trainer.fit(resume=resume and stage.has_checkpoint())
 
 
 def export(run_dir: str | Path, formats: list[str] | None = None, video: bool = False,

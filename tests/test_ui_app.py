@@ -52,7 +52,7 @@ def test_the_yaml_panel_follows_the_form_until_it_is_used_instead(page):
     assert check == "✓ valid config"
     assert page.on_form(*_fields(page, ""), False)[1] == ""  # no nagging before a prompt is typed
     assert all(_is_skip(v) for v in page.on_form(*_fields(page, "a red cube"), True))
-    assert page.on_preset("reference")[3] == "reference" and page.on_preset("default")[4] == 800
+    assert page.on_preset("reference").prior == "reference" and page.on_preset("default").steps == 800
 
 
 def test_a_job_is_polled_from_queue_to_results_inside_the_runs_folder(page):
@@ -60,19 +60,19 @@ def test_a_job_is_polled_from_queue_to_results_inside_the_runs_folder(page):
     assert job_id in message and message.startswith("queued **a red cube**")
     page.manager.wait(job_id, timeout=120)
     out = page.on_poll(job_id, Shown())
-    (picker, table, title, status, bar, preview, cancel, resume, model, splats, video, files, evaluation, shown) = out
-    assert picker["choices"] == [(f"a red cube · {job_id}", job_id)] and picker["value"] == job_id
-    assert table == [[job_id, "a red cube", "finished", "step 4 / 4", ""]]
-    assert status.startswith("**finished** — step 4 / 4") and 'aria-valuenow="4"' in bar
+    assert out.picker["choices"] == [(f"a red cube · {job_id}", job_id)] and out.picker["value"] == job_id
+    assert out.queue == [[job_id, "a red cube", "finished", "step 4 / 4", ""]]
+    assert out.status.startswith("**finished** — step 4 / 4") and 'aria-valuenow="4"' in out.progress
     runs = str(page.runs_dir)
-    assert preview == f"{runs}/{job_id}/previews/latest.png" or preview.startswith(f"{runs}/{job_id}/previews/step_")
-    assert model == f"{runs}/{job_id}/model.glb" and video == f"{runs}/{job_id}/turntable.mp4"
-    assert f"{runs}/{job_id}/model.glb" in files and all(f.startswith(f"{runs}/{job_id}/") for f in files)
-    assert splats["visible"] is False  # a NeRF has no splats.ply
-    assert "IoU" in evaluation
-    assert cancel["interactive"] is False and resume["interactive"] is False
-    again = page.on_poll(job_id, shown)  # nothing changed: nothing is sent again
-    assert all(_is_skip(v) for v in (again[0], again[5], again[6], again[8], again[10]))
+    assert (out.preview == f"{runs}/{job_id}/previews/latest.png"
+            or out.preview.startswith(f"{runs}/{job_id}/previews/step_"))
+    assert out.model == f"{runs}/{job_id}/model.glb" and out.video == f"{runs}/{job_id}/turntable.mp4"
+    assert f"{runs}/{job_id}/model.glb" in out.files and all(f.startswith(f"{runs}/{job_id}/") for f in out.files)
+    assert out.splats["visible"] is False  # a NeRF has no splats.ply
+    assert "IoU" in out.evaluation
+    assert out.cancel["interactive"] is False and out.resume["interactive"] is False
+    again = page.on_poll(job_id, out.shown)  # nothing changed: nothing is sent again
+    assert all(_is_skip(v) for v in (again.picker, again.preview, again.cancel, again.model, again.video))
 
 
 def test_a_gaussians_job_also_shows_its_splats(page):
@@ -81,9 +81,9 @@ def test_a_gaussians_job_also_shows_its_splats(page):
     _, job_id = page.on_generate(*[getattr(values, name) for name in FIELDS], False, "")
     assert page.manager.wait(job_id, timeout=120).status == "finished"
     out = page.on_poll(job_id, Shown())
-    assert out[8].endswith(f"{job_id}/model.glb")
-    assert out[9]["visible"] is True and out[9]["value"] == f"{page.runs_dir}/{job_id}/splats.ply"
-    assert f"{page.runs_dir}/{job_id}/splats.ply" in out[11]
+    assert out.model.endswith(f"{job_id}/model.glb")
+    assert out.splats["visible"] is True and out.splats["value"] == f"{page.runs_dir}/{job_id}/splats.ply"
+    assert f"{page.runs_dir}/{job_id}/splats.ply" in out.files
 
 
 def test_files_outside_the_runs_folder_are_never_served(page, tmp_path):
@@ -92,13 +92,13 @@ def test_files_outside_the_runs_folder_are_never_served(page, tmp_path):
     with pytest.raises(UserError, match="outside the runs folder"):
         page.served(outside)
     poll = page.on_poll("../elsewhere", Shown())
-    assert poll[2].startswith("error: '../elsewhere' is not a run name")
+    assert poll.title.startswith("error: '../elsewhere' is not a run name")
     run = page.runs_dir / "linked"  # a run folder whose preview links out of the runs folder
     (run / "previews").mkdir(parents=True)
     (run / "config.yaml").write_text("prompt: a red cube\nsteps: 4\n")
     (run / "previews" / "latest.png").symlink_to(outside)
     poll = page.on_poll("linked", Shown())
-    assert poll[2].startswith("error: '") and "outside the runs folder" in poll[2] and poll[5] is None
+    assert poll.title.startswith("error: '") and "outside the runs folder" in poll.title and poll.preview is None
     gallery, rows, ids = page.on_history()
     assert gallery == [] and ids == [] and [row[0] for row in rows] == ["linked"]
 

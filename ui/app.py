@@ -14,11 +14,11 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import gradio as gr
 
-from dreamer.api import check_prompt, prompt_notice
-from dreamer.errors import OutOfVocabularyWarning, UserError
+from dreamer.api import OutOfVocabularyWarning, UserError, check_prompt, prompt_notice
 from dreamer.ui import form, views
 from dreamer.ui.history import list_runs, run_outputs
 from dreamer.ui.jobs import JobManager, JobState
@@ -43,6 +43,39 @@ class Shown:
     preview: str | None = None
     results: tuple | None = None  # (job id, status, model.glb mtime) of the results on screen
     buttons: tuple | None = None  # (cancel enabled, resume enabled)
+
+
+class PresetFields(NamedTuple):
+    """What choosing a preset sets in the form (outputs of `on_preset`, wired by these names)."""
+
+    negative: Any
+    guidance: Any
+    representation: Any
+    prior: Any
+    steps: Any
+    seed: Any
+    resolution: Any
+    formats: Any
+
+
+class JobPanel(NamedTuple):
+    """What one poll sends to the 'Jobs' side of the page (outputs of `on_poll`, wired by these names);
+    a field is `skip()` when that component is left as it is."""
+
+    picker: Any  # the job dropdown
+    queue: Any  # the jobs table
+    title: Any
+    status: Any
+    progress: Any  # the progress bar's HTML
+    preview: Any
+    cancel: Any
+    resume: Any
+    model: Any  # model.glb viewer
+    splats: Any  # splats.ply viewer (Gaussians only)
+    video: Any
+    files: Any  # downloads
+    evaluation: Any  # eval tables
+    shown: Shown  # the tab's state after this poll
 
 
 @dataclass
@@ -73,8 +106,9 @@ class Page:
             d = form.defaults_for(preset, self.overrides)
         except UserError as e:
             gr.Warning(str(e))
-            return [skip() for _ in range(8)]
-        return d.negative_prompt, d.guidance, d.representation, d.prior, d.steps, d.seed, d.resolution, d.formats
+            return PresetFields(*(skip() for _ in PresetFields._fields))
+        return PresetFields(d.negative_prompt, d.guidance, d.representation, d.prior, d.steps, d.seed, d.resolution,
+                            d.formats)
 
     def on_form(self, *args):
         """The resolved config as YAML (left alone while the YAML is being used instead)."""
@@ -143,7 +177,7 @@ class Page:
             return f"error: {e}"
         return f"{done}: `{job.id}` is {job.status}"
 
-    def on_poll(self, job_id: str | None, shown: Shown):
+    def on_poll(self, job_id: str | None, shown: Shown) -> JobPanel:
         """Everything under 'Jobs' that changed since this tab last looked."""
         jobs = self.manager.jobs()
         choices = tuple((f"{j.prompt} · {j.id}", j.id) for j in reversed(jobs))
@@ -161,13 +195,13 @@ class Page:
         try:
             job = self.manager.state(job_id) if job_id else None
             if job is not None:  # every path below is checked against the runs folder
-                return (picker, table, views.title_line(job), views.status_line(job), views.progress_html(job),
-                        self._preview(job, new), *self._buttons(job, new), *self._results(job, new), new)
+                return JobPanel(picker, table, views.title_line(job), views.status_line(job), views.progress_html(job),
+                                self._preview(job, new), *self._buttons(job, new), *self._results(job, new), new)
             title, line = "", "No job selected: generate one, or open a run from the history."
         except UserError as e:
             title, line = f"error: {e}", ""
             new.preview = new.results = new.buttons = None
-        return (picker, table, title, line, "", None, *self._buttons(None, new), *self._results(None, new), new)
+        return JobPanel(picker, table, title, line, "", None, *self._buttons(None, new), *self._results(None, new), new)
 
     def _preview(self, job: JobState, shown: Shown):
         path = job.preview or _existing(job.run_dir / "previews" / "latest.png")
@@ -323,13 +357,16 @@ def build_app(page: Page) -> gr.Blocks:
                                     interactive=False, elem_id="history-table", wrap=True)
 
         fields = [prompt, negative, preset, guidance, representation, prior, steps, seed, resolution, formats]
-        panel = [picker, queue, title, status, bar, preview, cancel, resume, model, splats, video, files, evaluation,
-                 shown]
+        components = {"picker": picker, "queue": queue, "title": title, "status": status, "progress": bar,
+                      "preview": preview, "cancel": cancel, "resume": resume, "model": model, "splats": splats,
+                      "video": video, "files": files, "evaluation": evaluation, "shown": shown,
+                      "negative": negative, "guidance": guidance, "representation": representation, "prior": prior,
+                      "steps": steps, "seed": seed, "resolution": resolution, "formats": formats}
+        panel = [components[name] for name in JobPanel._fields]
         quiet = {"show_progress": "hidden"}
 
         latest = {"show_progress": "hidden", "trigger_mode": "always_last"}  # typing: the last value wins
-        preset.input(page.on_preset, preset, [negative, guidance, representation, prior, steps, seed, resolution,
-                                              formats], **quiet)
+        preset.input(page.on_preset, preset, [components[name] for name in PresetFields._fields], **quiet)
         for f in [*fields, use_yaml]:  # any change, typed or set by the preset, shows in the YAML
             f.change(page.on_form, [*fields, use_yaml], [yaml_text, yaml_check], **latest)
         for f in (prompt, prior):  # the prior changes with the preset too

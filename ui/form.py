@@ -14,14 +14,11 @@ from typing import Any
 
 import yaml
 
-from dreamer import registry
-from dreamer.config import list_presets, parse_override
-from dreamer.errors import UserError
-from dreamer.export.options import FORMATS
-from dreamer.run_config import RunConfig, build_run_config, load_run_config
+from dreamer.api import (COMPONENT_KINDS, EXPORT_FORMATS, RunConfig, UserError, build_run_config, component_summaries,
+                         list_presets, load_run_config, parse_override)
 
-COMPONENTS: tuple[str, ...] = tuple(registry.TABLES)  # guidance, representation, prior
-EXTRA_FORMATS: tuple[str, ...] = tuple(f for f in FORMATS if f != "glb")  # glb is always written
+COMPONENTS: tuple[str, ...] = COMPONENT_KINDS  # guidance, representation, prior
+EXTRA_FORMATS: tuple[str, ...] = tuple(f for f in EXPORT_FORMATS if f != "glb")  # glb is always written
 
 
 @dataclass
@@ -46,7 +43,7 @@ def preset_choices() -> list[str]:
 
 def component_choices(kind: str) -> list[tuple[str, str]]:
     """(label, name) pairs for a dropdown, from the registry table of `kind`."""
-    return [(f"{name} — {e.summary}" if e.summary else name, name) for name, e in registry.TABLES[kind].items()]
+    return [(f"{name} — {summary}" if summary else name, name) for name, summary in component_summaries(kind).items()]
 
 
 def check_overrides(overrides: list[str]) -> list[str]:

@@ -12,9 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dreamer.api import read_eval
-from dreamer.config import load_yaml
-from dreamer.errors import UserError
+from dreamer.api import UserError, load_yaml, read_eval
 
 STATUS_FILE = "ui-job.json"  # {"status": "failed"|"cancelled"|"finished", "error": str|None}
 THUMBNAIL = Path("previews") / "latest.png"

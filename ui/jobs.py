@@ -19,11 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dreamer.api import generate
-from dreamer.errors import Interrupted, TrainingDiverged, UserError
-from dreamer.io import atomic_write_text
-from dreamer.run_config import RunConfig, save_run_config
-from dreamer.trainer.events import ProgressEvent
+from dreamer.api import (Interrupted, ProgressEvent, RunConfig, TrainingDiverged, UserError, atomic_write_text,
+                         generate, save_run_config)
 
 from dreamer.ui.history import STATUS_FILE, read_run
 from dreamer.ui.paths import new_run_dir, run_dir_for, runs_root

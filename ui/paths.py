@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dreamer.api import default_run_dir
-from dreamer.errors import UserError
+from dreamer.api import UserError, default_run_dir
 
 CACHE_NAME = ".ui-cache"  # Gradio's copies of served files, kept inside the runs folder
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
