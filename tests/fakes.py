@@ -2,7 +2,7 @@
 
   encode_images(x) = 2·resize(x, image_size) − 1   (linear; identity resize when sizes match)
   predict_noise(x_t, t, e, cam) = conv(x_t) + (t/T)·x_t + proj(e) [+ cam_proj(c2w) if camera-conditioned]
-  alphas_cumprod: diffusers DDPMScheduler, scaled_linear β ∈ [0.00085, 0.012], 1000 steps (SD's).
+  alphas_cumprod: SD's, make_alphas_cumprod(1000, "scaled_linear") (diffusers, β ∈ [0.00085, 0.012]).
 
 All weights are drawn from a seeded generator and frozen (requires_grad False). The output is
 per-sample (no mixing across the batch), so a batched call equals a per-sample loop. Prompts map
@@ -11,27 +11,18 @@ to fixed random vectors via a CRC of their text (stable across processes).
 
 from __future__ import annotations
 
-import functools
 import zlib
 
 import torch
 
 from dreamer.cameras import VIEW_LABELS, Camera
 from dreamer.priors.base import Prior, PromptEmbedding
-
-
-@functools.lru_cache(maxsize=1)
-def _sd_alphas_cumprod() -> torch.Tensor:
-    from diffusers import DDPMScheduler
-
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear",
-                          beta_start=0.00085, beta_end=0.012)
-    return sched.alphas_cumprod.detach().clone().float()
+from dreamer.priors.schedule import make_alphas_cumprod
 
 
 def sd_alphas_cumprod() -> torch.Tensor:
     """ᾱ [1000] of Stable Diffusion's scheduler (a fresh copy)."""
-    return _sd_alphas_cumprod().clone()
+    return make_alphas_cumprod(1000, "scaled_linear")
 
 
 class FakePixelPrior(Prior):

@@ -18,41 +18,14 @@ import torch
 
 from dreamer.cameras import Camera
 from dreamer.priors.base import Prior, PromptEmbedding
+# The schedule math lives in dreamer.priors.schedule; add_noise / alphas_sigmas are re-exported for the rules.
+from dreamer.priors.schedule import add_noise, alphas_sigmas, timesteps, x0_from_eps  # noqa: F401
 
 WeightKind = Literal["sds", "uniform", "fantasia", "sigma_over_alpha"]
 CFGConvention = Literal["standard", "plus_one"]
 
 WEIGHT_KINDS: tuple[str, ...] = ("sds", "uniform", "fantasia", "sigma_over_alpha")
 CFG_CONVENTIONS: tuple[str, ...] = ("standard", "plus_one")
-
-
-def _per_sample(t: torch.Tensor | int, batch: int | None, device: torch.device) -> torch.Tensor:
-    """t as a [B] long tensor on `device` (an int or a 0-d tensor is broadcast to `batch`)."""
-    t = torch.as_tensor(t, device=device).long().reshape(-1)
-    if batch is not None and t.numel() == 1 and batch != 1:
-        t = t.expand(batch)
-    return t
-
-
-def alphas_sigmas(alphas_cumprod: torch.Tensor, t: torch.Tensor | int,
-                  ndim: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    """(α_t, σ_t) = (√ᾱ_t, √(1−ᾱ_t)), each [B, 1, …, 1] with `ndim` dims, on t's device.
-
-    Computed in alphas_cumprod's precision (at least float32); cast to the data's dtype at use.
-    """
-    device = t.device if isinstance(t, torch.Tensor) else alphas_cumprod.device
-    dtype = torch.promote_types(alphas_cumprod.dtype, torch.float32)
-    t = _per_sample(t, None, device)
-    abar = alphas_cumprod.to(device=device, dtype=dtype)[t]  # [B]
-    shape = (-1,) + (1,) * (ndim - 1)
-    return abar.sqrt().reshape(shape), (1.0 - abar).sqrt().reshape(shape)
-
-
-def add_noise(z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int,
-              alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """x_t = α_t z + σ_t ε, in z's dtype."""
-    a, s = alphas_sigmas(alphas_cumprod, _per_sample(t, z.shape[0], z.device), z.ndim)
-    return a.to(z.dtype) * z + s.to(z.dtype) * eps.to(z.dtype)
 
 
 def weight(t: torch.Tensor | int, alphas_cumprod: torch.Tensor, kind: WeightKind = "sds",
@@ -124,11 +97,11 @@ def ddim_step(x_a: torch.Tensor, eps: torch.Tensor, a: torch.Tensor | int, b: to
     x̂0 = (x_a − σ_a ε)/α_a;  x_b = α_b x̂0 + σ_b ε. Computed in float32 (or better), returned in x_a's dtype.
     """
     batch, device = x_a.shape[0], x_a.device
-    aa, sa = alphas_sigmas(alphas_cumprod, _per_sample(a, batch, device), x_a.ndim)
-    ab, sb = alphas_sigmas(alphas_cumprod, _per_sample(b, batch, device), x_a.ndim)
+    aa, sa = alphas_sigmas(alphas_cumprod, timesteps(a, batch, device), x_a.ndim)
+    ab, sb = alphas_sigmas(alphas_cumprod, timesteps(b, batch, device), x_a.ndim)
     dtype = torch.promote_types(aa.dtype, x_a.dtype)
     x, e = x_a.to(dtype), eps.to(dtype)
-    x0 = (x - sa * e) / aa
+    x0 = x0_from_eps(x, e, aa, sa)
     return (ab * x0 + sb * e).to(x_a.dtype)
 
 

@@ -2,7 +2,7 @@
 
 Owns: turning a model name into a local folder or hub id, loading one component with
 `from_pretrained` while mapping every "weights are not here" failure to a one-line `UserError`,
-freezing, dtype/offline defaults, and `DiffusersPrior` — the part of the `Prior` contract that
+freezing, offline defaults, and `DiffusersPrior` — the part of the `Prior` contract that
 does not depend on latent vs pixel space (prompt encoding with view variants, ε conversion).
 Does not own: which components a model has, or how images map to its input space.
 
@@ -21,13 +21,9 @@ import torch.nn.functional as F
 from dreamer.cameras import VIEW_LABELS, Camera
 from dreamer.errors import UserError
 from dreamer.priors.base import Prior, PromptEmbedding
+from dreamer.priors.schedule import PREDICTION_TYPES, timesteps
 
 _TRUTHY = {"1", "on", "yes", "true"}
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}
 
 
 # ----------------------------------------------------------------------------- small resolvers
@@ -44,23 +40,6 @@ def resolve_local_files_only(value: bool | None) -> bool:
     (huggingface_hub itself reads HF_HUB_OFFLINE once, when it is first imported).
     """
     return env_offline() if value is None else bool(value)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """"auto" = fp16 on CUDA, fp32 elsewhere; also fp32 / fp16 / bf16 or a torch.dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if dtype not in _DTYPES:
-        raise UserError(f"unknown prior dtype {dtype!r}: use auto, fp32, fp16 or bf16")
-    return _DTYPES[dtype]
 
 
 def transformers_dtype_kwargs(dtype: torch.dtype) -> dict[str, Any]:
@@ -235,7 +214,7 @@ class DiffusersPrior(Prior):
     def _set_schedule(self, scheduler: Any, device: torch.device) -> None:
         cfg = scheduler.config
         self.prediction_type: str = cfg.get("prediction_type", "epsilon")
-        if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
+        if self.prediction_type not in PREDICTION_TYPES:
             raise UserError(f"unsupported scheduler prediction_type {self.prediction_type!r}: "
                             "expected epsilon, v_prediction or sample")
         self.num_train_timesteps = int(cfg.num_train_timesteps)
@@ -279,15 +258,6 @@ class DiffusersPrior(Prior):
 
     # --- noise prediction
 
-    def _coefficients(self, t: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """α_t = √ᾱ_t and σ_t = √(1−ᾱ_t), shaped to broadcast against an ndim tensor."""
-        acp = self.alphas_cumprod[t.long()].reshape(-1, *([1] * (ndim - 1)))
-        return acp.sqrt(), (1.0 - acp).sqrt()
-
-    def to_epsilon(self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The network's raw output (ε, v or x0 per the scheduler's prediction_type) as ε, in float32."""
-        return self.output_to_epsilon(model_output, x_t, t)
-
     def network(self) -> torch.nn.Module:
         return self.unet
 
@@ -300,10 +270,7 @@ class DiffusersPrior(Prior):
         """`net`'s raw output in float32 (the network runs in `dtype`, default `model_dtype`). `camera` is ignored."""
         dtype = dtype or self.model_dtype
         B = x_t.shape[0]
-        t = torch.as_tensor(t, device=self.device)
-        if t.ndim == 0:
-            t = t.expand(B)
-        t = t.long()
+        t = timesteps(t, B, self.device)
         if embedding.shape[0] != B:
             embedding = embedding.expand(B, *embedding.shape[1:])
         return self._model_output(net, x_t.to(self.device, dtype), t, embedding.to(self.device, dtype)).float()
@@ -311,8 +278,7 @@ class DiffusersPrior(Prior):
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
                       camera: Camera | None = None) -> torch.Tensor:
         """ε̂ [B, *latent_shape] in float32; the network runs in `model_dtype`. `camera` is ignored."""
-        t = torch.as_tensor(t, device=self.device)
-        t = t.expand(x_t.shape[0]) if t.ndim == 0 else t
+        t = timesteps(t, x_t.shape[0], self.device)
         out = self.network_output(self.unet, x_t, t, embedding)
-        return self.to_epsilon(out, x_t.to(self.device), t.long())
+        return self.output_to_epsilon(out, x_t.to(self.device), t)
 

@@ -13,6 +13,7 @@ import torch
 
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
+from dreamer.priors import schedule
 
 
 @dataclass
@@ -101,22 +102,11 @@ class Prior(torch.nn.Module):
         raise UserError(f"the {type(self).__name__} has no denoising network to fine-tune")
 
     def output_to_epsilon(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """A raw network output as ε̂ (float32), with x_t = α z + σ ε and v = α ε − σ z:
-        ε = σ x_t + α v;  from x0: ε = (x_t − α x0)/σ."""
-        out, x_t = output.float(), x_t.float()
-        if self.prediction_type == "epsilon":
-            return out
-        abar = self.alphas_cumprod[t.long()].float().reshape(-1, *([1] * (x_t.ndim - 1)))
-        alpha, sigma = abar.sqrt(), (1.0 - abar).sqrt()
-        if self.prediction_type == "v_prediction":
-            return sigma * x_t + alpha * out
-        return (x_t - alpha * out) / sigma
+        """A raw network output (per `prediction_type`) as ε̂, in float32 (see `schedule.eps_from_output`)."""
+        alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, schedule.timesteps(t, device=x_t.device), x_t.ndim)
+        return schedule.eps_from_output(output.float(), x_t.float(), alpha, sigma, self.prediction_type)
 
     def training_target(self, z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What `network_output` should predict for x_t = α z + σ ε: ε, v = α ε − σ z, or z."""
-        if self.prediction_type == "epsilon":
-            return eps
-        if self.prediction_type == "sample":
-            return z
-        abar = self.alphas_cumprod[t.long()].float().reshape(-1, *([1] * (z.ndim - 1)))
-        return abar.sqrt() * eps - (1.0 - abar).sqrt() * z
+        alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, schedule.timesteps(t, device=z.device), z.ndim)
+        return schedule.training_target(z, eps, alpha, sigma, self.prediction_type)

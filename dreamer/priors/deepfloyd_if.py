@@ -14,14 +14,13 @@ from typing import Any, Literal
 
 import torch
 
+from dreamer.devices import resolve_device, resolve_dtype
 from dreamer.errors import UserError
 from dreamer.priors._diffusers_common import (
     DiffusersPrior,
     freeze,
     load_part,
     resize_square,
-    resolve_device,
-    resolve_dtype,
     resolve_source,
     transformers_dtype_kwargs,
 )

@@ -32,9 +32,10 @@ import torch.nn.functional as F
 
 from dreamer.cameras import Camera, from_spherical
 from dreamer.errors import UserError
-from dreamer.priors import reference_cache
+from dreamer.priors import reference_cache, schedule
 from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.base import Prior, PromptEmbedding
+from dreamer.priors.schedule import make_alphas_cumprod  # re-exported: tests import it from here
 
 __all__ = [
     "ReferencePriorConfig",
@@ -92,7 +93,7 @@ class ReferencePriorConfig:
             raise UserError(f"reference prior: camera_temperature must be > 0 degrees, got {self.camera_temperature!r}")
         if len(self.elevation) != 2 or not -90 <= self.elevation[0] <= self.elevation[1] <= 90:
             raise UserError(f"reference prior: elevation must be (low, high) within [-90, 90], got {self.elevation!r}")
-        if self.beta_schedule not in ("linear", "scaled_linear"):
+        if self.beta_schedule not in schedule.BETA_SCHEDULES:
             raise UserError(f"reference prior: beta_schedule must be 'linear' or 'scaled_linear', got {self.beta_schedule!r}")
         self.background_rgb()  # validates
 
@@ -127,17 +128,6 @@ class ReferenceSet:
 
 # ----------------------------------------------------------------------------------------------
 # Pure functions
-
-
-def make_alphas_cumprod(num_train_timesteps: int = 1000, beta_schedule: str = "linear") -> torch.Tensor:
-    """ᾱ_t [T] float32, the same values as diffusers' DDPMScheduler for these schedules."""
-    if beta_schedule == "linear":
-        betas = torch.linspace(1e-4, 0.02, num_train_timesteps, dtype=torch.float64)
-    elif beta_schedule == "scaled_linear":
-        betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, num_train_timesteps, dtype=torch.float64) ** 2
-    else:
-        raise ValueError(beta_schedule)
-    return torch.cumprod(1.0 - betas, dim=0).float()
 
 
 def reference_orbit(num_views: int, config: ReferencePriorConfig) -> Camera:
@@ -385,15 +375,10 @@ class ReferencePrior(Prior):
         return decode_pixels(z)
 
     def _alpha_sigma(self, t: torch.Tensor, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        t = torch.as_tensor(t, device=device)
-        if t.is_floating_point():
-            t = t.round()
-        t = t.long().reshape(-1).clamp(0, self.num_train_timesteps - 1)
-        if t.numel() == 1:
-            t = t.expand(batch)
+        """(α_t, σ_t), each [B] in float64 (the exact denoiser's precision)."""
+        t = schedule.timesteps(t, batch, device, self.num_train_timesteps)
         assert t.shape == (batch,), (t.shape, batch)
-        abar = self.alphas_cumprod.to(device=device, dtype=torch.float64)[t]
-        return abar.sqrt(), (1.0 - abar).sqrt()
+        return schedule.alphas_sigmas(self.alphas_cumprod.double(), t, ndim=1)
 
     def _packed_set(self, index: int, device: torch.device) -> tuple:
         key = (index, str(device))
@@ -444,8 +429,7 @@ class ReferencePrior(Prior):
                       camera: Camera | None = None) -> torch.Tensor:
         """ε̂ = (x_t − α_t x̂0) / σ_t. `camera` may hold B cameras or B/k (tiled k times)."""
         batch = x_t.shape[0]
-        alpha, sigma = self._alpha_sigma(t, batch, x_t.device)
-        x0 = self.predict_x0(x_t, t, embedding, camera).double()
         shape = (batch,) + (1,) * (x_t.ndim - 1)
-        eps = (x_t.double() - alpha.reshape(shape) * x0) / sigma.reshape(shape)
-        return eps.to(x_t.dtype)
+        alpha, sigma = (c.reshape(shape) for c in self._alpha_sigma(t, batch, x_t.device))
+        x0 = self.predict_x0(x_t, t, embedding, camera).double()
+        return schedule.eps_from_x0(x_t.double(), x0, alpha, sigma).to(x_t.dtype)

@@ -19,13 +19,12 @@ from typing import Any
 
 import torch
 
+from dreamer.devices import resolve_device, resolve_dtype
 from dreamer.errors import UserError
 from dreamer.priors._diffusers_common import (
     DiffusersPrior,
     freeze,
     load_part,
-    resolve_device,
-    resolve_dtype,
     resolve_source,
     transformers_dtype_kwargs,
 )

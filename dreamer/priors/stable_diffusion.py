@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 
+from dreamer.devices import resolve_device, resolve_dtype
 from dreamer.errors import UserError
 from dreamer.priors._diffusers_common import (
     DiffusersPrior,
@@ -25,8 +26,6 @@ from dreamer.priors._diffusers_common import (
     freeze,
     load_part,
     resize_square,
-    resolve_device,
-    resolve_dtype,
     resolve_source,
     transformers_dtype_kwargs,
 )

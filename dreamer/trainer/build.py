@@ -5,16 +5,8 @@ from __future__ import annotations
 import torch
 
 from dreamer import registry
-from dreamer.errors import UserError
+from dreamer.devices import resolve_device  # noqa: F401  (re-exported: trainer.py and outputs.py import it from here)
 from dreamer.run_config import RunConfig
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was asked for but no CUDA GPU is available: use --device cpu or auto")
-    return torch.device(name)
 
 
 def build_representation(config: RunConfig, device: torch.device):

@@ -11,7 +11,7 @@ attention-pooled summary of the token embeddings added there too:
 
 The last entry flags "a camera is given"; the all-zero vector is the learned "no camera" input
 (the MLP's biases make its embedding a learned constant). Output: v-prediction,
-v = α_t ε − σ_t x0 (ε̂ = σ_t x_t + α_t v̂; see `v_to_eps`).
+v = α_t ε − σ_t x0 (ε̂ = σ_t x_t + α_t v̂; the conversions live in dreamer.priors.schedule).
 """
 
 from __future__ import annotations
@@ -121,16 +121,6 @@ def camera_features(spherical: torch.Tensor | None, batch: int, device=None, dty
 def drop_cameras(features: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
     """Zero the features of the rows where `drop` [B] is True (camera dropout)."""
     return torch.where(drop[:, None], torch.zeros_like(features), features)
-
-
-def v_target(x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """v = α ε − σ x0 (α, σ broadcastable, [B, 1, 1, 1])."""
-    return alpha * eps - sigma * x0
-
-
-def v_to_eps(v: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """ε = σ x_t + α v."""
-    return sigma * x_t + alpha * v
 
 
 def move(unet: torch.nn.Module, device, dtype: torch.dtype) -> torch.nn.Module:

@@ -17,39 +17,26 @@ from typing import Literal
 import torch
 
 from dreamer.cameras import Camera
+from dreamer.devices import resolve_device, resolve_dtype
 from dreamer.errors import UserError
+from dreamer.resources import resolve_weights
 from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.base import Prior, PromptEmbedding
-from dreamer.priors.reference import make_alphas_cumprod
+from dreamer.priors.schedule import make_alphas_cumprod, timesteps
 from dreamer.priors.tiny.model import camera_features, move
 from dreamer.priors.tiny.text import TextEncoder
 from dreamer.priors.tiny.weights import TinyModelInfo, has_weights, load_weights
-
-_SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the checkout that holds dreamer/ and assets/
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
 class TinyPriorConfig:
     """Settings of the embedded `tiny` prior."""
 
-    weights: str = "assets/priors/tiny"  # weights folder; a relative path is looked up in the current folder, then the dreamer checkout
+    weights: str = "assets/priors/tiny"  # weights folder; "assets/…" is looked up in the current folder, then in the package
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # network dtype; auto = fp16 on CUDA, fp32 on CPU
 
     def resolved_weights(self) -> Path:
-        path = Path(self.weights).expanduser()
-        if path.is_absolute() or has_weights(path):
-            return path
-        in_source = _SOURCE_ROOT / path
-        return in_source if has_weights(in_source) else path
-
-
-def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if name not in _DTYPES:
-        raise UserError(f"tiny prior: unknown dtype {name!r}: use auto, fp32, fp16 or bf16")
-    return _DTYPES[name]
+        return resolve_weights(self.weights)
 
 
 class TinyPrior(Prior):
@@ -63,9 +50,8 @@ class TinyPrior(Prior):
         """Loads `config.weights`; or wraps an in-memory `unet` + `info` (tests, training previews)."""
         super().__init__()
         self.config = config if config is not None else TinyPriorConfig()
-        device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                              "cpu" if device == "auto" else device)
-        self.model_dtype = _resolve_dtype(self.config.dtype, device)
+        device = resolve_device(device)
+        self.model_dtype = resolve_dtype(self.config.dtype, device, "tiny prior")
         if unet is None:
             folder = self.config.resolved_weights()
             if not has_weights(folder):
@@ -80,7 +66,8 @@ class TinyPrior(Prior):
         self.image_size = int(info.unet.image_size)
         self.latent_shape = (3, self.image_size, self.image_size)
         self.num_train_timesteps = int(info.schedule.num_train_timesteps)
-        acp = make_alphas_cumprod(self.num_train_timesteps, info.schedule.beta_schedule)
+        s = info.schedule
+        acp = make_alphas_cumprod(self.num_train_timesteps, s.beta_schedule, s.beta_start, s.beta_end)
         self.register_buffer("alphas_cumprod", acp.to(device), persistent=False)  # [T]
         self._encoder = encoder
         self._prompt_cache: dict[str, torch.Tensor] = {}
@@ -145,9 +132,7 @@ class TinyPrior(Prior):
                    class_labels=cams).sample.float()
 
     def _timesteps(self, t: torch.Tensor, batch: int) -> torch.Tensor:
-        t = torch.as_tensor(t, device=self.device)
-        t = (t.round() if t.is_floating_point() else t).long().reshape(-1).clamp(0, self.num_train_timesteps - 1)
-        return t.expand(batch) if t.numel() == 1 else t
+        return timesteps(t, batch, self.device, self.num_train_timesteps)
 
     @torch.no_grad()
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,

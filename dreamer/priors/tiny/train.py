@@ -29,11 +29,12 @@ import torch
 
 from dreamer.errors import Interrupted, TrainingDiverged, UserError
 from dreamer.io import atomic_write_text
-from dreamer.priors.reference import make_alphas_cumprod
+from dreamer.devices import resolve_device
+from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
 from dreamer.priors.tiny.data import TinyDataConfig, TrainingData
 from dreamer.priors.tiny.ema import EMA
-from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, camera_features, count_parameters, drop_cameras, v_target
+from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, camera_features, count_parameters, drop_cameras
 from dreamer.priors.tiny.text import DEFAULT_MAX_LENGTH, CaptionBank, MiniLMEncoder, TextEncoder
 from dreamer.priors.tiny.weights import ScheduleConfig, TinyModelInfo, save_weights
 
@@ -91,14 +92,6 @@ class TrainSummary:
 RESUMABLE = ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads", "decay_start", "final_lr_ratio")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was asked for but no CUDA GPU is available: use --device cpu or auto")
-    return torch.device(name)
-
-
 def config_to_dict(config: TinyTrainConfig) -> dict:
     from dreamer.config import to_dict
 
@@ -137,7 +130,8 @@ class _Run:
         self.ema = EMA(self.unet, config.ema_decay)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
-        acp = make_alphas_cumprod(ScheduleConfig().num_train_timesteps, ScheduleConfig().beta_schedule)
+        s = ScheduleConfig()
+        acp = schedule.make_alphas_cumprod(s.num_train_timesteps, s.beta_schedule, s.beta_start, s.beta_end)
         self.alphas_cumprod = acp.to(device)  # [T]
         self.step = 0
         self.history: list[dict] = []  # loss.jsonl records
@@ -170,11 +164,11 @@ class _Run:
         text = captions.lookup(batch.caption_index)  # [B, L, D]
         text = torch.where(drop_text[:, None, None], captions.empty.expand_as(text), text).to(dev)
         cams = drop_cameras(camera_features(batch.cameras, b), drop_cam).to(dev)  # [B, 6]
-        abar = self.alphas_cumprod[t.to(dev)].reshape(b, 1, 1, 1)
-        alpha, sigma = abar.sqrt(), (1.0 - abar).sqrt()
-        x_t = alpha * x0 + sigma * eps
-        v_hat = self.unet(x_t, t.to(dev), encoder_hidden_states=text, class_labels=cams).sample
-        loss = torch.nn.functional.mse_loss(v_hat.float(), v_target(x0, eps, alpha, sigma).float())
+        t = t.to(dev)
+        x_t = schedule.add_noise(x0, eps, t, self.alphas_cumprod)
+        alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, t)  # [B, 1, 1, 1]
+        v_hat = self.unet(x_t, t, encoder_hidden_states=text, class_labels=cams).sample
+        loss = torch.nn.functional.mse_loss(v_hat.float(), schedule.velocity(x0, eps, alpha, sigma).float())
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"tiny-prior loss became {loss.item()} at step {self.step + 1}; "
                                    "the last checkpoint is kept: lower --lr or resume")
@@ -257,7 +251,7 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
         config = dataclasses.replace(saved, **keep)
     if config.threads:
         torch.set_num_threads(int(config.threads))
-    device = _device(config.device)
+    device = resolve_device(config.device)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     bank = None
