@@ -10,7 +10,7 @@ from dreamer.eval.classifier import ClassifierConfig, ShapeColourClassifier, def
 from dreamer.eval.classifier_train import (ClassifierTrainConfig, accuracy, all_specs, render_views, stretch,
                                           train_classifier)
 from dreamer.eval.rprecision import r_precision
-from dreamer.priors.tiny.data import TinyDataConfig, composite, random_backgrounds
+from dreamer.shapes.views import ViewConfig, composite, random_backgrounds
 from dreamer.shapes import COLOURS, OBJECTS, ObjectSpec, render_spec
 from dreamer.cameras import turntable
 
@@ -24,7 +24,7 @@ def _fresh_specs():
 def test_evaluator_classifies_fresh_ground_truth_renders():
     evaluator = default_evaluator()
     specs = _fresh_specs()
-    data = TinyDataConfig(distance=(2.5, 3.1), seed=999)  # cameras of neither the training nor the validation seed
+    data = ViewConfig(distance=(2.5, 3.1), seed=999)  # cameras of neither the training nor the validation seed
     premult, alpha, index = render_views(specs, 2, data)
     labels = [specs[i] for i in index.tolist()]
     white = composite(premult, alpha, torch.ones(1, 3, 1, 1))
@@ -101,3 +101,18 @@ def test_training_writes_a_loadable_evaluator(tmp_path):
     assert torch.allclose(reloaded.predict(x).colour_probs, evaluator.predict(x).colour_probs, atol=1e-6)
     assert report["val_white"]["colour"] >= 0.75  # two well-separated colours are learned in 30 steps
     assert len(all_specs(config)) == 4 and isinstance(evaluator.model, ShapeColourClassifier)
+
+
+def test_eval_does_not_import_the_priors_layer():
+    """eval sits below priors (DESIGN.md "Layers"): the classifier's training views come from dreamer.shapes.views."""
+    import ast
+    from pathlib import Path
+
+    import dreamer.eval
+
+    for path in Path(dreamer.eval.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n == "dreamer.priors" or n.startswith("dreamer.priors.") for n in names), (path.name, names)

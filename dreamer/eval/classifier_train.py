@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from kornia.geometry.transform import get_affine_matrix2d, translate, warp_affine
 
 from dreamer.eval.classifier import ClassifierConfig, Evaluator, ShapeColourClassifier, save_classifier
-from dreamer.priors.tiny.data import TinyDataConfig, composite, random_backgrounds, render_premultiplied, sample_cameras
 from dreamer.shapes import ObjectSpec
+from dreamer.shapes.views import ViewConfig, composite, random_backgrounds, render_premultiplied, sample_cameras
 
 
 @dataclass
@@ -59,11 +60,11 @@ def all_specs(config: ClassifierConfig) -> list[ObjectSpec]:
     return [ObjectSpec(s, c) for s in config.shapes for c in config.colours]
 
 
-def _data_config(train: ClassifierTrainConfig, model: ClassifierConfig, seed: int) -> TinyDataConfig:
-    return TinyDataConfig(image_size=model.image_size, distance=train.distance, elevation=train.elevation, seed=seed)
+def _data_config(train: ClassifierTrainConfig, model: ClassifierConfig, seed: int) -> ViewConfig:
+    return ViewConfig(image_size=model.image_size, distance=train.distance, elevation=train.elevation, seed=seed)
 
 
-def render_views(specs: list[ObjectSpec], per_spec: int, data: TinyDataConfig, progress: bool = False):
+def render_views(specs: list[ObjectSpec], per_spec: int, data: ViewConfig, progress: bool = False):
     """(premultiplied [N,3,S,S], alpha [N,1,S,S], spec index [N]) of `per_spec` random views each."""
     gen = torch.Generator().manual_seed(data.seed)
     premult, alpha = [], []
@@ -84,26 +85,23 @@ def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch
     """Translate each image by up to max_shift pixels, filling with zeros (premultiplied: empty)."""
     if max_shift <= 0:
         return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4)
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).tolist()
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    n = x.shape[0]
+    down = max_shift - torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
+    right = max_shift - torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
+    # whole pixels: nearest sampling moves the values exactly
+    return translate(x, torch.stack([right, down], dim=-1).to(x.dtype), mode="nearest", padding_mode="zeros")
 
 
 def stretch(x: torch.Tensor, scale_x: torch.Tensor, scale_y: torch.Tensor,
             degrees: torch.Tensor | None = None) -> torch.Tensor:
-    """[N, C, S, S] images scaled about their centre by per-image factors [N] (then turned by `degrees`
-    [N]), zero outside (premultiplied: empty)."""
-    n = x.shape[0]
-    angle = torch.deg2rad(degrees) if degrees is not None else torch.zeros(n)
-    cos, sin = angle.cos(), angle.sin()
-    # affine_grid maps output coordinates to input ones: the inverse of "scale, then rotate"
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = cos / scale_x, sin / scale_x
-    theta[:, 1, 0], theta[:, 1, 1] = -sin / scale_y, cos / scale_y
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    """[N, C, S, S] images scaled about their centre by per-image factors [N] (then turned clockwise,
+    as displayed, by `degrees` [N]), bilinear, zero outside (premultiplied: empty)."""
+    n, _, h, w = x.shape
+    centre = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=x.dtype).expand(n, 2)
+    scale = torch.stack([scale_x, scale_y], dim=-1).to(x.dtype)
+    angle = (degrees if degrees is not None else torch.zeros(n)).to(x.dtype)
+    matrix = get_affine_matrix2d(torch.zeros(n, 2, dtype=x.dtype), centre, scale, angle)  # [N, 3, 3]
+    return warp_affine(x, matrix[:, :2], (h, w), mode="bilinear", padding_mode="zeros")
 
 
 def _random_stretch(x: torch.Tensor, train: ClassifierTrainConfig, generator: torch.Generator) -> torch.Tensor:
@@ -115,7 +113,7 @@ def _random_stretch(x: torch.Tensor, train: ClassifierTrainConfig, generator: to
     return stretch(x, factors[0], factors[1], degrees)
 
 
-def augmented_batch(premult, alpha, rgb_of_example, rows, train: ClassifierTrainConfig, data: TinyDataConfig,
+def augmented_batch(premult, alpha, rgb_of_example, rows, train: ClassifierTrainConfig, data: ViewConfig,
                     generator: torch.Generator) -> torch.Tensor:
     """Composited, stretched, shifted, blurred and noised images [B, 3, S, S] for bank rows `rows`."""
     n, size = rows.shape[0], premult.shape[-1]
@@ -126,6 +124,8 @@ def augmented_batch(premult, alpha, rgb_of_example, rows, train: ClassifierTrain
     bg = torch.where(white[:, None, None, None], torch.ones_like(bg), bg)
     images = composite(both[:, :3], both[:, 3:], bg)
     blur = torch.rand(n, generator=generator) < train.blur_share
+    # not kornia.filters.box_blur: none of its border modes averages only the pixels inside the
+    # image as count_include_pad=False does, and the shipped evaluator was trained with this blur
     images = torch.where(blur[:, None, None, None], F.avg_pool2d(images, 3, 1, 1, count_include_pad=False), images)
     noise = torch.rand(n, 1, 1, 1, generator=generator) * train.max_noise
     return (images + noise * torch.randn(images.shape, generator=generator)).clamp(0, 1)

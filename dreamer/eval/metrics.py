@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import logging
 
 import torch
+from kornia.color import rgb_to_grayscale
 
 from dreamer.cameras import Camera, OrbitConfig, turntable
 
@@ -24,6 +25,7 @@ EVAL_VIEWS = 8
 EVAL_ELEVATION = 20.0
 EVAL_RESOLUTION = 128
 JANUS_MARGIN = 0.02  # IoU by which the opposite view must win for a view to count as flipped
+REC709_LUMA = (0.2126, 0.7152, 0.0722)  # luminance weights of R, G, B (ITU-R BT.709)
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +101,17 @@ def flipped_views(alpha: torch.Tensor, alpha_gt: torch.Tensor) -> torch.Tensor:
     return opposite > own + JANUS_MARGIN
 
 
+def luminance(rgb: tuple[float, float, float]) -> float:
+    """Relative luminance of a colour (BT.709 weights; kornia's default weights are BT.601's)."""
+    pixel = torch.tensor(rgb, dtype=torch.float64).reshape(3, 1, 1)
+    return float(rgb_to_grayscale(pixel, rgb_weights=torch.tensor(REC709_LUMA, dtype=torch.float64)))
+
+
 def contrast_background(rgb: tuple[float, float, float]) -> float:
     """The grey level of the second background R-precision judges a view over: black behind
     bright colours (a faint white ghost over white reads as a white object; over black it does
     not), white behind dark ones (whose ghosts the white background already shows)."""
-    luminance = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
-    return 0.0 if luminance >= 0.3 else 1.0
+    return 0.0 if luminance(rgb) >= 0.3 else 1.0
 
 
 def renders_r_precision(images: torch.Tensor, spec, alpha: torch.Tensor | None = None):

@@ -3,10 +3,9 @@
 A training example is (image [3, S, S] in [0, 1], caption, camera (azimuth°, elevation°,
 distance)). Objects are rendered once over black with their coverage (premultiplied colour +
 alpha) and composited over a fresh background every time they are drawn, so background variety
-costs nothing: a solid colour (white, mid grey or black for `background_neutral` of them, else a
-uniform random RGB; never one too close to the object's own colour) or a vertical gradient
-between two random colours. Random backgrounds keep
-white and black objects visible and stop the model from learning "object = not white".
+costs nothing (dreamer.shapes.views, shared with the evaluator classifier's training). Random
+backgrounds keep white and black objects visible and stop the model from learning
+"object = not white".
 
 Two sources with the same batches' distribution (`TinyDataConfig.source`):
 
@@ -20,18 +19,16 @@ Held-out combinations (captions.HELD_OUT) are excluded from both sources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import torch
 
-from dreamer.cameras import from_spherical
 from dreamer.errors import UserError
 from dreamer.priors.tiny.captions import Caption, captions_for, pick_caption, split_combos
 from dreamer.shapes import OBJECTS, ObjectSpec
-
-_NEUTRALS = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]])  # white, grey, black
-MIN_CONTRAST = 0.35  # least RGB distance between a solid background and the object's albedo
+from dreamer.shapes import views as shape_views
+from dreamer.shapes.views import MIN_CONTRAST, composite  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -79,6 +76,10 @@ class TinyDataConfig:
         """(train, held_out) specs."""
         return split_combos(self.shapes, self.colours)
 
+    def view_config(self) -> shape_views.ViewConfig:
+        """The view settings (cameras, render, backgrounds) among these fields."""
+        return shape_views.ViewConfig(**{f.name: getattr(self, f.name) for f in fields(shape_views.ViewConfig)})
+
 
 @dataclass
 class Batch:
@@ -90,53 +91,20 @@ class Batch:
     specs: list[ObjectSpec]  # [B] the objects shown
 
 
-def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
-    return bounds[0] + (bounds[1] - bounds[0]) * torch.rand(n, generator=generator)
-
-
 def sample_cameras(n: int, config: TinyDataConfig, generator: torch.Generator) -> torch.Tensor:
     """[n, 3] azimuth°, elevation°, distance drawn uniformly in the config's ranges."""
-    return torch.stack([_uniform(n, config.azimuth, generator), _uniform(n, config.elevation, generator),
-                        _uniform(n, config.distance, generator)], dim=-1)
+    return shape_views.sample_cameras(n, config.view_config(), generator)
 
 
 def render_premultiplied(spec: ObjectSpec, cameras: torch.Tensor, config: TinyDataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Renders over black of `spec` from cameras [n, 3]: (premultiplied rgb [n,3,S,S], alpha [n,1,S,S])."""
-    from dreamer.shapes import render_spec
-
-    size = config.image_size
-    cams = from_spherical(cameras[:, 0], cameras[:, 1], cameras[:, 2], config.fovy, size, size)
-    out = render_spec(spec, cams, background=(0.0, 0.0, 0.0), supersample=config.supersample)
-    return out.rgb.permute(0, 3, 1, 2).contiguous(), out.alpha.permute(0, 3, 1, 2).contiguous()
+    return shape_views.render_premultiplied(spec, cameras, config.view_config())
 
 
 def random_backgrounds(n: int, size: int, config: TinyDataConfig, generator: torch.Generator,
                        object_rgb: torch.Tensor | None = None) -> torch.Tensor:
-    """[n, 3, S, 1] backgrounds (constant along rows; broadcast over columns): solid (neutral or
-    random RGB) or vertical two-colour gradients.
-
-    A solid background closer than `MIN_CONTRAST` (RGB distance) to its object's albedo
-    `object_rgb` [n, 3] is replaced by the neutral farthest from it, so a black object never
-    sits on black, nor a grey one on grey.
-    """
-    top = torch.rand(n, 3, generator=generator)
-    bottom = torch.rand(n, 3, generator=generator)
-    solid = torch.rand(n, generator=generator) < config.background_solid
-    neutral = torch.rand(n, generator=generator) < config.background_neutral
-    which = torch.randint(len(_NEUTRALS), (n,), generator=generator)
-    top = torch.where((solid & neutral)[:, None], _NEUTRALS[which], top)
-    if object_rgb is not None:
-        too_close = solid & ((top - object_rgb).norm(dim=-1) < MIN_CONTRAST)
-        farthest = _NEUTRALS[torch.cdist(object_rgb, _NEUTRALS).argmax(dim=-1)]  # [n, 3]
-        top = torch.where(too_close[:, None], farthest, top)
-    bottom = torch.where(solid[:, None], top, bottom)
-    ramp = torch.linspace(0.0, 1.0, size).reshape(1, 1, size, 1)  # 0 at the top row
-    return top[:, :, None, None] * (1 - ramp) + bottom[:, :, None, None] * ramp  # [n, 3, S, 1]
-
-
-def composite(premultiplied: torch.Tensor, alpha: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """Over-operator: rgb = c + (1 − a)·bg, broadcast to [B, 3, S, S], clamped to [0, 1]."""
-    return (premultiplied + (1.0 - alpha) * background).clamp(0.0, 1.0)
+    """[n, 3, S, 1] solid or gradient backgrounds (dreamer.shapes.views.random_backgrounds)."""
+    return shape_views.random_backgrounds(n, size, config.view_config(), generator, object_rgb)
 
 
 class TrainingData:

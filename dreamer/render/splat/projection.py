@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from kornia.geometry.conversions import quaternion_to_rotation_matrix
 
 from dreamer.cameras import Camera
 from dreamer.render.splat.composite import ALPHA_THRESHOLD
@@ -53,14 +54,11 @@ class Projection:
 
 
 def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [..., 3, 3] from quaternions [..., 4] (w, x, y, z), normalised here."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]
-    return torch.stack(rows, dim=-1).reshape(*quats.shape[:-1], 3, 3)
+    """Rotation matrices [..., 3, 3] from quaternions [..., 4] (w, x, y, z), normalised here.
+
+    kornia's convention is gsplat's: real part first, normalised internally (the zero quaternion
+    gives the identity)."""
+    return quaternion_to_rotation_matrix(quats)
 
 
 def quat_scale_to_covariance(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
