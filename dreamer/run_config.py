@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +71,8 @@ class RefineConfig:
     resolution: int = 0  # training render side in the second stage (0 = the run's `resolution`)
     start_resolution: int = 64  # marching-cubes side of the first stage's surface that the mesh starts from
     lr_scale: float = 1.0  # the second stage's optim.lr_scale
-    regularizers: dict[str, float] = field(default_factory=dict)  # the second stage's regularizer weights
+    regularizers: dict[str, float] = field(default_factory=dict)  # the second stage's regularizer weights (checked
+                                                                  # against refine.representation's, like `regularizers`)
 
 
 @dataclass
@@ -85,7 +88,8 @@ class RunConfig:
     guidance: Component = field(default_factory=lambda: Component("sds", None))
     representation: Component = field(default_factory=lambda: Component("nerf", None))
     prior: Component = field(default_factory=lambda: Component("reference", None))
-    regularizers: dict[str, float] = field(default_factory=dict)  # weight per representation regulariser name
+    regularizers: Any = None  # the representation's regularizer weights: its `regularizer_weights` dataclass
+                              # (e.g. nerf: opacity, sparsity; mesh: sdf_sign, laplacian); a YAML mapping name -> weight
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -107,9 +111,9 @@ class RunConfig:
             raise UserError("refine.steps and refine.resolution must be 0 or positive, refine.start_resolution >= 8")
         if self.refine.steps:
             refine_stage_config(self, Path("coarse.ply"))  # a bad refine section fails before any work
-        for name, weight in self.regularizers.items():
-            if not isinstance(weight, (int, float)):
-                raise UserError(f"regularizers.{name} must be a number, got {weight!r}")
+        # typed (again) for the representation in force: a mapping set by hand, or another
+        # representation's weights, are checked name by name here
+        self.regularizers = regularizers_for(self.representation.name, self.regularizers)
         return self
 
     def to_dict(self) -> dict:
@@ -121,6 +125,34 @@ class RunConfig:
 
 
 _COMPONENT_KEYS = tuple(registry.TABLES)
+
+
+def known_regularizers(representation: str) -> list[str]:
+    """The regularizer names of a representation (the fields of its `regularizer_weights`)."""
+    cls = registry.component_class("representation", representation).regularizer_weights
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def regularizers_for(representation: str, weights: Any, prefix: str = "regularizers") -> Any:
+    """The typed regularizer weights of `representation` from a mapping name -> weight (None: all off).
+
+    A name the representation does not have is a UserError with the closest one it does have.
+    """
+    cls = registry.component_class("representation", representation).regularizer_weights
+    if weights is None:
+        weights = {}
+    if dataclasses.is_dataclass(weights):
+        weights = to_dict(weights)
+    if not isinstance(weights, dict):
+        raise UserError(f"config section '{prefix}' must map regularizer names to weights, got {weights!r}")
+    known = known_regularizers(representation)
+    for key in weights:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            listing = f"{representation} knows: {', '.join(known)}" if known else f"{representation} has none"
+            raise UserError(f"{prefix}: unknown '{key}' for {representation}{hint} ({listing})")
+    return merge(cls(), weights, prefix=prefix)
 
 
 def refine_stage_config(config: RunConfig, start_mesh: Path) -> RunConfig:
@@ -160,9 +192,15 @@ def build_run_config(data: dict) -> RunConfig:
             raise UserError(f"config key '{key}.name' must be a string, got {name!r}")
         config = merge(registry.default_config(key, name), raw, prefix=key)
         sections[key] = Component(name, config)
+    weights = data.pop("regularizers", None)
     config = merge(RunConfig(), data)
     for key, section in sections.items():
         setattr(config, key, section)
+    config.regularizers = regularizers_for(config.representation.name, weights)
+    if config.refine.regularizers:  # checked now, even when refine.steps = 0
+        refine_name = config.refine.representation.get("name", "mesh")
+        if isinstance(refine_name, str):
+            regularizers_for(refine_name, config.refine.regularizers, prefix="refine.regularizers")
     return config
 
 
@@ -170,15 +208,40 @@ def load_run_config(preset: str | None = "default", overrides: dict | None = Non
                     dotted: list[str] | None = None) -> RunConfig:
     """Preset (name or path) ← overrides mapping ← 'a.b=value' strings, in that order.
 
-    Changing a component's name (e.g. guidance=vsd) drops the preset's options for the old one.
+    Changing a component's name (e.g. guidance=vsd) drops the preset's options for the old one;
+    changing the representation keeps only the preset's regularizer weights the new one has
+    (representation=gaussians keeps a NeRF preset's sparsity; representation=mesh drops it).
     """
     data: dict = load_yaml(resolve_preset(preset)) if preset else {}
+    preset_weights = data.pop("regularizers", None)
+    preset_representation = _section_name(data, "representation")
     for key, value in (overrides or {}).items():
         _apply(data, key.split("."), value)
     for text in dotted or []:
         path, value = parse_override(text)
         _apply(data, path, value)
+    representation = _section_name(data, "representation")
+    if isinstance(preset_weights, dict) and isinstance(representation, str) and representation != preset_representation:
+        known = known_regularizers(representation)  # the preset's weights for another representation
+        preset_weights = {k: v for k, v in preset_weights.items() if k in known}
+    given = data.pop("regularizers", None)
+    if isinstance(preset_weights, dict) and isinstance(given, (dict, type(None))):
+        given = {**preset_weights, **(given or {})}  # the overrides win, name by name
+    elif given is None:
+        given = preset_weights  # None, or not a mapping (build_run_config says so)
+    if given is not None:
+        data["regularizers"] = given
     return build_run_config(data)
+
+
+def _section_name(data: dict, key: str) -> Any:
+    """The component name a (partly merged) config mapping chooses for section `key`."""
+    section = data.get(key)
+    if isinstance(section, str):
+        return section
+    if isinstance(section, dict) and "name" in section:
+        return section["name"]
+    return getattr(RunConfig(), key).name
 
 
 def _apply(data: dict, path: list[str], value: Any) -> None:

@@ -1,9 +1,10 @@
 """The colour-query contract of exports: a function from surface points to albedo.
 
-A representation that has colour exposes `colour_at(points [N, 3] tensor) -> [N, 3] in [0, 1]`
-(NeRF: its albedo field). The exporter works from (mesh, colour function), so it re-queries
-colour after decimation and at every texel of a baked texture. Meshes without a colour function
-get one made from their own vertex colours.
+A representation with colour (a `dreamer.representations.base.ColourField`) has
+`colour_at(points [N, 3] tensor) -> [N, 3] in [0, 1]` (NeRF: its albedo field); the caller hands
+that method to `torch_colour_fn` (exports never import representations). The exporter works from
+(mesh, colour function), so it re-queries colour after decimation and at every texel of a baked
+texture. Meshes without a colour function get one made from their own vertex colours.
 """
 
 from __future__ import annotations
@@ -16,15 +17,9 @@ import trimesh
 ColourFn = Callable[[np.ndarray], np.ndarray]  # points [N, 3] float -> rgb [N, 3] float in [0, 1]
 
 
-def representation_colour_fn(representation) -> ColourFn | None:
-    """A numpy colour function over `representation.colour_at`, or None if it has no colour."""
-    colour_at = getattr(representation, "colour_at", None)
-    if colour_at is None:
-        return None
+def torch_colour_fn(colour_at: Callable, device) -> ColourFn:
+    """A numpy colour function over a torch one (`colour_at(points [N, 3]) -> rgb [N, 3]` on `device`)."""
     import torch
-
-    tensors = [*representation.parameters(), *representation.buffers()]
-    device = tensors[0].device if tensors else torch.device("cpu")
 
     def fn(points: np.ndarray) -> np.ndarray:
         with torch.no_grad():

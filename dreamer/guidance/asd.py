@@ -20,13 +20,13 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.guidance import functional as F
-from dreamer.guidance.base import Guidance, GuidanceOutput
+from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
 from dreamer.guidance.schedules import AnnealedTimesteps, Schedule
 from dreamer.priors.base import Prior, PromptEmbedding
 
 
 @dataclass
-class ASDConfig:
+class ASDConfig(GuidanceConfig):
     """Settings of ASD (defaults: ScaleDreamer)."""
 
     guidance_scale: float = 7.5  # CFG scale s of the first term, in `cfg_convention`

@@ -1,4 +1,8 @@
-"""The contract every guidance rule (SDS, VSD, ESD, ISM, TSM, ASD) fulfils."""
+"""The contract every guidance rule (SDS, VSD, ESD, ISM, TSM, ASD) fulfils.
+
+Every rule's config derives from `GuidanceConfig`, which declares what the trainer reads of any
+rule (no hasattr/getattr probes): `view_dependent_prompt`, `trainable_lr` and `particle_count`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,24 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.guidance import functional as F
 from dreamer.priors.base import PromptEmbedding, Prior
+
+
+@dataclass
+class GuidanceConfig:
+    """What every rule's config offers the trainer; rules override the two properties when they
+    train something of their own (VSD/ESD's LoRA) or optimise several particles."""
+
+    view_dependent_prompt: bool = False  # encode "…, front/side/back/overhead view" prompt variants (when the prior has them)
+
+    @property
+    def trainable_lr(self) -> float | None:
+        """Learning rate of the parameters the rule trains itself (`Guidance.trainable_parameters`); None: none."""
+        return None
+
+    @property
+    def particle_count(self) -> int:
+        """How many 3D particles the rule optimises side by side (1: one asset)."""
+        return 1
 
 
 @dataclass

@@ -21,14 +21,14 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.guidance import functional as F
-from dreamer.guidance.base import Guidance, GuidanceOutput
+from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
 from dreamer.guidance.inversion import Inversion, invert
 from dreamer.guidance.schedules import AnnealedTimesteps, Schedule
 from dreamer.priors.base import Prior, PromptEmbedding
 
 
 @dataclass
-class ISMConfig:
+class ISMConfig(GuidanceConfig):
     """Settings of ISM (defaults: LucidDreamer)."""
 
     guidance_scale: float = 7.5  # CFG scale of the teacher, in `cfg_convention`

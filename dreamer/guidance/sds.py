@@ -8,13 +8,13 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.guidance import functional as F
-from dreamer.guidance.base import Guidance, GuidanceOutput
+from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
 from dreamer.guidance.schedules import AnnealedTimesteps, Schedule, TimestepSchedule
 from dreamer.priors.base import Prior, PromptEmbedding
 
 
 @dataclass
-class SDSConfig:
+class SDSConfig(GuidanceConfig):
     """Settings of SDS (defaults: DreamFusion)."""
 
     guidance_scale: float = 100.0  # CFG scale s, in `cfg_convention`

@@ -22,14 +22,14 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.guidance import functional as F
-from dreamer.guidance.base import Guidance, GuidanceOutput
+from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
 from dreamer.guidance.particle import make_particle
 from dreamer.guidance.schedules import AnnealedTimesteps, Schedule
 from dreamer.priors.base import Prior, PromptEmbedding
 
 
 @dataclass
-class VSDConfig:
+class VSDConfig(GuidanceConfig):
     """Settings of VSD (defaults: ProlificDreamer)."""
 
     guidance_scale: float = 7.5  # CFG scale of the pretrained term, in `cfg_convention`
@@ -46,6 +46,14 @@ class VSDConfig:
     particles: int = 1  # n 3D particles sharing the LoRA (dreamer.representations.particles); 1 = one asset
     grad_clip: float | None = None
     view_dependent_prompt: bool = True
+
+    @property
+    def trainable_lr(self) -> float:
+        return self.lora_lr  # the particle model (LoRA + camera embedding)
+
+    @property
+    def particle_count(self) -> int:
+        return self.particles
 
     def __post_init__(self) -> None:
         rule = type(self).__name__.removesuffix("Config").lower()

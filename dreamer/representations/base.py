@@ -1,13 +1,28 @@
-"""The contract every representation (NeRF, Gaussians, mesh) fulfils."""
+"""The contract every representation (NeRF, Gaussians, mesh) fulfils.
+
+Besides the methods of `Representation`, a representation declares what else it offers, so that
+the trainer and the exporters never probe with hasattr/getattr:
+
+- `regularizer_weights` (class attribute): the dataclass of its regularizer weights, one float
+  field per name that `regularization` returns. The run config's `regularizers` section is
+  checked against it (an unknown name is an error, with a suggestion).
+- `ColourField` (protocol): `colour_at(points)`, albedo at 3D points; exports bake it into textures.
+- `SplatSource` (protocol): `splat_arrays()`, raw Gaussian parameters; exports write `splats.ply`.
+- `restore_config(config)` (class method): the config to rebuild it with before loading a
+  checkpoint (lets a representation skip a costly initialisation that the checkpoint replaces).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
 from dreamer.cameras import Camera
+
+if TYPE_CHECKING:
+    from dreamer.render.splat.ply import SplatArrays
 
 
 @dataclass
@@ -16,6 +31,20 @@ class RenderOutput:
     alpha: torch.Tensor  # [B, H, W, 1] accumulated opacity in [0, 1]
     depth: torch.Tensor  # [B, H, W, 1] expected depth along the ray (0 where empty)
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. "weights", "regularizers"
+
+
+@dataclass
+class NoRegularizers:
+    """A representation without regularizers: the `regularizers` section must stay empty."""
+
+
+@dataclass
+class AlphaRegularizers:
+    """Weights (0 = off) of the regularizers of a rendered alpha, shared by the NeRF and the Gaussians
+    (same names, same math) so that presets can carry one set of weights across both."""
+
+    opacity: float = 0.0  # mean binary entropy of alpha: pushes pixels to fully empty or fully opaque
+    sparsity: float = 0.0  # mean sqrt(alpha² + 0.01) (DreamFusion): penalises total opacity, keeps empty space empty
 
 
 class Representation(torch.nn.Module):
@@ -27,6 +56,9 @@ class Representation(torch.nn.Module):
     representation's own background model.
     """
 
+    # The dataclass of this representation's regularizer weights (see the module docstring).
+    regularizer_weights: ClassVar[type] = NoRegularizers
+
     def render(self, camera: Camera, background: torch.Tensor | None = None) -> RenderOutput:
         raise NotImplementedError
 
@@ -35,7 +67,8 @@ class Representation(torch.nn.Module):
         raise NotImplementedError
 
     def regularization(self, out: RenderOutput) -> dict[str, torch.Tensor]:
-        """Named scalar regularisers computed from a render (weighted by the trainer)."""
+        """Scalar regularisers computed from a render, named by the fields of `regularizer_weights`
+        (the trainer weights them)."""
         return {}
 
     def before_step(self, step: int) -> None:
@@ -46,3 +79,27 @@ class Representation(torch.nn.Module):
 
     def to_mesh(self, resolution: int = 128):  # -> trimesh.Trimesh with vertex colours
         raise NotImplementedError
+
+    @classmethod
+    def restore_config(cls, config: Any) -> Any:
+        """The config to build this representation with when a checkpoint will overwrite every
+        parameter (default: `config` unchanged)."""
+        return config
+
+
+@runtime_checkable
+class ColourField(Protocol):
+    """A representation with a colour field (NeRF, mesh, Gaussians)."""
+
+    def colour_at(self, points: torch.Tensor) -> torch.Tensor:
+        """Albedo [N, 3] in [0, 1] at world points [N, 3]."""
+        ...
+
+
+@runtime_checkable
+class SplatSource(Protocol):
+    """A representation made of Gaussian splats (exports also write them as `splats.ply`)."""
+
+    def splat_arrays(self) -> "SplatArrays":
+        """The raw (pre-activation) parameters, as numpy arrays."""
+        ...

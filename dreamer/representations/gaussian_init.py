@@ -106,7 +106,7 @@ def _point_cloud(path: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _from_splats(path: str, k: int) -> InitialGaussians:
-    from dreamer.export.splats_ply import read_splats_ply
+    from dreamer.render.splat.ply import read_splats_ply
 
     s = read_splats_ply(path)
     sh = torch.zeros(len(s), k, 3)

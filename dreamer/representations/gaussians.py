@@ -26,7 +26,7 @@ from dreamer.errors import UserError
 from dreamer.render import volume
 from dreamer.render.splat.sh import SH_C0, sh_to_colour
 from dreamer.representations.background import Background
-from dreamer.representations.base import RenderOutput, Representation
+from dreamer.representations.base import AlphaRegularizers, ColourField, RenderOutput, Representation, SplatSource
 
 INITS = ("ball", "shape", "points")
 SPLAT_BACKGROUNDS = ("white", "black", "random")
@@ -97,8 +97,10 @@ class _GroupOptimizer:
         self.state = optimizer.state
 
 
-class Gaussians(Representation):
+class Gaussians(Representation, ColourField, SplatSource):
     """N anisotropic Gaussians with SH colour; `render` composites them front to back."""
+
+    regularizer_weights = AlphaRegularizers  # the NeRF's: opacity, sparsity
 
     def __init__(self, config: GaussiansConfig | None = None):
         super().__init__()
@@ -206,7 +208,7 @@ class Gaussians(Representation):
         return groups
 
     def regularization(self, out: RenderOutput) -> dict[str, torch.Tensor]:
-        """The NeRF's alpha regularisers (same names, same math), so presets can share weights."""
+        """The NeRF's alpha regularisers (`AlphaRegularizers`: same names, same math), so presets can share weights."""
         return {"opacity": volume.opacity_entropy(out.alpha), "sparsity": volume.opacity_sparsity(out.alpha)}
 
     def means_lr_factor(self, step: int) -> float:
@@ -288,7 +290,7 @@ class Gaussians(Representation):
 
     def splat_arrays(self):
         """The raw parameters for `splats.ply`."""
-        from dreamer.export.splats_ply import SplatArrays
+        from dreamer.render.splat.ply import SplatArrays
 
         p = {k: v.detach().float().cpu().numpy() for k, v in self.params.items()}
         import numpy as np

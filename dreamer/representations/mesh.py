@@ -15,7 +15,7 @@ SDF and its vertex colours are distilled into the colour field. The last is the 
 Magic3D / DreamGaussian pipelines (`refine` in the run config writes the first stage's surface to
 `<run>/refine/coarse.ply` and starts from it).
 
-Regularisers (weights in the run config's `regularizers`): "sdf_sign" — binary cross-entropy
+Regularisers (`MeshRegularizers`, weights in the run config's `regularizers`): "sdf_sign" — binary cross-entropy
 between each cut edge's sigmoid(SDF) and the other end's sign (DMTet, Magic3D: discourages sign
 flips, i.e. floaters and thin sheets); "laplacian" — mean squared distance of each surface
 vertex to the mean of its neighbours (smooth surfaces).
@@ -23,7 +23,7 @@ vertex to the mean of its neighbours (smooth surfaces).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -35,7 +35,7 @@ from dreamer.errors import UserError
 from dreamer.render.mesh import antialias, interpolate, rasterize
 from dreamer.render.rays import camera_rays
 from dreamer.representations.background import BACKGROUNDS, Background
-from dreamer.representations.base import RenderOutput, Representation
+from dreamer.representations.base import ColourField, RenderOutput, Representation
 from dreamer.representations.grid_encoding import make_encoding
 from dreamer.representations.tetra import sdf_init
 from dreamer.representations.tetra.grid import tet_grid
@@ -87,8 +87,26 @@ class MeshConfig:
             raise UserError("mesh.bound and mesh.init_radius must be positive and mesh.ambient in [0, 1]")
 
 
-class MeshRepresentation(Representation):
+@dataclass
+class MeshRegularizers:
+    """Weights (0 = off) of the mesh's regularizers."""
+
+    sdf_sign: float = 0.0  # BCE between a cut edge's sigmoid(SDF) and the other end's sign (fewer floaters, sheets)
+    laplacian: float = 0.0  # mean squared distance of a surface vertex to its neighbours' mean (smoothness)
+
+
+class MeshRepresentation(Representation, ColourField):
     """A DMTet surface with a colour field, rendered by rasterization."""
+
+    regularizer_weights = MeshRegularizers
+
+    @classmethod
+    def restore_config(cls, config: MeshConfig) -> MeshConfig:
+        """A checkpoint holds every parameter: skip rebuilding the start from a mesh file (seconds of
+        SDF and colour fitting, and the file may be gone)."""
+        if config.init == "mesh":
+            return replace(config, init="sphere")
+        return config
 
     def __init__(self, config: MeshConfig | None = None):
         super().__init__()

@@ -31,10 +31,10 @@ from dreamer.errors import UserError
 from dreamer.render import volume
 from dreamer.render.rays import camera_rays
 from dreamer.representations.background import BACKGROUNDS, Background
-from dreamer.representations.base import RenderOutput, Representation
+from dreamer.representations.base import AlphaRegularizers, ColourField, RenderOutput, Representation
 from dreamer.representations.grid_encoding import make_encoding
 
-__all__ = ["NeRF", "NeRFConfig"]
+__all__ = ["NeRF", "NeRFConfig", "NeRFRegularizers"]
 
 GRIDS = ("triplane", "dense", "hash")
 DENSITY_ACTIVATIONS = ("softplus", "trunc_exp", "relu")
@@ -91,6 +91,9 @@ class NeRFConfig:
             raise UserError("nerf.bound and nerf.blob_radius must be positive")
 
 
+NeRFRegularizers = AlphaRegularizers  # the NeRF's regularizer weights: opacity, sparsity
+
+
 def _nerfacc_available() -> tuple[bool, str]:
     """Import nerfacc and load its CUDA ops (nerfacc JIT-compiles them on first use, which takes
     minutes once and needs nvcc); (False, reason) if either fails."""
@@ -117,8 +120,10 @@ class _TruncExp(torch.autograd.Function):
         return grad * torch.exp(x.clamp(max=15))
 
 
-class NeRF(Representation):
+class NeRF(Representation, ColourField):
     """Density + albedo field on a feature grid, volume-rendered from `Camera`s."""
+
+    regularizer_weights = NeRFRegularizers
 
     def __init__(self, config: NeRFConfig | None = None):
         super().__init__()
@@ -369,8 +374,8 @@ class NeRF(Representation):
         return groups
 
     def regularization(self, out: RenderOutput) -> dict[str, torch.Tensor]:
-        """"opacity": mean binary entropy of alpha (pushes pixels to fully empty or opaque);
-        "sparsity": mean sqrt(alpha² + 0.01) (DreamFusion; penalises total opacity)."""
+        """`NeRFRegularizers`: "opacity", the mean binary entropy of alpha (pushes pixels to fully
+        empty or opaque); "sparsity", mean sqrt(alpha² + 0.01) (DreamFusion; penalises total opacity)."""
         return {"opacity": volume.opacity_entropy(out.alpha),
                 "sparsity": volume.opacity_sparsity(out.alpha)}
 

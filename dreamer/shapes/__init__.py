@@ -2,13 +2,14 @@
 
 Owns: primitive and composite SDF objects, named colours, the prompt parser, ground-truth renders
 (sphere tracing) and ground-truth meshes. Does not own: cameras (dreamer.cameras), training.
+The bottom layer: imports nothing from dreamer but `cameras` and `errors`.
 
 Public API (implemented in the submodules):
     OBJECTS: dict[str, ShapeObject]          # name -> object ("cube", "chair", ...)
     COLOURS: dict[str, tuple[float, float, float]]  # name -> RGB in [0, 1]
     ObjectSpec(shape: str, colour: str)      # frozen dataclass; .prompt -> "a red chair"
     parse_prompt(prompt) -> ObjectSpec       # raises dreamer.errors.UserError when out of vocabulary
-    render_spec(spec, camera, background=(1,1,1), supersample=1) -> RenderOutput
+    render_spec(spec, camera, background=(1,1,1), supersample=1) -> ShapeRender
     spec_mesh(spec, resolution=128) -> trimesh.Trimesh (vertex colours)
     sdf_and_colour(spec, points [N,3]) -> (sdf [N], rgb [N,3])
 
@@ -22,7 +23,7 @@ from dreamer.shapes.composition import Part, ShapeObject
 from dreamer.shapes.mesh import spec_mesh
 from dreamer.shapes.objects import OBJECTS
 from dreamer.shapes.prompt import parse_prompt
-from dreamer.shapes.raytrace import render_spec
+from dreamer.shapes.raytrace import ShapeRender, render_spec
 from dreamer.shapes.spec import ObjectSpec, sdf_and_colour
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "ObjectSpec",
     "Part",
     "ShapeObject",
+    "ShapeRender",
     "parse_prompt",
     "render_spec",
     "sdf_and_colour",

@@ -10,13 +10,12 @@ every camera.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 
-from dreamer.cameras import Camera
-from dreamer.render.rays import camera_rays
-from dreamer.representations.base import RenderOutput
+from dreamer.cameras import Camera, camera_rays
 from dreamer.shapes.spec import ObjectSpec, sdf_and_colour
 
 LIGHT_DIRECTION = (0.5, 1.0, 0.8)  # towards the light (normalised in use): +X right, +Y up, +Z front
@@ -26,6 +25,18 @@ TRACE_RADIUS = 0.8  # every library object lies inside this sphere (tested), so 
 MAX_STEPS = 64
 HIT_PIXELS = 0.1  # a ray hits when the SDF is below this fraction of the pixel footprint
 NORMAL_STEP = 1e-3  # finite-difference step for normals
+
+
+
+@dataclass
+class ShapeRender:
+    """A ground-truth render. The fields mirror a representation's `RenderOutput` so that metrics
+    compare the two directly; shapes sits below the representations layer, hence its own type."""
+
+    rgb: torch.Tensor  # [B, H, W, 3] in [0, 1], composited over the background
+    alpha: torch.Tensor  # [B, H, W, 1] hit fraction
+    depth: torch.Tensor  # [B, H, W, 1] ray distance to the surface, 0 where empty
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # "normal", "albedo" [B, H, W, 3]
 
 
 def sphere_trace(
@@ -125,7 +136,7 @@ def render_spec(
     camera: Camera,
     background: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0),
     supersample: int = 1,
-) -> RenderOutput:
+) -> ShapeRender:
     """Ground-truth render of `spec` from each camera of the batch.
 
     rgb [B,H,W,3] in [0, 1] composited over `background` (RGB or anything broadcastable to
@@ -143,4 +154,4 @@ def render_spec(
     rgb = shaded + (1 - hit) * _background(background, shaded.shape, shaded)
     if s > 1:
         hit, rgb, depth, normal, albedo = (_pool(x, s) for x in (hit, rgb, depth, normal, albedo))
-    return RenderOutput(rgb=rgb.clamp(0, 1), alpha=hit, depth=depth, extras={"normal": normal, "albedo": albedo})
+    return ShapeRender(rgb=rgb.clamp(0, 1), alpha=hit, depth=depth, extras={"normal": normal, "albedo": albedo})

@@ -13,7 +13,7 @@ def build_representation(config: RunConfig, device: torch.device):
     """The run's representation; a ParticleSet of n of them when the guidance asks for n particles (VSD/ESD)."""
     cls = registry.component_class("representation", config.representation.name)
     torch.manual_seed(config.seed)  # parameter initialisation
-    count = getattr(config.guidance.config, "particles", 1)
+    count = config.guidance.config.particle_count
     if count == 1:
         return cls(config.representation.config).to(device)
     from dreamer.representations.particles import ParticleSet

@@ -24,7 +24,7 @@ def load_run(run_dir: Path | str, device: str | None = None, stage: str = "final
 
     `stage="final"` takes the refine stage (`<run>/refine`) when it has a checkpoint, else the
     first stage; `stage="first"` always takes the first."""
-    import dataclasses
+    from dreamer import registry
 
     run = RunFolder(run_dir)
     if not run.root.is_dir():
@@ -39,9 +39,9 @@ def load_run(run_dir: Path | str, device: str | None = None, stage: str = "final
     config = build_run_config(load_yaml(run.config_path))
     if device is not None:
         config.device = device
-    if getattr(config.representation.config, "init", None) == "mesh":  # the checkpoint holds every
-        # parameter: skip rebuilding the start from the mesh file (seconds of SDF and colour fitting)
-        config.representation.config = dataclasses.replace(config.representation.config, init="sphere")
+    # the checkpoint holds every parameter: the representation may skip a costly initialisation
+    cls = registry.component_class("representation", config.representation.name)
+    config.representation.config = cls.restore_config(config.representation.config)
     dev = resolve_device(config.device)
     representation = build_representation(config, dev)
     state = run.load_checkpoint(map_location=dev)
@@ -69,7 +69,7 @@ def export_outputs(config: RunConfig, representation, run: RunFolder, formats: l
     """Write model.glb (+ obj/mtl/png, ply), splats.ply for Gaussians, and the turntable; returns name -> path.
 
     The mesh is the representation's `to_mesh` (automatic iso-level); colours come from its
-    `colour_at` when it has one (baked into a texture unless `export.texture` is off), else from
+    `colour_at` when it is a `ColourField` (baked into a texture unless `export.texture` is off), else from
     the mesh's vertex colours. `config.export` gives the caps (faces, texture size). With several
     VSD particles the first is written to the run folder and particle k to `particle_k/` (its
     paths are returned as "particle_k/glb" and so on)."""
@@ -85,16 +85,18 @@ def export_outputs(config: RunConfig, representation, run: RunFolder, formats: l
 
 def _export_one(config: RunConfig, representation, folder: Path, formats: list[str] | None,
                 video: bool | None) -> dict[str, Path]:
-    from dreamer.export.colour import representation_colour_fn
+    from dreamer.export.colour import torch_colour_fn
     from dreamer.export.pipeline import export_mesh
     from dreamer.export.video import write_video
+    from dreamer.representations.base import ColourField, SplatSource
 
     folder.mkdir(parents=True, exist_ok=True)
     options = config.export.mesh_options(formats)
     device = next(representation.parameters()).device
     mesh = representation.to_mesh(config.export.mesh_resolution)
-    paths = dict(export_mesh(mesh, representation_colour_fn(representation), folder, options).paths)
-    if hasattr(representation, "splat_arrays"):  # Gaussians: also the splats themselves, for splat viewers
+    colour = torch_colour_fn(representation.colour_at, device) if isinstance(representation, ColourField) else None
+    paths = dict(export_mesh(mesh, colour, folder, options).paths)
+    if isinstance(representation, SplatSource):  # Gaussians: also the splats themselves, for splat viewers
         from dreamer.export.splats_ply import write_splats_ply
 
         paths["splats"] = write_splats_ply(representation.splat_arrays(), folder / "splats.ply")

@@ -7,6 +7,7 @@ go into the checkpoint so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +51,10 @@ class Trainer:
         self.representation = build_representation(config, self.device)
         self.prior = build_prior(config, self.device)
         self.embedding = self.prior.encode_prompt(
-            config.prompt, config.negative_prompt,
-            view_dependent=getattr(config.guidance.config, "view_dependent_prompt", False),
+            config.prompt, config.negative_prompt, view_dependent=config.guidance.config.view_dependent_prompt,
         )
+        # name -> weight, for the names the representation's `regularization` returns
+        self.regularizer_weights = dataclasses.asdict(self.config.regularizers)
         self.guidance = build_guidance(config, self.prior, self.guidance_generator)
         self.optimizer = self._make_optimizer()
         self.step = 0
@@ -64,8 +66,11 @@ class Trainer:
         groups = self.representation.parameter_groups(o.lr_scale)
         extra = self.guidance.trainable_parameters()
         if extra:
-            groups.append({"params": extra, "lr": getattr(self.config.guidance.config, "lora_lr", 1e-4),
-                           "name": "guidance"})
+            lr = self.config.guidance.config.trainable_lr
+            if lr is None:
+                raise TypeError(f"guidance '{self.config.guidance.name}' trains parameters but its config "
+                                "declares no trainable_lr")
+            groups.append({"params": extra, "lr": lr, "name": "guidance"})
         return torch.optim.Adam(groups, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -117,7 +122,7 @@ class Trainer:
         record = {"guidance_loss": float(guided.loss.detach()), "grad_norm": float(guided.grad_norm),
                   "t": float(guided.t.float().mean())}
         for name, value in self.representation.regularization(out).items():
-            weight = c.regularizers.get(name, 0.0)
+            weight = self.regularizer_weights[name]
             if weight:
                 loss = loss + weight * value
                 record[f"reg_{name}"] = float(value.detach())

@@ -3,7 +3,8 @@
 Owns: projecting 3D Gaussians into cameras (projection.py), binning them into screen tiles
 (binning.py), compositing the tiles front to back with a segmented transmittance scan and early
 stop (composite.py), the public entry point (raster.py), a dense all-pairs reference (dense.py)
-that the tests and the benchmark compare against, and spherical-harmonics colours (sh.py).
+that the tests and the benchmark compare against, spherical-harmonics colours (sh.py) and the
+`splats.ply` file layout shared by the representation and the exporters (ply.py).
 Does not own: Gaussian parameters, their activations or densification (representations).
 
 Numbers follow gsplat's conventions (OpenCV camera frame, pixel centres at +0.5, eps2d low-pass,
