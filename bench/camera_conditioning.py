@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import markdown_table, write_section  # noqa: E402
 
+from dreamer.priors import schedule  # noqa: E402
+
 PROMPTS = ["a green cube", "a pink pyramid", "a red chair", "a blue house", "a yellow mug", "a brown table"]
 AZIMUTH_PAIRS = [(0.0, 45.0), (45.0, 0.0), (0.0, 90.0), (0.0, 180.0)]
 ALIKE = 0.03  # pairs whose true views differ by less than this RMS (pixels in [−1, 1]) look alike: skipped
@@ -39,8 +41,8 @@ def x0_estimate(prior, x_t, t, embedding, camera, scale):
     eps_c = prior.predict_noise(x_t, t, cond, camera)
     eps_u = prior.predict_noise(x_t, t, uncond, camera)
     eps = eps_u + scale * (eps_c - eps_u)
-    abar = prior.alphas_cumprod[t].to(x_t).view(-1, 1, 1, 1)
-    return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    alpha, sigma = schedule.alphas_sigmas(prior.alphas_cumprod, t, x_t.ndim)
+    return schedule.x0_from_eps(x_t, eps, alpha, sigma)
 
 
 def measure(prior, prompt: str, t: int, az_a: float, az_b: float, draws: int, scale: float, size: int):
@@ -56,8 +58,7 @@ def measure(prior, prompt: str, t: int, az_a: float, az_b: float, draws: int, sc
     y_b = prior.encode_images(render_spec(spec, cam(az_b)[0:1], supersample=2).rgb.permute(0, 3, 1, 2))
     gen = torch.Generator().manual_seed(t)
     noise = torch.randn((draws, *y_a.shape[1:]), generator=gen)
-    abar = prior.alphas_cumprod[t]
-    x_t = abar.sqrt() * y_a + (1 - abar).sqrt() * noise
+    x_t = schedule.add_noise(y_a.expand_as(noise), noise, t, prior.alphas_cumprod)
     emb = prior.encode_prompt(prompt)
     tt = torch.full((draws,), t, dtype=torch.long)
     x0_a = x0_estimate(prior, x_t, tt, emb, cam(az_a), scale)

@@ -13,11 +13,11 @@ from dreamer.errors import UserError
 from dreamer.priors import reference as ref_mod
 from dreamer.priors import reference_cache
 from dreamer.priors.base import Prior
+from dreamer.priors.schedule import make_alphas_cumprod
 from dreamer.priors.reference import (
     ReferencePrior,
     ReferencePriorConfig,
     exact_denoise,
-    make_alphas_cumprod,
     reference_orbit,
 )
 

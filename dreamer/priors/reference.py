@@ -35,14 +35,13 @@ from dreamer.errors import UserError
 from dreamer.priors import reference_cache, schedule
 from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.base import Prior, PromptEmbedding
-from dreamer.priors.schedule import make_alphas_cumprod  # re-exported: tests import it from here
+from dreamer.priors.schedule import make_alphas_cumprod
 
 __all__ = [
     "ReferencePriorConfig",
     "ReferencePrior",
     "ReferenceSet",
     "exact_denoise",
-    "make_alphas_cumprod",
     "reference_orbit",
     "render_references",
 ]
