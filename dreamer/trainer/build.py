@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from dreamer import registry
-from dreamer.devices import resolve_device  # noqa: F401  (re-exported: trainer.py and outputs.py import it from here)
 from dreamer.run_config import RunConfig
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dreamer.devices import resolve_device
 from dreamer.errors import UserError
 from dreamer.io import atomic_write_text
 from dreamer.run_config import RunConfig, build_run_config
-from dreamer.trainer.build import build_representation, resolve_device
+from dreamer.trainer.build import build_representation
 from dreamer.trainer.run_folder import RunFolder
 
 

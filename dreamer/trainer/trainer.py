@@ -18,7 +18,8 @@ import torch
 from dreamer.cameras import sample_orbit, turntable
 from dreamer.errors import Interrupted, TrainingDiverged
 from dreamer.run_config import RunConfig, save_run_config
-from dreamer.trainer.build import build_guidance, build_prior, build_representation, resolve_device
+from dreamer.devices import resolve_device
+from dreamer.trainer.build import build_guidance, build_prior, build_representation
 from dreamer.trainer.events import ProgressEvent
 from dreamer.trainer.run_folder import RunFolder
 
