@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+import tiny_diffusers
+
 # Keep the reference-prior cache inside the test's temp folders, never in ~/.cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -33,3 +35,22 @@ TINY_RUN = [
 @pytest.fixture
 def tiny_run():
     return list(TINY_RUN)
+
+
+# ----------------------------------------------------------------------------- tiny diffusers parts
+# Shared by the diffusers-backed prior tests (test_prior_stable_diffusion, test_prior_sdxl, test_sd_run,
+# test_presets). The builders live in tests/tiny_diffusers.py; nothing is downloaded.
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    """A real CLIPTokenizer over single characters (tiny_diffusers.TEXT_LEN tokens per prompt)."""
+    pytest.importorskip("transformers")
+    return tiny_diffusers.make_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="module")
+def tiny_sd_folder(tokenizer, tmp_path_factory):
+    """A folder laid out like a diffusers Stable Diffusion checkpoint, with tiny random weights."""
+    pytest.importorskip("diffusers")
+    return tiny_diffusers.save_sd_folder(tokenizer, tmp_path_factory.mktemp("tiny-sd"))

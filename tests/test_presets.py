@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from dreamer.run_config import load_run_config
-from test_sd_run import tiny_sd_folder  # noqa: F401  (fixture)
-from test_prior_stable_diffusion import tokenizer  # noqa: F401  (fixture)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
@@ -41,7 +39,7 @@ def _small(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", SD_PRESETS)
-def test_real_prior_presets_run_two_steps_on_tiny_sd_parts(name, tiny_sd_folder, tmp_path):  # noqa: F811
+def test_real_prior_presets_run_two_steps_on_tiny_sd_parts(name, tiny_sd_folder, tmp_path):  # conftest.py
     import dreamer
 
     result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2,

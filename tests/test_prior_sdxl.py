@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_prior_stable_diffusion import TEXT_DIM, TEXT_LEN, tiny_clip, tiny_vae  # noqa: F401
-from test_prior_stable_diffusion import tokenizer  # noqa: F401  (pytest fixture)
+from tiny_diffusers import TEXT_DIM, TEXT_LEN, sd_scheduler, tiny_clip, tiny_vae
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
@@ -34,7 +33,7 @@ def tiny_xl_unet():
 
 
 @pytest.fixture(scope="module")
-def tiny_sdxl_folder(tokenizer, tmp_path_factory):  # noqa: F811
+def tiny_sdxl_folder(tokenizer, tmp_path_factory):  # `tokenizer`: conftest.py
     folder = tmp_path_factory.mktemp("tiny-sdxl")
     torch.manual_seed(0)
     tokenizer.save_pretrained(folder / "tokenizer")
@@ -43,8 +42,7 @@ def tiny_sdxl_folder(tokenizer, tmp_path_factory):  # noqa: F811
     tiny_clip_with_projection(tokenizer).save_pretrained(folder / "text_encoder_2")
     tiny_vae().save_pretrained(folder / "vae")
     tiny_xl_unet().save_pretrained(folder / "unet")
-    diffusers.DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
-        folder / "scheduler")
+    sd_scheduler().save_pretrained(folder / "scheduler")
     return folder
 
 

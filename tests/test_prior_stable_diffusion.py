@@ -6,9 +6,7 @@ networks are a few thousand parameters each. The offline tests forbid sockets ou
 
 from __future__ import annotations
 
-import json
 import socket
-import string
 import subprocess
 import sys
 import time
@@ -22,63 +20,12 @@ from dreamer.errors import UserError
 from dreamer.priors._diffusers_common import resolve_local_files_only
 from dreamer.priors.deepfloyd_if import DeepFloydIFConfig, DeepFloydIFPrior
 from dreamer.priors.stable_diffusion import StableDiffusionConfig, StableDiffusionPrior
+from tiny_diffusers import TEXT_DIM, TEXT_LEN, sd_prior, tiny_unet
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
-TEXT_LEN = 32  # tokens per prompt in the tiny tokenizer
-TEXT_DIM = 32  # text embedding width (= UNet cross-attention width)
-
-
-# ----------------------------------------------------------------------------- tiny components
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    """A real CLIPTokenizer over single characters (no merges): enough to tell prompts apart."""
-    folder = tmp_path_factory.mktemp("tokenizer")
-    chars = string.ascii_lowercase + string.digits + ",.-'"
-    vocab: dict[str, int] = {}
-    for c in chars:
-        vocab[c] = len(vocab)
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                                      model_max_length=TEXT_LEN)
-
-
-def tiny_clip(tokenizer):
-    cfg = transformers.CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=TEXT_DIM, intermediate_size=37, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=TEXT_LEN,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return transformers.CLIPTextModel(cfg)
-
-
-def tiny_vae():
-    return diffusers.AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=4, sample_size=16)
-
-
-def tiny_unet(in_channels=4, out_channels=4, sample_size=8):
-    return diffusers.UNet2DConditionModel(
-        sample_size=sample_size, in_channels=in_channels, out_channels=out_channels, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=TEXT_DIM,
-        attention_head_dim=4, norm_num_groups=8)
-
-
-def sd_prior(tokenizer, prediction_type="epsilon", **kw) -> StableDiffusionPrior:
-    torch.manual_seed(0)
-    scheduler = diffusers.DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                                        prediction_type=prediction_type)
-    return StableDiffusionPrior.from_components(tokenizer, tiny_clip(tokenizer), tiny_vae(), tiny_unet(), scheduler,
-                                                device="cpu", dtype="auto", **kw)
+# The shared fixtures (`tokenizer`) live in conftest.py; the builders in tiny_diffusers.py.
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ sampling, the training CLI with resume, and the missing-weights error. Tiny sett
 from __future__ import annotations
 
 import json
-import zlib
 
 import pytest
 import torch
@@ -24,11 +23,10 @@ from dreamer.priors.tiny.sample import SamplerConfig, sample_views
 from dreamer.priors.tiny.text import DEFAULT_MAX_LENGTH, TEXT_DIM
 from dreamer.priors.tiny.train import TinyTrainConfig, learning_rate, train
 from dreamer.priors.tiny.views import load_or_build_bank
-from dreamer.priors.tiny.weights import TinyModelInfo, load_weights, save_weights
+from dreamer.priors.tiny.weights import load_weights, save_weights
 from dreamer.shapes import COLOURS, OBJECTS, ObjectSpec, parse_prompt
+from tiny_prior_parts import TINY_UNET, HashEncoder, fresh_tiny_prior
 
-TINY_UNET = TinyUNetConfig(image_size=16, block_out_channels=(8, 16), cross_attention=(False, True),
-                           attention_head_dim=8, norm_num_groups=4)
 TINY_DATA = TinyDataConfig(image_size=16, supersample=1, views_per_combo=3, shapes=("cube", "chair"),
                            colours=("red", "blue", "purple"))
 TINY_OVERRIDES = [
@@ -37,25 +35,6 @@ TINY_OVERRIDES = [
     "data.views_per_combo=3", "data.shapes=[cube,chair]", "data.colours=[red,blue]", "batch_size=4",
     "checkpoint_every=2", "log_every=1", "warmup_steps=2",
 ]
-
-
-class HashEncoder:
-    """Deterministic stand-in for MiniLM: a fixed random [L, 384] per text (CRC of the text)."""
-
-    dim = TEXT_DIM
-
-    def __init__(self, max_length: int = DEFAULT_MAX_LENGTH) -> None:
-        self.max_length = max_length
-
-    def __call__(self, texts):
-        out = [torch.randn(self.max_length, self.dim, generator=torch.Generator().manual_seed(zlib.crc32(t.encode())))
-               for t in texts]
-        return torch.stack(out) if out else torch.zeros(0, self.max_length, self.dim)
-
-
-def _fresh_prior(seed: int = 0) -> TinyPrior:
-    torch.manual_seed(seed)
-    return TinyPrior(unet=build_unet(TINY_UNET), info=TinyModelInfo(unet=TINY_UNET), encoder=HashEncoder())
 
 
 def _embedding(batch: int = 2) -> PromptEmbedding:
@@ -168,7 +147,7 @@ def test_view_bank_is_cached_and_deterministic(tmp_path):
 
 
 def test_fresh_model_predicts_finite_noise_of_the_right_shape():
-    prior = _fresh_prior()
+    prior = fresh_tiny_prior()
     assert prior.camera_conditioned and prior.latent_shape == (3, 16, 16)
     x = prior.encode_images(torch.rand(2, 3, 32, 32))
     assert x.shape == (2, 3, 16, 16) and float(x.min()) >= -1 and float(x.max()) <= 1
@@ -218,7 +197,7 @@ def test_text_only_attention_reads_the_prompt_without_self_attention():
 
 
 def test_cfg_at_scale_one_equals_the_conditional_prediction():
-    prior = _fresh_prior()
+    prior = fresh_tiny_prior()
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     t = torch.tensor([50, 400, 800])
     cams = turntable(3, 16)
@@ -230,7 +209,7 @@ def test_cfg_at_scale_one_equals_the_conditional_prediction():
 
 
 def test_camera_none_is_the_camera_dropout_branch():
-    prior = _fresh_prior()
+    prior = fresh_tiny_prior()
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     t = torch.tensor([300, 300])
     emb = _embedding().conditional(None, 2)
@@ -249,7 +228,7 @@ def test_camera_none_is_the_camera_dropout_branch():
 
 
 def test_sampling_with_a_fixed_seed_is_reproducible():
-    prior = _fresh_prior()
+    prior = fresh_tiny_prior()
     cams = turntable(2, 16)
     three = SamplerConfig(steps=3, guidance=3.0)
     a = sample_views(prior, "a red cube", cams, three, seed=7)
@@ -268,7 +247,7 @@ def test_sampler_guidance_follows_the_noise_level():
     sampler = SamplerConfig(guidance=2.0, high_noise_guidance=5.0, high_noise_from=500)
     assert [sampler.guidance_at(t) for t in (999, 500, 499, 0)] == [5.0, 5.0, 2.0, 2.0]
     assert [SamplerConfig(guidance=3.0).guidance_at(t) for t in (999, 0)] == [3.0, 3.0]  # one scale by default
-    prior = _fresh_prior()
+    prior = fresh_tiny_prior()
     cams = turntable(2, 16)
     one_scale = sample_views(prior, "a red cube", cams, SamplerConfig(steps=4, guidance=2.0, high_noise_guidance=2.0))
     two_scales = sample_views(prior, "a red cube", cams, SamplerConfig(steps=4, guidance=2.0, high_noise_guidance=5.0))
@@ -281,7 +260,7 @@ def test_sampler_guidance_follows_the_noise_level():
 
 
 def test_weights_round_trip_in_fp16(tmp_path):
-    prior = _fresh_prior()
+    prior = fresh_tiny_prior()
     save_weights(tmp_path, prior.unet, prior.info)
     assert json.loads((tmp_path / "config.json").read_text())["schedule"]["prediction_type"] == "v_prediction"
     unet, info = load_weights(tmp_path)

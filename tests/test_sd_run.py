@@ -6,27 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_prior_stable_diffusion import sd_prior, tiny_clip, tiny_unet, tiny_vae  # noqa: F401 (fixture import below)
-from test_prior_stable_diffusion import tokenizer  # noqa: F401  (pytest fixture)
+from tiny_diffusers import sd_prior
 
 diffusers = pytest.importorskip("diffusers")
 
 
-@pytest.fixture(scope="module")
-def tiny_sd_folder(tokenizer, tmp_path_factory):  # noqa: F811
-    """A folder laid out like a diffusers Stable Diffusion checkpoint, with tiny random weights."""
-    folder = tmp_path_factory.mktemp("tiny-sd")
-    torch.manual_seed(0)
-    tokenizer.save_pretrained(folder / "tokenizer")
-    tiny_clip(tokenizer).save_pretrained(folder / "text_encoder")
-    tiny_vae().save_pretrained(folder / "vae")
-    tiny_unet().save_pretrained(folder / "unet")
-    diffusers.DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
-        folder / "scheduler")
-    return folder
+# `tokenizer` and `tiny_sd_folder` are shared fixtures (conftest.py).
 
 
-def test_sds_through_sd_reaches_only_the_render(tokenizer):  # noqa: F811
+def test_sds_through_sd_reaches_only_the_render(tokenizer):
     from dreamer.cameras import OrbitConfig, sample_orbit
     from dreamer.guidance.sds import SDS, SDSConfig
     from dreamer.representations.nerf import NeRF, NeRFConfig
