@@ -1,7 +1,9 @@
 """Asynchronous Score Distillation (ScaleDreamer).
 
 g = w(t)·(ε̂_s(x_t, t, y) − ε_φ(x_{t+Δ}, t+Δ, y)), with x_t and x_{t+Δ} built from the same z
-and the same ε, Δ = ⌊u·η·(t − t_min)⌋, u ~ U(0, 1), t + Δ clamped to [1, T − 1]. The second
+and the same ε, Δ = ⌊u·min(η·(t − t_min), T − 1 − t)⌋, u ~ U(0, 1). The cap T − 1 − t comes before
+the draw u, as in ScaleDreamer's code, so t + Δ is spread evenly below T − 1 instead of piling up
+there (clamping t + Δ after the draw would put every overshoot on t = T − 1). The second
 term is the plain text-conditional prediction at a *noisier* timestep (Δ is added, never
 subtracted): no CFG, no fine-tuning. It replaces SDS's ε, whose mismatch with the prior's own
 prediction is what makes SDS over-saturate. With η = 0 only w·(s − 1)·(ε_c − ε_u) is left: the
@@ -31,7 +33,7 @@ class ASDConfig(GuidanceConfig):
 
     guidance_scale: float = 7.5  # CFG scale s of the first term, in `cfg_convention`
     cfg_convention: str = "standard"  # "standard": ε_u + s(ε_c−ε_u); "plus_one": ε_c + s(ε_c−ε_u)
-    eta: float = 0.1  # Δ = ⌊u·η·(t − t_min)⌋: how much noisier the second term's timestep is
+    eta: float = 0.1  # Δ = ⌊u·min(η·(t − t_min), T − 1 − t)⌋: how much noisier the second term's timestep is
     weighting: str = "sds"  # w(t), as SDS's
     t_min_start: float = 0.5  # lower bound of t at the start, fraction of T
     t_max_start: float = 0.98  # upper bound of t at the start
@@ -66,10 +68,16 @@ class ASD(Guidance):
                                           Schedule.linear(c.t_max_start, c.t_max_end, c.anneal_by))
 
     def shifted_timesteps(self, t: torch.Tensor, step: int, u: torch.Tensor) -> torch.Tensor:
-        """t + ⌊u·η·(t − t_min)⌋ clamped to [1, T − 1] ([B] long)."""
+        """t + Δ with Δ = ⌊u·min(η·(t − t_min), T − 1 − t)⌋ ([B] long, within [1, T − 1]).
+
+        The largest shift is capped at T − 1 − t before it is scaled by u, so near T the shift
+        stays uniform over what is left of the schedule rather than being clamped onto T − 1.
+        """
+        last = self.prior.num_train_timesteps - 1
         t_min = self.schedule.bounds(step)[0]
-        delta = torch.floor(u.to(t.device) * self.config.eta * (t - t_min).clamp_min(0).double()).long()
-        return (t + delta).clamp(1, self.prior.num_train_timesteps - 1)
+        largest = (self.config.eta * (t - t_min).clamp_min(0).double()).minimum((last - t).clamp_min(0).double())
+        delta = torch.floor(u.to(t.device) * largest).long()
+        return (t + delta).clamp(1, last)  # the lower clamp only matters for t = 0
 
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
                 step: int) -> GuidanceOutput:

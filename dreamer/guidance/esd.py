@@ -1,5 +1,7 @@
 """Entropic Score Distillation ("Taming Mode Collapse in Score Distillation"): VSD whose particle
 term mixes in the camera-free branch with weight λ = entropy_weight (0.5 by default; 0 is VSD).
+The camera-free branch models the view-averaged distribution, so the particle model gets the
+plain prompt, never a "…, back view" suffix (VSD's default; see `VSDConfig.particle_view_dependent`).
 See dreamer.guidance.vsd for the gradient."""
 
 from __future__ import annotations

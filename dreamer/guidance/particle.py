@@ -14,6 +14,10 @@ particle model starts as an exact copy of the prior. Only the adapters and the M
 
 `camera=None` gives the camera-free branch (a zero embedding); ESD needs it, which is why
 training drops the camera with probability `camera_dropout`.
+
+The text embedding is the caller's choice: VSD/ESD pass the plain (view-independent) prompt,
+as threestudio's VSD does, since the camera already reaches the model through its embedding
+(`VSDConfig.particle_view_dependent` passes "…, back view"-style text instead).
 """
 
 from __future__ import annotations

@@ -50,6 +50,16 @@ def transformers_dtype_kwargs(dtype: torch.dtype) -> dict[str, Any]:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
+def vae_dtype(vae: Any, dtype: torch.dtype) -> torch.dtype:
+    """The precision a VAE runs in: float32 when its config asks for it (`force_upcast`), else `dtype`.
+
+    `force_upcast` is diffusers' AutoencoderKL config field for VAEs whose activations overflow
+    in fp16 (SDXL's gives NaN on encode and decode); diffusers defaults it to True, and VAEs that
+    are safe in fp16 (e.g. the "fp16-fix" SDXL VAE) set it to False.
+    """
+    return torch.float32 if bool(vae.config.get("force_upcast", True)) else dtype
+
+
 def freeze(*modules: torch.nn.Module) -> None:
     """eval() and requires_grad False on every parameter: a prior is never trained."""
     for m in modules:

@@ -9,7 +9,12 @@ To keep the `Prior` contract's one tensor per prompt, the pooled projection trav
 extra token: embedding [N, L + 1, D], whose last row holds the pooled vector in its first
 `pooled_dim` features (zeros after). `_model_output` splits it again. As in diffusers' SDXL
 pipeline (`force_zeros_for_empty_prompt`), the empty prompt is all zeros.
-The VAE path (encode to latents × scaling_factor) is Stable Diffusion's.
+The VAE path (encode to latents × scaling_factor) is Stable Diffusion's, except for its precision:
+the SDXL-base VAE gives NaN in fp16, so the VAE runs in float32 whenever its config says
+`force_upcast` (SDXL's does; diffusers' default) while the UNet and text encoders keep the chosen
+dtype, as Dreamer XL and diffusers' SDXL pipeline do. An fp16-safe VAE (`force_upcast: false`, e.g.
+the "fp16-fix" one) stays in the chosen dtype. `encode_images`/`decode` cast to the VAE's dtype and
+return float32.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from dreamer.priors._diffusers_common import (
     DiffusersPrior,
     freeze,
     load_part,
+    resize_square,
     resolve_source,
     transformers_dtype_kwargs,
+    vae_dtype,
 )
 from dreamer.priors.stable_diffusion import StableDiffusionConfig, StableDiffusionPrior
 
@@ -98,6 +105,9 @@ class SDXLPrior(StableDiffusionPrior):
         self.text_encoder_2 = parts.pop("text_encoder_2").to(device=device, dtype=dtype)
         freeze(self.text_encoder_2)
         self._assemble(**parts, image_size=image_size, device=device, dtype=dtype, config=config)
+        # The weights pass through `dtype` on the way (as in diffusers' upcast of an fp16-loaded VAE);
+        # what matters is that the activations no longer overflow.
+        self.vae.to(dtype=vae_dtype(self.vae, dtype))
         self.pooled_dim = int(self.text_encoder_2.config.projection_dim)
         width = int(self.text_encoder.config.hidden_size + self.text_encoder_2.config.hidden_size)
         if self.unet.config.cross_attention_dim != width:
@@ -133,3 +143,18 @@ class SDXLPrior(StableDiffusionPrior):
         seq, pooled = embedding[:, :-1], embedding[:, -1, : self.pooled_dim]
         added = {"text_embeds": pooled, "time_ids": self.time_ids(x_t.shape[0], x_t.dtype)}
         return net(x_t, t, encoder_hidden_states=seq, added_cond_kwargs=added, return_dict=False)[0]
+
+    # --- images (Stable Diffusion's, in the VAE's own dtype)
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] in [0,1] -> latents × scaling_factor, float32, differentiable (VAE in `vae.dtype`)."""
+        assert rgb.ndim == 4 and rgb.shape[1] == 3, rgb.shape
+        x = resize_square(rgb.to(self.device), self.image_size) * 2.0 - 1.0
+        mean = self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean
+        return (mean.float() - self.shift_factor) * self.scaling_factor
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """latents -> [B,3,image_size,image_size] in [0,1], float32 (VAE in `vae.dtype`)."""
+        z = z.to(self.device).float() / self.scaling_factor + self.shift_factor
+        x = self.vae.decode(z.to(self.vae.dtype), return_dict=False)[0]
+        return ((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)
