@@ -1,7 +1,8 @@
 """The contract every guidance rule (SDS, VSD, ESD, ISM, TSM, ASD) fulfils.
 
 Every rule's config derives from `GuidanceConfig`, which declares what the trainer reads of any
-rule (no hasattr/getattr probes): `view_dependent_prompt`, `trainable_lr` and `particle_count`.
+rule (no hasattr/getattr probes): `view_dependent_prompt`, `trainable_lr`, `particle_count` and
+`uses_depth` (whether the trainer passes the renders' depth to `forward`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class GuidanceConfig:
         """How many 3D particles the rule optimises side by side (1: one asset)."""
         return 1
 
+    @property
+    def uses_depth(self) -> bool:
+        """Whether `Guidance.forward` wants the renders' depth (`depth=`); the trainer passes it only then."""
+        return False
+
 
 @dataclass
 class GuidanceOutput:
@@ -56,8 +62,13 @@ class Guidance(torch.nn.Module):
         self.generator = generator
 
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
-                step: int) -> GuidanceOutput:
-        """images: [B, H, W, 3] renders in [0, 1] (channels last, carrying the graph)."""
+                step: int, depth: torch.Tensor | None = None) -> GuidanceOutput:
+        """images: [B, H, W, 3] renders in [0, 1] (channels last, carrying the graph).
+
+        depth: [B, H, W, 1] the renders' expected depth (0 where empty, carrying the graph), or None.
+        The trainer passes it, as a keyword, only to rules whose config declares `uses_depth`
+        (ISM's depth steps); a rule that declares it must accept it, the others may omit the argument.
+        """
         raise NotImplementedError
 
     # -- the steps every rule shares: encode and draw first, guard/clip/inject last

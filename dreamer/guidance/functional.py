@@ -84,10 +84,59 @@ def pixelwise_clip(g: torch.Tensor, threshold: float) -> torch.Tensor:
     """Per-pixel rescale (TSM): scale = min over channels of min(1, thr/|g|), channels on dim 1.
 
     Equivalently scale = min(1, thr / max_c |g|); each pixel's vector keeps its direction.
+
+    Where the clip goes. Dreamer XL clips the gradient of the 1024 px image SDXL encodes, after the
+    render has been upsampled to it. Let U be the upsample from r px to P px (k = P/r). The render's
+    gradient is Uᵀ applied to the P px gradient: each render pixel sums the gradients of the P px
+    pixels it feeds, with weights that add up to k² (nearest: its k×k block, weight 1 each;
+    bilinear with align_corners False and an integer k: per axis, weights that add up to k, border
+    pixels included, e.g. 0.25, 0.75, 0.75, 0.25 for k = 2). Hence
+      - clipping at P px and then applying Uᵀ (ISM/TSM do this: `upsample_to`, then this clip) is
+        the authors' operation exactly, for any gradient: the render's per-pixel bound is k²·thr;
+      - clipping the render's gradient at k²·thr instead equals it only when the P px gradient is
+        constant over each pixel's footprint (then Uᵀ g = k²·g); for any other gradient the two
+        differ, because the clip is not linear (one large P px gradient in a block is cut to thr
+        at P px, but to k²·thr at r px);
+      - clipping the render at thr, without k², is k² times stricter than the authors (4× for a
+        512 px render under SDXL's 1024 px).
     """
     peak = g.abs().amax(dim=1, keepdim=True)  # [B, 1, h, w]
     scale = (threshold / peak.clamp_min(torch.finfo(g.dtype).tiny)).clamp(max=1.0)
     return g * scale
+
+
+def upsample_to(images: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, H, W, C] renders (channels last) bilinearly upsampled to [B, size, size, C] when H and W are
+    both below `size`; returned unchanged otherwise. Keeps the graph.
+
+    This is the resize every prior applies itself before encoding (bilinear, align_corners False;
+    antialiasing changes nothing when enlarging), so a prior handed the result resizes nothing more
+    and encodes the same values. ISM/TSM call it to put the per-pixel clip on the gradient of the
+    image the prior sees, as Dreamer XL does (see `pixelwise_clip`).
+    """
+    height, width = images.shape[1], images.shape[2]
+    if height >= size or width >= size:
+        return images
+    pixels = images.permute(0, 3, 1, 2)
+    pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False)
+    return pixels.permute(0, 2, 3, 1)
+
+
+def depth_image(depth: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """[B, H, W, 1] expected depth (0 where empty) -> [B, H, W, 3] in [0, 1], keeping the graph.
+
+    The disparity 1/depth, min-max normalised per image over the covered pixels (the nearest pixel 1,
+    the farthest covered pixel 0), empty pixels 0, the same value in the three channels. This is the
+    image LucidDreamer encodes on its depth steps (its renderer returns such a normalised disparity).
+    """
+    covered = depth > eps
+    zeros = torch.zeros_like(depth)
+    disparity = torch.where(covered, 1.0 / depth.clamp_min(eps), zeros)
+    far = torch.where(covered, disparity, torch.full_like(disparity, float("inf"))).amin(dim=(1, 2, 3), keepdim=True)
+    far = torch.where(torch.isfinite(far), far, torch.zeros_like(far))  # an image with nothing covered
+    near = disparity.amax(dim=(1, 2, 3), keepdim=True)
+    normalised = torch.where(covered, (disparity - far) / (near - far).clamp_min(eps), zeros)
+    return normalised.clamp(0.0, 1.0).expand(-1, -1, -1, 3)
 
 
 def ddim_step(x_a: torch.Tensor, eps: torch.Tensor, a: torch.Tensor | int, b: torch.Tensor | int,

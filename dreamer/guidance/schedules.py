@@ -6,7 +6,10 @@ timestep int(f·T), and every drawn t is clamped to [1, T−1]. Randomness comes
 passed CPU torch.Generator: draws happen on the CPU and the result is then moved to `device`.
 
 `Schedule` is a scalar annealed over training (piecewise-linear in progress = step/total_steps,
-constant outside its points): t bounds, gradient-clip values, ISM's δ_T, warm-ups.
+constant outside its points): t bounds, gradient-clip values, ISM's δ_T, warm-ups. Its kinds:
+`constant`, `linear` (a ramp between two fractions of training) and `hold_then_drop` (a step:
+one value up to a fraction of training, another after it); `anneal(shape, …)` picks one by name
+for the configs.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ class Schedule:
         """`start` until start_frac, linear to `end` at end_frac, then `end`."""
         return cls(((start_frac, start), (end_frac, end)))
 
+    @classmethod
+    def hold_then_drop(cls, start: float, end: float, at_frac: float) -> "Schedule":
+        """`start` while progress <= at_frac, then `end` (a step, not a ramp).
+
+        threestudio's `[5000, 0.98, 0.5, 5001]` over 25,000 steps is hold_then_drop(0.98, 0.5, 0.2):
+        0.98 up to and including step 5,000, 0.5 from step 5,001.
+        """
+        return cls(((0.0, start), (at_frac, start), (at_frac, end)))
+
     def at(self, progress: float) -> float:
         """The value at training progress p (clamped to the first/last knot)."""
         pts = self.points
@@ -61,6 +73,22 @@ class Schedule:
 def as_schedule(value: "float | Schedule") -> Schedule:
     """A float becomes a constant Schedule; a Schedule passes through."""
     return value if isinstance(value, Schedule) else Schedule.constant(float(value))
+
+
+ANNEAL_SHAPES: tuple[str, ...] = ("linear", "hold_then_drop")
+
+
+def anneal(shape: str, start: float, end: float, by_frac: float) -> Schedule:
+    """A value moving from `start` to `end` by `by_frac` of training, in the named shape.
+
+    "linear": falls (or rises) steadily from step 0 and reaches `end` at by_frac;
+    "hold_then_drop": stays at `start` up to by_frac, then is `end`.
+    """
+    if shape == "linear":
+        return Schedule.linear(start, end, by_frac)
+    if shape == "hold_then_drop":
+        return Schedule.hold_then_drop(start, end, by_frac)
+    raise ValueError(f"unknown anneal shape {shape!r}; expected one of {ANNEAL_SHAPES}")
 
 
 def progress(step: int, total_steps: int) -> float:
@@ -185,6 +213,40 @@ class SqrtAnnealTimesteps(TimestepSchedule):
         lo, hi = self.bounds(step)
         t = (frac * T).round().long().clamp(lo, hi)
         return t.to(device)
+
+
+@dataclass
+class LinearDescendingTimesteps(TimestepSchedule):
+    """Deterministic t = round((1 − (step + 1)/total)·T), clamped to [int(min·T), int(max·T)] (DreamGaussian).
+
+    Every sample of the batch gets the same t and the generator is not used. `step + 1`: DreamGaussian
+    counts a step before it computes its ratio (`self.step += 1; step_ratio = step / iters`), so its
+    first step already has ratio 1/iters; with 500 steps and T = 1000, t is 980 (clamped from 998) at
+    step 0, 500 at step 249 and 20 (clamped from 0) at the last step, 499.
+    """
+
+    num_train_timesteps: int  # T of the prior
+    total_steps: int  # training length; t reaches its lowest value at the last step
+    min_frac: float = 0.02  # lowest t, fraction of T (DreamGaussian's t_range[0])
+    max_frac: float = 0.98  # highest t, fraction of T (DreamGaussian's t_range[1])
+
+    def __post_init__(self) -> None:
+        _check_fracs(self.min_frac, self.max_frac)
+
+    def bounds(self, step: int) -> tuple[int, int]:
+        t = self.timestep(step)
+        return t, t
+
+    def timestep(self, step: int) -> int:
+        """The t every sample gets at `step`."""
+        T = self.num_train_timesteps
+        ratio = min((step + 1) / max(self.total_steps, 1), 1.0)
+        t = round((1.0 - ratio) * T)  # round half to even, as numpy's np.round
+        return min(max(t, _to_index(self.min_frac, T)), _to_index(self.max_frac, T))
+
+    def sample(self, step: int, batch: int, generator: torch.Generator,
+               device: torch.device | str | None = None) -> torch.Tensor:
+        return torch.full((batch,), self.timestep(step), dtype=torch.long, device=device)
 
 
 def _check_fracs(lo: float, hi: float) -> None:

@@ -9,8 +9,12 @@ from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.guidance import functional as F
 from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
-from dreamer.guidance.schedules import AnnealedTimesteps, Schedule, TimestepSchedule
+from dreamer.guidance.schedules import (ANNEAL_SHAPES, AnnealedTimesteps, LinearDescendingTimesteps, TimestepSchedule,
+                                        anneal)
 from dreamer.priors.base import Prior, PromptEmbedding
+
+
+T_SCHEDULES: tuple[str, ...] = ("random", "linear_descending")  # SDSConfig.t_schedule
 
 
 @dataclass
@@ -20,10 +24,12 @@ class SDSConfig(GuidanceConfig):
     guidance_scale: float = 100.0  # CFG scale s, in `cfg_convention`
     cfg_convention: str = "standard"  # "standard": ε_u + s(ε_c−ε_u); "plus_one": ε_c + s(ε_c−ε_u)
     weighting: str = "sds"  # w(t): "sds" 1−ᾱ_t | "uniform" 1 | "fantasia" α_t σ_t² | "sigma_over_alpha" σ_t/α_t
+    t_schedule: str = "random"  # "random": t ~ U[t_min, t_max(step)] | "linear_descending": t = (1 − (step+1)/steps)·T clamped to [t_min, t_max], no draw (DreamGaussian)
     t_min: float = 0.02  # lowest timestep, fraction of T
     t_max: float = 0.98  # highest timestep at the start, fraction of T
-    t_anneal: float | None = None  # t_max anneals linearly to this by t_anneal_by; None = no anneal
+    t_anneal: float | None = None  # "random" only: t_max moves to this by t_anneal_by; None = no anneal
     t_anneal_by: float = 0.2  # fraction of training at which the anneal of t_max ends
+    t_anneal_shape: str = "linear"  # "linear": t_max falls from step 0 | "hold_then_drop": t_max held until t_anneal_by, then t_anneal
     grad_clip: float | None = None  # elementwise clip of g after the NaN guard; None = off
     view_dependent_prompt: bool = True  # use "…, front/side/back/overhead view" embeddings when available
 
@@ -38,20 +44,28 @@ class SDSConfig(GuidanceConfig):
             raise UserError(f"sds.t_anneal must lie in [t_min, 1], got {self.t_anneal}")
         if not 0.0 < self.t_anneal_by <= 1.0:
             raise UserError(f"sds.t_anneal_by must lie in (0, 1], got {self.t_anneal_by}")
+        F.check_choice("sds", "t_schedule", self.t_schedule, T_SCHEDULES)
+        F.check_choice("sds", "t_anneal_shape", self.t_anneal_shape, ANNEAL_SHAPES)
+        if self.t_schedule == "linear_descending" and self.t_anneal is not None:
+            raise UserError("sds.t_anneal applies to t_schedule 'random' only; set it to null for 'linear_descending'")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise UserError(f"sds.grad_clip must be positive or null, got {self.grad_clip}")
 
     def timestep_schedule(self, num_train_timesteps: int, total_steps: int) -> TimestepSchedule:
-        """U[t_min, t_max(step)]·T, t_max annealed when `t_anneal` is set."""
-        t_max = self.t_max if self.t_anneal is None else Schedule.linear(self.t_max, self.t_anneal, self.t_anneal_by)
+        """"random": U[t_min, t_max(step)]·T, t_max annealed when `t_anneal` is set;
+        "linear_descending": the deterministic DreamGaussian schedule between t_min and t_max."""
+        if self.t_schedule == "linear_descending":
+            return LinearDescendingTimesteps(num_train_timesteps, total_steps, self.t_min, self.t_max)
+        t_max = self.t_max if self.t_anneal is None else anneal(self.t_anneal_shape, self.t_max, self.t_anneal,
+                                                                self.t_anneal_by)
         return AnnealedTimesteps(num_train_timesteps, total_steps, self.t_min, t_max)
 
 
 class SDS(Guidance):
     """Score distillation sampling.
 
-    Per call, in this order: t [B] from the timestep schedule, then ε (shape of z) from the
-    generator (both drawn on the CPU). Cameras reach the prior only when it is
+    Per call, in this order: t [B] from the timestep schedule (nothing is drawn for t under
+    "linear_descending"), then ε (shape of z) from the generator (both drawn on the CPU). Cameras reach the prior only when it is
     camera-conditioned; they choose the view-dependent prompt when `view_dependent_prompt`.
     Loss gradient on z is g / B (functional.inject_gradient).
     """
@@ -62,7 +76,8 @@ class SDS(Guidance):
         self.schedule = config.timestep_schedule(prior.num_train_timesteps, total_steps)
 
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
-                step: int) -> GuidanceOutput:
+                step: int, depth: torch.Tensor | None = None) -> GuidanceOutput:
+        """`depth` is accepted for the common contract and not used (SDS declares no `uses_depth`)."""
         cfg = self.config
         z, t, eps = self.encode_and_draw(images, step)
         ac = self.prior.alphas_cumprod

@@ -6,8 +6,10 @@ input, as in ISM); path B steps x_s → x_μ with μ = s + (t − s)·√(1 − 
 
     g = λ_g·(σ_t/α_t)·(ε̂_s(x_t, t, y) − ε_φ(x_μ, μ, ∅)).
 
-At γ = 1, μ = s and the target is ISM's ε̂_s. Defaults pair it with a per-pixel clip of the
-gradient on the rendered image (0.05) and δ_T growing 100 → 250.
+At γ = 1, μ = s and the target is ISM's ε̂_s. Defaults (Dreamer XL): a per-pixel clip (0.05) of
+the gradient on the image at the prior's input size (1,024 px for SDXL, the render upsampled to
+it), δ_T 100 → 80 over the warm-up of 30 % (750 of 2,500 steps), then held. Three of the four
+Dreamer XL configs use 80; the fourth, 250, goes with a custom SDXL fine-tune.
 """
 
 from __future__ import annotations
@@ -29,9 +31,7 @@ class TSMConfig(ISMConfig):
     """Settings of TSM (defaults: Dreamer XL)."""
 
     gamma: float = 0.3  # μ = s + (t − s)·√(1 − γ²); γ = 1 gives ISM's target
-    delta_t_start: int = 100
-    delta_t_end: int = 250
-    pixel_clip: float | None = 0.05
+    pixel_clip: float | None = 0.05  # per-pixel clip at the prior's input size (Dreamer XL)
 
     def __post_init__(self) -> None:
         super().__post_init__()

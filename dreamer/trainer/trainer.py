@@ -118,7 +118,9 @@ class Trainer:
         cameras = sample_orbit(c.batch_size, c.camera, c.resolution, c.resolution,
                                generator=self.camera_generator).to(self.device)
         out = self.representation.render(cameras)
-        guided = self.guidance(out.rgb, self.embedding, cameras, self.step)
+        # the depth reaches only rules that declare they use it (GuidanceConfig.uses_depth)
+        depth = {"depth": out.depth} if c.guidance.config.uses_depth else {}
+        guided = self.guidance(out.rgb, self.embedding, cameras, self.step, **depth)
         loss = guided.loss
         record = {"guidance_loss": float(guided.loss.detach()), "grad_norm": float(guided.grad_norm),
                   "t": float(guided.t.float().mean())}
