@@ -135,7 +135,8 @@ def test_asd_shift_is_noisier_bounded_and_annealed():
     rule = ASD(ASDConfig(eta=0.5), prior, 100, _gen(0))
     t = torch.tensor([500, 600, 990])
     shifted = rule.shifted_timesteps(t, 0, torch.tensor([0.0, 0.99, 0.99], dtype=torch.float64))
-    assert shifted.tolist() == [500, 600 + math.floor(0.99 * 0.5 * 100), 999]  # t_min = 500 at step 0; clamped to T − 1
+    # t_min = 500 at step 0; near the end Δ is capped at T − 1 − t before u: 990 + ⌊0.99·min(245, 9)⌋
+    assert shifted.tolist() == [500, 600 + math.floor(0.99 * 0.5 * 100), 998]
     assert rule.schedule.bounds(0) == (500, 980) and rule.schedule.bounds(100) == (20, 500)
     with pytest.raises(UserError, match="asd.eta"):
         ASDConfig(eta=-1)
@@ -197,7 +198,7 @@ def test_tsm_at_gamma_one_is_ism():
     prior = FakePixelPrior(S)
     emb = prior.encode_prompt("a tree")
     grads = []
-    for rule in (ISM(ISMConfig(delta_t_end=250), prior, 100, _gen(9)),
+    for rule in (ISM(ISMConfig(delta_t_end=TSMConfig().delta_t_end), prior, 100, _gen(9)),
                  TSM(TSMConfig(gamma=1.0, pixel_clip=None), prior, 100, _gen(9))):
         images = _images()
         rule(images, emb, _cameras(), step=50).loss.backward()

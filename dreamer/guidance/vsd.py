@@ -10,6 +10,11 @@ x_τ = α_τ·sg(z) + σ_τ·ε′, MSE of its raw output to the prior's own tar
 v-prediction priors), camera dropped with probability `camera_dropout` (the camera-free
 branch ESD uses). Its loss is added to the returned loss; it reaches only the LoRA and camera
 parameters (z is detached there), which the trainer optimises at `lora_lr`.
+Text: the frozen prior's CFG term gets the view-dependent prompt ("…, back view") when
+`view_dependent_prompt` is on; the particle model gets the plain prompt, both in ε̂_lora and in its
+own training, as in threestudio's VSD (the camera reaches it through its camera embedding, and
+ESD's camera-free branch is meant to model the view-averaged distribution, which a view suffix
+would defeat). `particle_view_dependent` restores the view-dependent text for the particle model.
 Random draws, in order: t [B], ε, τ [B], ε′, camera-drop flags [B].
 """
 
@@ -24,7 +29,7 @@ from dreamer.errors import UserError
 from dreamer.guidance import functional as F
 from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
 from dreamer.guidance.particle import make_particle
-from dreamer.guidance.schedules import AnnealedTimesteps, Schedule
+from dreamer.guidance.schedules import ANNEAL_SHAPES, AnnealedTimesteps, anneal
 from dreamer.priors.base import Prior, PromptEmbedding
 
 
@@ -33,19 +38,22 @@ class VSDConfig(GuidanceConfig):
     """Settings of VSD (defaults: ProlificDreamer)."""
 
     guidance_scale: float = 7.5  # CFG scale of the pretrained term, in `cfg_convention`
-    cfg_convention: str = "standard"
+    cfg_convention: str = "standard"  # "standard": ε_u + s(ε_c−ε_u); "plus_one": ε_c + s(ε_c−ε_u)
     weighting: str = "sds"  # w(t) = 1 − ᾱ_t
-    t_min: float = 0.02
+    t_min: float = 0.02  # lower bound of t, fraction of T
     t_max: float = 0.98  # upper bound of t at the start
     t_anneal: float | None = 0.5  # the upper bound anneals to this by `t_anneal_by`; None = no anneal
-    t_anneal_by: float = 0.2
+    t_anneal_by: float = 0.2  # fraction of training at which the upper bound reaches `t_anneal`
+    t_anneal_shape: str = "linear"  # "linear": the bound falls from step 0 to reach t_anneal at t_anneal_by; "hold_then_drop": held at t_max until t_anneal_by, then t_anneal (threestudio)
     lora_rank: int = 4  # rank of the LoRA adapters on the attention projections
     lora_lr: float = 1e-4  # learning rate of the particle model (LoRA + camera embedding)
     camera_dropout: float = 0.1  # probability of training the particle model without the camera
     entropy_weight: float = 0.0  # λ: weight of the camera-free branch (ESD); 0 = VSD
     particles: int = 1  # n 3D particles sharing the LoRA (dreamer.representations.particles); 1 = one asset
-    grad_clip: float | None = None
-    view_dependent_prompt: bool = True
+    grad_clip: float | None = None  # elementwise clip of g; None = off
+    view_dependent_prompt: bool = True  # the frozen prior's conditional term uses "…, front/side/back/overhead view"
+    particle_view_dependent: bool = False  # the particle model gets the view-dependent text too (off: the plain
+    # prompt, as threestudio's VSD does; on: the behaviour before issue 21; needs view_dependent_prompt)
 
     @property
     def trainable_lr(self) -> float:
@@ -64,6 +72,7 @@ class VSDConfig(GuidanceConfig):
             F.check_timestep_range(rule, self.t_min, self.t_anneal)
         if not 0.0 < self.t_anneal_by <= 1.0:
             raise UserError(f"{rule}.t_anneal_by must lie in (0, 1], got {self.t_anneal_by}")
+        F.check_choice(rule, "t_anneal_shape", self.t_anneal_shape, ANNEAL_SHAPES)
         if isinstance(self.particles, bool) or not isinstance(self.particles, int) or not 1 <= self.particles <= 16:
             raise UserError(f"{rule}.particles must be an integer from 1 to 16, got {self.particles!r}")
         if self.lora_rank < 1 or self.lora_lr <= 0:
@@ -82,12 +91,17 @@ class VSD(Guidance):
         super().__init__(prior, total_steps, generator)
         self.config = config
         c = config
-        t_max = c.t_max if c.t_anneal is None else Schedule.linear(c.t_max, c.t_anneal, c.t_anneal_by)
+        t_max = c.t_max if c.t_anneal is None else anneal(c.t_anneal_shape, c.t_max, c.t_anneal, c.t_anneal_by)
         self.schedule = AnnealedTimesteps(prior.num_train_timesteps, total_steps, c.t_min, t_max)
         self.particle = make_particle(prior, c.lora_rank)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return self.particle.trainable_parameters()
+
+    def particle_text(self, embedding: PromptEmbedding, cameras: Camera, batch: int) -> torch.Tensor:
+        """[B, ...] text for the particle model: the plain prompt unless `particle_view_dependent`."""
+        view_dependent = self.config.particle_view_dependent and self.config.view_dependent_prompt
+        return embedding.conditional(cameras if view_dependent else None, batch)
 
     def particle_eps(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, cameras: Camera) -> torch.Tensor:
         """λ·ε̂_lora(·, ∅) + (1 − λ)·ε̂_lora(·, c), float32, no grad."""
@@ -121,7 +135,7 @@ class VSD(Guidance):
         cfg = self.config
         z, t, eps = self.encode_and_draw(images, step)
         ac = self.prior.alphas_cumprod
-        text = embedding.conditional(cameras if cfg.view_dependent_prompt else None, z.shape[0])
+        text = self.particle_text(embedding, cameras, z.shape[0])
 
         with torch.no_grad():
             x_t = F.add_noise(z.detach(), eps, t, ac)
