@@ -109,6 +109,9 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench-guidance")
     p.add_argument("--rescore", action="store_true", help="evaluate the finished runs again instead of skipping them")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--section", default="compare-guidance",
+                   help="docs/benchmarks.md section to write (another name keeps the main table as it is)")
+    p.add_argument("--title", default="Guidance comparison")
     args = p.parse_args()
 
     rows = []
@@ -146,7 +149,7 @@ def main() -> None:
                 f"camera temperature 8° as the `reference` preset (which SDS uses there). Multi-face rate: share of the 8 eval views "
                 f"whose silhouette fits the ground truth of the opposite side better than its own (front/back "
                 f"confusion), averaged over the front-asymmetric prompts.\n\n{table}")
-        write_section("compare-guidance", "Guidance comparison", body,
+        write_section(args.section, args.title, body,
                       "python bench/compare_guidance.py " + " ".join(sys.argv[1:]))
 
 
