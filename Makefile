@@ -13,7 +13,7 @@ DEMO_OUT ?= runs/demo
 GLTF_VALIDATOR_VERSION ?= 2.0.0-dev.3.10
 VALIDATOR := .tools/node_modules/gltf-validator/package.json
 
-.PHONY: install validator test demo bench screenshots clean
+.PHONY: install validator test demo bench screenshots clean gpu-check
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: install
 	$(BIN)/python bench/prior_accuracy.py
 	$(BIN)/python bench/demo.py
 	$(BIN)/python bench/encodings.py --write
+
+# The prepared GPU check (issue 21): CUDA-vs-CPU tests, then every paper preset timed with full-size
+# random-weight priors (at most 8 min on one GPU; writes "GPU" in docs/benchmarks.md). No install step:
+# a GPU machine has no network. `bench/gpu_check.sh --cpu` is the CPU form CI runs.
+gpu-check:
+	bench/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) runs .tools
