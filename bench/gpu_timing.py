@@ -153,7 +153,7 @@ TINY_T5 = dict(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, feed_forw
                decoder_start_token_id=0)
 TINY_IMAGE_SIZE = 16  # what the tiny priors see (SD / SDXL: native; IF: prior.image_size)
 
-PRIOR_OF_MODEL = {"sd21-base": "sd21-base", "sdxl": "sdxl", "deepfloyd-if": "deepfloyd-if"}
+BUILT_PRIORS = ("sd21-base", "sdxl", "deepfloyd-if")  # priors with a random-weight builder, in the order they run
 # Rough seconds on one H200 to (build + save the model folder, load it and run one preset's 50 steps): a preset
 # is not started with less time left than this (guesses before the first GPU run; see --budget).
 GPU_NEEDS = {"sd21-base": (20, 30), "sdxl": (60, 90), "deepfloyd-if": (60, 45)}
@@ -427,7 +427,7 @@ def plan(only: list[str] | None) -> list[tuple[str, Row]]:
         jobs.append((prior, Row(label, preset, prior)))
     if only:
         jobs = [j for j in jobs if j[1].preset in only or j[1].label in only]
-    order = list(PRIOR_OF_MODEL)
+    order = list(BUILT_PRIORS)
     for model, _ in jobs:
         if model not in order:
             raise SystemExit(f"gpu_timing: no random-weight builder for prior {model!r}: add one to build_model_folder")

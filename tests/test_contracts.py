@@ -1,4 +1,4 @@
-"""The DESIGN.md contracts, checked over every component the registry lists (dreamer/registry.py).
+"""The contracts of docs/architecture.md, checked over every component the registry lists (dreamer/registry.py).
 
 Representations, guidance rules and the priors that need no downloaded weights are iterated from
 the registry tables, never from a hand-kept list, so a new component is held to its contract by
@@ -207,7 +207,7 @@ def test_guidance_trainable_parameters_are_exactly_what_the_rule_trains(name):
 
 
 def test_vsd_and_esd_train_a_particle_model_and_the_others_do_not():
-    """DESIGN.md: trainable_parameters() is non-empty for the rules that train something (VSD/ESD LoRA)."""
+    """docs/architecture.md: trainable_parameters() is non-empty for the rules that train something (VSD/ESD LoRA)."""
     prior = FakePixelPrior(S, camera_conditioned=True)
     trains = {name for name in RULES if _rule(name, prior, seed=0).trainable_parameters()}
     assert trains == {"vsd", "esd"} & set(RULES)
@@ -226,7 +226,7 @@ def test_guidance_is_deterministic_for_a_fixed_generator_seed(name):
 
 def _needs_downloaded_weights(name: str) -> bool:
     """The diffusers-backed priors name a model (hub id or local folder) in their config; the embedded
-    ones (DESIGN.md "Priors: what runs where") do not."""
+    ones (reference, tiny: no model to name) do not."""
     return "model" in {f.name for f in dataclasses.fields(registry.config_class("prior", name))}
 
 

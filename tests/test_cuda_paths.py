@@ -15,7 +15,6 @@ Tolerances are stated beside each assertion.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest

@@ -104,7 +104,7 @@ def test_training_writes_a_loadable_evaluator(tmp_path):
 
 
 def test_eval_does_not_import_the_priors_layer():
-    """eval sits below priors (DESIGN.md "Layers"): the classifier's training views come from dreamer.shapes.views."""
+    """eval sits below priors (docs/architecture.md, "Layers"): the classifier's training views come from dreamer.shapes.views."""
     import ast
     from pathlib import Path
 

@@ -8,7 +8,7 @@ import torch
 
 from dreamer.cameras import from_spherical
 from dreamer.errors import UserError
-from dreamer.export.splats_ply import property_names, read_splats_ply, write_splats_ply
+from dreamer.render.splat.ply import property_names, read_splats_ply, write_splats_ply
 from dreamer.render.splat.sh import rgb_to_sh0, sh_basis, sh_to_colour
 from dreamer.representations.gaussians import Gaussians, GaussiansConfig
 

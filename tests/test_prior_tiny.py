@@ -124,7 +124,8 @@ def test_focus_shapes_are_drawn_more_often_and_leave_the_bank_alone(source, tmp_
 
 
 def test_solid_backgrounds_contrast_with_the_object():
-    from dreamer.priors.tiny.data import MIN_CONTRAST, random_backgrounds
+    from dreamer.priors.tiny.data import random_backgrounds
+    from dreamer.shapes.views import MIN_CONTRAST
 
     config = TinyDataConfig(background_solid=1.0, background_neutral=0.5)
     for rgb in (COLOURS["black"], COLOURS["white"], COLOURS["gray"], COLOURS["red"]):

@@ -15,6 +15,7 @@ import torch
 import dreamer.guidance.functional as F
 from dreamer.cameras import from_spherical
 from dreamer.errors import UserError
+from dreamer.guidance.esd import ESD
 from dreamer.guidance.ism import ISM, ISMConfig
 from dreamer.guidance.schedules import LinearDescendingTimesteps, Schedule, anneal
 from dreamer.guidance.sds import SDS, SDSConfig
@@ -56,13 +57,14 @@ def test_hold_then_drop_is_a_step_at_its_fraction():
         anneal("cosine", 0.98, 0.5, 0.2)
 
 
-def test_prolificdreamer_preset_holds_t_max_at_098_then_drops_to_05():
+@pytest.mark.parametrize("preset, rule_class", [("prolificdreamer-vsd", VSD), ("esd", ESD)])
+def test_vsd_and_esd_presets_hold_t_max_at_098_then_drop_to_05(preset, rule_class):
     """threestudio's `max_step_percent: [5000, 0.98, 0.5, 5001]`: 0.98 through global_step 5,000, 0.5 from 5,001.
 
     Before: t_max fell linearly from step 0, so at step 4,999 it was 0.98 − 0.48·4999/5000 ≈ 0.5001
     (bound 500, not 980) and at 2,500 it was 0.74 (740).
     """
-    rule = _preset_rule("prolificdreamer-vsd", VSD)
+    rule = _preset_rule(preset, rule_class)
     assert rule.schedule.bounds(0) == (20, 980)
     assert rule.schedule.bounds(2_500) == (20, 980)
     assert rule.schedule.bounds(4_999) == (20, 980)

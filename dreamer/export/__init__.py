@@ -1,4 +1,5 @@
-"""File writers: meshes (glb/obj/ply), images and turntable videos.
+"""File writers: meshes (glb/obj/ply), images and turntable videos (`splats.ply` is written by
+`dreamer.render.splat.ply`, the format's one home).
 
 Owns: formats, atomic writes, and the mesh export pipeline that turns (mesh, colour function)
 into files. `pipeline.export_mesh` runs the stages: `decimate` (face cap) -> `unwrap` (xatlas UV

@@ -4,12 +4,15 @@ Design note
 -----------
 Owns:
   - `base.py`: the `Guidance` contract and its `GuidanceOutput`.
-  - `functional.py`: every piece of shared math, once — α_t/σ_t, forward noising, timestep
-    weights, classifier-free guidance (standard and "plus_one" conventions), gradient injection
+  - `functional.py`: every piece of the rules' shared math, once — timestep weights,
+    classifier-free guidance (standard and "plus_one" conventions), gradient injection
     (∂loss/∂z = g/B, the only place that convention lives), NaN guard and clipping, the DDIM
-    step used for inversion and denoising, and the batched cond/uncond prior call.
-  - `schedules.py`: timestep schedules (uniform, annealed, sqrt-annealed) and scalar `Schedule`s
-    over training; they draw only from a passed CPU generator.
+    step used for inversion and denoising, the per-pixel clip, and the batched cond/uncond prior
+    call. α_t/σ_t, forward noising and the ε/v/x0 conversions are the priors' (`dreamer.priors.schedule`,
+    from diffusers' DDPMScheduler); functional.py re-exports `alphas_sigmas` and `add_noise`.
+  - `schedules.py`: timestep schedules (uniform, annealed — linear or hold-then-drop —, sqrt-annealed,
+    DreamGaussian's deterministic linear descent) and scalar `Schedule`s over training (`anneal`);
+    they draw only from a passed CPU generator.
   - `inversion.py`: ISM/TSM's DDIM inversion with the unconditional prediction.
   - one file per rule (`sds.py`, `asd.py`, `ism.py`, `tsm.py`, …), each a config dataclass beside its `Guidance` subclass,
     composing the functions above.
@@ -22,9 +25,10 @@ Conventions: images enter as [B, H, W, 3] in [0, 1]; the prior sees [B, 3, H, W]
 call runs under no_grad and only z = prior.encode_images(images) carries a graph.
 """
 
-from dreamer.guidance.base import Guidance, GuidanceOutput
+from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
 from dreamer.guidance.schedules import (
     AnnealedTimesteps,
+    LinearDescendingTimesteps,
     Schedule,
     SqrtAnnealTimesteps,
     TimestepSchedule,
@@ -39,6 +43,7 @@ from dreamer.guidance.vsd import VSD, VSDConfig
 
 __all__ = [
     "Guidance",
+    "GuidanceConfig",
     "GuidanceOutput",
     "SDS",
     "SDSConfig",
@@ -55,6 +60,7 @@ __all__ = [
     "Schedule",
     "TimestepSchedule",
     "UniformTimesteps",
+    "LinearDescendingTimesteps",
     "AnnealedTimesteps",
     "SqrtAnnealTimesteps",
 ]

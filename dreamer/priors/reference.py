@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from dreamer.cameras import Camera, from_spherical
 from dreamer.errors import UserError
 from dreamer.priors import reference_cache, schedule
-from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.base import Prior, PromptEmbedding
+from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.schedule import make_alphas_cumprod
+from dreamer.shapes.fingerprint import cache_key, shape_library_fingerprint
 
 __all__ = [
     "ReferencePriorConfig",
@@ -265,7 +266,7 @@ class ReferencePrior(Prior):
         c = self.config
         return {
             "version": reference_cache.CACHE_VERSION,
-            "library": reference_cache.shape_library_fingerprint(),
+            "library": shape_library_fingerprint(),
             "kind": kind,
             "image_size": c.image_size,
             "elevation": list(c.elevation),
@@ -299,7 +300,7 @@ class ReferencePrior(Prior):
     def index_for_spec(self, spec) -> int:
         """The reference set of a shape-library ObjectSpec (registered on first use)."""
         c = self.config
-        key = reference_cache.cache_key(self._render_payload("object", spec=_spec_payload(spec), num_views=c.num_views))
+        key = cache_key(self._render_payload("object", spec=_spec_payload(spec), num_views=c.num_views))
         cameras = reference_orbit(c.num_views, c)
         return self._load_or_render(key, _spec_label(spec), cameras,
                                     lambda: render_references(spec, cameras, c))
@@ -328,7 +329,7 @@ class ReferencePrior(Prior):
         # Each shape gets its own golden spiral of per_shape views; colours alternate along it so
         # every colour is seen from all around.
         orbit = reference_orbit(per_shape, c)
-        key = reference_cache.cache_key(self._render_payload(
+        key = cache_key(self._render_payload(
             "generic", shapes=shapes, colours=colours, views=c.uncond_views))
         cam_index = torch.arange(per_shape).repeat(len(shapes))
         cameras = Camera(orbit.c2w[cam_index], orbit.fovy[cam_index], orbit.width, orbit.height)

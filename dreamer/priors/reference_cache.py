@@ -10,9 +10,6 @@ re-renders; nothing here raises on a bad cache file.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
 import os
 import re
@@ -32,25 +29,6 @@ def default_cache_dir() -> Path:
     root = os.environ.get("DREAMER_CACHE")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "dreamer"
     return base / "reference"
-
-
-@functools.lru_cache(maxsize=1)
-def shape_library_fingerprint() -> str:
-    """A hash of the shape library's source files: editing an object invalidates its renders."""
-    import dreamer.shapes as shapes
-
-    root = Path(shapes.__file__).parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def cache_key(payload: dict) -> str:
-    """A stable short hash of a JSON-able payload (dict key order does not matter)."""
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
 def cache_path(cache_dir: Path, label: str, key: str) -> Path:

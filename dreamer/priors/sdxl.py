@@ -30,10 +30,8 @@ from dreamer.priors._diffusers_common import (
     DiffusersPrior,
     freeze,
     load_part,
-    resize_square,
     resolve_source,
     transformers_dtype_kwargs,
-    vae_dtype,
 )
 from dreamer.priors.stable_diffusion import StableDiffusionConfig, StableDiffusionPrior
 
@@ -62,7 +60,8 @@ def _load_sdxl(config: SDXLConfig, dtype: torch.dtype) -> dict[str, Any]:
         text_encoder=load_part(src, "text encoder", CLIPTextModel.from_pretrained, "text_encoder", **tdtype, **variant),
         text_encoder_2=load_part(src, "second text encoder", CLIPTextModelWithProjection.from_pretrained,
                                  "text_encoder_2", **tdtype, **variant),
-        vae=load_part(src, "VAE", AutoencoderKL.from_pretrained, "vae", torch_dtype=dtype, **variant),
+        # float32 first; `_assemble` casts it to `vae_dtype` (float32 for SDXL's VAE, which overflows in fp16)
+        vae=load_part(src, "VAE", AutoencoderKL.from_pretrained, "vae", torch_dtype=torch.float32, **variant),
         unet=load_part(src, "UNet", UNet2DConditionModel.from_pretrained, "unet", torch_dtype=dtype, **variant),
         tokenizer=load_part(src, "tokenizer", CLIPTokenizer.from_pretrained, "tokenizer"),
         tokenizer_2=load_part(src, "second tokenizer", CLIPTokenizer.from_pretrained, "tokenizer_2"),
@@ -105,9 +104,6 @@ class SDXLPrior(StableDiffusionPrior):
         self.text_encoder_2 = parts.pop("text_encoder_2").to(device=device, dtype=dtype)
         freeze(self.text_encoder_2)
         self._assemble(**parts, image_size=image_size, device=device, dtype=dtype, config=config)
-        # The weights pass through `dtype` on the way (as in diffusers' upcast of an fp16-loaded VAE);
-        # what matters is that the activations no longer overflow.
-        self.vae.to(dtype=vae_dtype(self.vae, dtype))
         self.pooled_dim = int(self.text_encoder_2.config.projection_dim)
         width = int(self.text_encoder.config.hidden_size + self.text_encoder_2.config.hidden_size)
         if self.unet.config.cross_attention_dim != width:
@@ -143,18 +139,3 @@ class SDXLPrior(StableDiffusionPrior):
         seq, pooled = embedding[:, :-1], embedding[:, -1, : self.pooled_dim]
         added = {"text_embeds": pooled, "time_ids": self.time_ids(x_t.shape[0], x_t.dtype)}
         return net(x_t, t, encoder_hidden_states=seq, added_cond_kwargs=added, return_dict=False)[0]
-
-    # --- images (Stable Diffusion's, in the VAE's own dtype)
-
-    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
-        """[B,3,H,W] in [0,1] -> latents × scaling_factor, float32, differentiable (VAE in `vae.dtype`)."""
-        assert rgb.ndim == 4 and rgb.shape[1] == 3, rgb.shape
-        x = resize_square(rgb.to(self.device), self.image_size) * 2.0 - 1.0
-        mean = self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean
-        return (mean.float() - self.shift_factor) * self.scaling_factor
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """latents -> [B,3,image_size,image_size] in [0,1], float32 (VAE in `vae.dtype`)."""
-        z = z.to(self.device).float() / self.scaling_factor + self.shift_factor
-        x = self.vae.decode(z.to(self.vae.dtype), return_dict=False)[0]
-        return ((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)

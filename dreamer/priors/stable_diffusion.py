@@ -28,6 +28,7 @@ from dreamer.priors._diffusers_common import (
     resize_square,
     resolve_source,
     transformers_dtype_kwargs,
+    vae_dtype,
 )
 
 SD_MODELS: dict[str, str] = {
@@ -71,7 +72,9 @@ def _load_stable_diffusion(config: StableDiffusionConfig, dtype: torch.dtype) ->
     scheduler = load_part(src, "scheduler", DDPMScheduler.from_pretrained, "scheduler")
     text_encoder = load_part(src, "text encoder", CLIPTextModel.from_pretrained, "text_encoder",
                              **transformers_dtype_kwargs(dtype), **variant)
-    vae = load_part(src, "VAE", AutoencoderKL.from_pretrained, "vae", torch_dtype=dtype, **variant)
+    # The VAE is read in float32 and cast to its own precision when assembled (`vae_dtype`): a VAE
+    # that must run in float32 never has its weights rounded through fp16 on the way.
+    vae = load_part(src, "VAE", AutoencoderKL.from_pretrained, "vae", torch_dtype=torch.float32, **variant)
     unet = load_part(src, "UNet", UNet2DConditionModel.from_pretrained, "unet", torch_dtype=dtype, **variant)
     # Last: CLIPTokenizer.from_pretrained "succeeds" with an empty vocabulary when files are missing.
     tokenizer = load_part(src, "tokenizer", CLIPTokenizer.from_pretrained, "tokenizer")
@@ -123,7 +126,7 @@ class StableDiffusionPrior(DiffusersPrior):
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         self.text_encoder = text_encoder.to(device=device, dtype=dtype)
-        self.vae = vae.to(device=device, dtype=dtype)
+        self.vae = vae.to(device=device, dtype=vae_dtype(vae, dtype))  # float32 when its config says force_upcast
         self.unet = unet.to(device=device, dtype=dtype)
         freeze(self.text_encoder, self.vae, self.unet)
         if config.enable_attention_slicing:
@@ -176,11 +179,11 @@ class StableDiffusionPrior(DiffusersPrior):
         """
         assert rgb.ndim == 4 and rgb.shape[1] == 3, rgb.shape
         x = resize_square(rgb.to(self.device), self.image_size) * 2.0 - 1.0
-        mean = self.vae.encode(x.to(self.model_dtype)).latent_dist.mean
+        mean = self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean
         return ((mean.float() - self.shift_factor) * self.scaling_factor)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """latents [B,4,h,w] -> [B,3,image_size,image_size] in [0,1], float32."""
         z = z.to(self.device).float() / self.scaling_factor + self.shift_factor
-        x = self.vae.decode(z.to(self.model_dtype), return_dict=False)[0]
+        x = self.vae.decode(z.to(self.vae.dtype), return_dict=False)[0]
         return ((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)

@@ -34,7 +34,7 @@ from dreamer.representations.background import BACKGROUNDS, Background
 from dreamer.representations.base import AlphaRegularizers, ColourField, RenderOutput, Representation
 from dreamer.representations.grid_encoding import make_encoding
 
-__all__ = ["NeRF", "NeRFConfig", "NeRFRegularizers"]
+__all__ = ["NeRF", "NeRFConfig"]
 
 GRIDS = ("triplane", "dense", "hash")
 DENSITY_ACTIVATIONS = ("softplus", "trunc_exp", "relu")
@@ -91,9 +91,6 @@ class NeRFConfig:
             raise UserError("nerf.bound and nerf.blob_radius must be positive")
 
 
-NeRFRegularizers = AlphaRegularizers  # the NeRF's regularizer weights: opacity, sparsity
-
-
 def _nerfacc_available() -> tuple[bool, str]:
     """Import nerfacc and load its CUDA ops (nerfacc JIT-compiles them on first use, which takes
     minutes once and needs nvcc); (False, reason) if either fails."""
@@ -123,7 +120,7 @@ class _TruncExp(torch.autograd.Function):
 class NeRF(Representation, ColourField):
     """Density + albedo field on a feature grid, volume-rendered from `Camera`s."""
 
-    regularizer_weights = NeRFRegularizers
+    regularizer_weights = AlphaRegularizers  # opacity, sparsity (shared with the Gaussians)
 
     def __init__(self, config: NeRFConfig | None = None):
         super().__init__()
@@ -174,7 +171,7 @@ class NeRF(Representation, ColourField):
     @torch.no_grad()
     def colour_at(self, points: torch.Tensor) -> torch.Tensor:
         """Albedo [N, 3] in [0, 1] at world points [N, 3], chunked: the colour exports bake
-        (the export colour-query contract, `dreamer.export.colour`)."""
+        (the `ColourField` capability of `dreamer.representations.base`)."""
         return self._chunked(lambda p: self.query(p)[1], points)
 
     def _shaded_query(self, x: torch.Tensor, light: torch.Tensor | None
@@ -374,7 +371,7 @@ class NeRF(Representation, ColourField):
         return groups
 
     def regularization(self, out: RenderOutput) -> dict[str, torch.Tensor]:
-        """`NeRFRegularizers`: "opacity", the mean binary entropy of alpha (pushes pixels to fully
+        """`AlphaRegularizers`: "opacity", the mean binary entropy of alpha (pushes pixels to fully
         empty or opaque); "sparsity", mean sqrt(alpha² + 0.01) (DreamFusion; penalises total opacity)."""
         return {"opacity": volume.opacity_entropy(out.alpha),
                 "sparsity": volume.opacity_sparsity(out.alpha)}

@@ -1,7 +1,9 @@
 """The analytic shape library: SDF objects with colours in the canonical frame.
 
 Owns: primitive and composite SDF objects, named colours, the prompt parser, ground-truth renders
-(sphere tracing) and ground-truth meshes. Does not own: cameras (dreamer.cameras), training.
+(sphere tracing) and ground-truth meshes, the random training views of the embedded prior and the
+evaluator (`views`), and the keys of caches of its renders (`fingerprint`). Does not own: cameras
+(dreamer.cameras), training loops.
 The bottom layer: imports nothing from dreamer but `cameras` and `errors`.
 
 Public API (implemented in the submodules):
@@ -15,7 +17,8 @@ Public API (implemented in the submodules):
 
 A prompt without a colour gets DEFAULT_COLOUR ("gray"). Modules: colours (named + accent colours),
 sdf_primitives (batched SDFs), composition (Part, ShapeObject), objects (the catalogue), spec
-(ObjectSpec, sdf_and_colour), prompt (parser), raytrace (sphere-traced renders), mesh.
+(ObjectSpec, sdf_and_colour), prompt (parser), raytrace (sphere-traced renders, `ShapeRender`), mesh,
+views (`ViewConfig`: random cameras, coverage renders, backgrounds), fingerprint (cache keys).
 """
 
 from dreamer.shapes.colours import COLOURS, DEFAULT_COLOUR

@@ -98,7 +98,7 @@ def _export_one(config: RunConfig, representation, folder: Path, formats: list[s
     colour = torch_colour_fn(representation.colour_at, device) if isinstance(representation, ColourField) else None
     paths = dict(export_mesh(mesh, colour, folder, options).paths)
     if isinstance(representation, SplatSource):  # Gaussians: also the splats themselves, for splat viewers
-        from dreamer.export.splats_ply import write_splats_ply
+        from dreamer.render.splat.ply import write_splats_ply
 
         paths["splats"] = write_splats_ply(representation.splat_arrays(), folder / "splats.ply")
     if config.export.video if video is None else video:

@@ -28,7 +28,7 @@ from dreamer.errors import UserError
 from dreamer.priors.tiny.captions import Caption, captions_for, pick_caption, split_combos
 from dreamer.shapes import OBJECTS, ObjectSpec
 from dreamer.shapes import views as shape_views
-from dreamer.shapes.views import MIN_CONTRAST, composite  # noqa: F401  (re-exported)
+from dreamer.shapes.views import composite
 
 
 @dataclass

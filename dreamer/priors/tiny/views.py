@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from dreamer.priors import reference_cache
+from dreamer.shapes.fingerprint import cache_key, shape_library_fingerprint
 from dreamer.priors.tiny.data import TinyDataConfig, render_premultiplied, sample_cameras
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def bank_key(config: TinyDataConfig) -> str:
     for how_batches_are_drawn in ("source", "focus_shapes", "focus_weight"):  # the rendered views don't depend on these
         fields.pop(how_batches_are_drawn)
     train, _ = config.combos()
-    return reference_cache.cache_key({"version": BANK_VERSION, "library": reference_cache.shape_library_fingerprint(),
+    return cache_key({"version": BANK_VERSION, "library": shape_library_fingerprint(),
                                       "data": fields, "specs": [(s.shape, s.colour) for s in train]})
 
 

@@ -7,8 +7,8 @@ red's coefficients, then green's, then blue's), opacity (logit), scale_0..2 (log
 are stored raw, as they do.
 
 The format lives here, beside the rasterizer, rather than in `dreamer.export`: the Gaussians
-representation reads it (`init: points`) and must not import the export layer;
-`dreamer.export.splats_ply` is the exporters' name for it.
+representation reads it (`init: points`) and must not import the export layer; the run's
+outputs (`dreamer.trainer.outputs`) write it beside the mesh.
 """
 
 from __future__ import annotations
