@@ -11,7 +11,7 @@ timing pass should not. `--rescore` re-evaluates the finished runs (`dreamer eva
 training, keeping their times: for a change of evaluator. Writes the "Guidance comparison" section
 of docs/benchmarks.md.
 Usage: python bench/compare_guidance.py [--rules sds ism] [--priors tiny] [--prompts "a red chair"] [--steps N]
-       [--timing-steps 60] [--rescore]
+       [--timing-steps 60] [--rescore] [--finished-only] [--section NAME --title TEXT]
 """
 
 from __future__ import annotations
@@ -112,11 +112,17 @@ def main() -> None:
     p.add_argument("--section", default="compare-guidance",
                    help="docs/benchmarks.md section to write (another name keeps the main table as it is)")
     p.add_argument("--title", default="Guidance comparison")
+    p.add_argument("--finished-only", action="store_true",
+                   help="run nothing: table the rule x prior pairs whose runs are all finished, list the others as not run")
     args = p.parse_args()
 
     rows = []
     for prior in args.priors:
         for rule in args.rules:
+            folders = [Path(args.out) / prior / rule / prompt.replace(" ", "-") for prompt in args.prompts]
+            if args.finished_only and not all((f / "bench.json").is_file() for f in folders):
+                rows.append([rule, prior, "not run", "", "", "", "", "", ""])
+                continue
             results = []
             for prompt in args.prompts:
                 out = Path(args.out) / prior / rule / prompt.replace(" ", "-")
@@ -128,7 +134,7 @@ def main() -> None:
                           flush=True)
             ok = [ev for _, ev in results if not ev.get("failed")]
             if not ok:
-                rows.append([rule, prior, "failed", "", "", "", "", ""])
+                rows.append([rule, prior, "failed", "", "", "", "", "", ""])
                 continue
             asym = [ev for prompt, ev in results if not ev.get("failed") and prompt.split()[-1] in ASYMMETRIC]
             mean = lambda key, evs=ok: sum(e[key] for e in evs) / len(evs)  # noqa: E731
