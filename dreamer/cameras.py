@@ -4,6 +4,11 @@ Conventions (DESIGN.md): right-handed world, +Y up, the object's front faces +Z;
 the camera on +Z looking at the origin, azimuth grows towards +X; elevation is positive above
 the XZ plane. Angles are in degrees at the API surface. `c2w` follows the OpenGL camera frame:
 the camera looks along its local −Z, local +Y is up and local +X is right.
+
+Time (4D): a camera may carry a time in [0, 1), the phase of a looping motion (frame k of a T-frame
+loop is at k / T). `time=None` means "no time" (read as 0 by `times`); static representations
+ignore it, so every 3D path is unchanged. A clip of F frames seen by B cameras is a batch of B·F
+cameras ordered clip by clip (b0f0, b0f1, …, b1f0, …): see `clip_cameras`.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ class Camera:
     fovy: torch.Tensor  # [B] vertical field of view, degrees
     width: int
     height: int
+    time: torch.Tensor | None = None  # [B] phase of the motion in [0, 1); None: no time (static)
 
     def __post_init__(self) -> None:
         assert self.c2w.ndim == 3 and self.c2w.shape[1:] == (4, 4), self.c2w.shape
         assert self.fovy.shape == (self.c2w.shape[0],), (self.fovy.shape, self.c2w.shape)
+        assert self.time is None or self.time.shape == (self.c2w.shape[0],), (self.time.shape, self.c2w.shape)
 
     def __len__(self) -> int:
         return self.c2w.shape[0]
@@ -34,17 +41,40 @@ class Camera:
     def __getitem__(self, index) -> "Camera":
         if isinstance(index, int):
             index = slice(index, index + 1)
-        return Camera(self.c2w[index], self.fovy[index], self.width, self.height)
+        time = None if self.time is None else self.time[index]
+        return Camera(self.c2w[index], self.fovy[index], self.width, self.height, time)
 
     @property
     def device(self) -> torch.device:
         return self.c2w.device
 
     def to(self, device) -> "Camera":
-        return Camera(self.c2w.to(device), self.fovy.to(device), self.width, self.height)
+        time = None if self.time is None else self.time.to(device)
+        return Camera(self.c2w.to(device), self.fovy.to(device), self.width, self.height, time)
 
     def with_resolution(self, width: int, height: int | None = None) -> "Camera":
-        return Camera(self.c2w, self.fovy, width, height if height is not None else width)
+        return Camera(self.c2w, self.fovy, width, height if height is not None else width, self.time)
+
+    def with_time(self, time) -> "Camera":
+        """The same cameras at `time` (a float or [B] values, wrapped into [0, 1)); None drops the time."""
+        if time is None:
+            return Camera(self.c2w, self.fovy, self.width, self.height)
+        t = torch.as_tensor(time, dtype=torch.float32, device=self.device).reshape(-1).expand(len(self)).clone()
+        return Camera(self.c2w, self.fovy, self.width, self.height, torch.remainder(t, 1.0))
+
+    @property
+    def times(self) -> torch.Tensor:  # [B] the time of each camera, 0 where it has none
+        if self.time is None:
+            return torch.zeros(len(self), dtype=torch.float32, device=self.device)
+        return self.time
+
+    @staticmethod
+    def cat(cameras: "list[Camera]") -> "Camera":
+        """One batch from several (same image size); times are kept when any camera has one."""
+        first = cameras[0]
+        time = None if all(c.time is None for c in cameras) else torch.cat([c.times for c in cameras])
+        return Camera(torch.cat([c.c2w for c in cameras]), torch.cat([c.fovy for c in cameras]),
+                      first.width, first.height, time)
 
     @property
     def position(self) -> torch.Tensor:  # [B, 3]
@@ -206,3 +236,20 @@ def turntable(n: int, width: int, height: int | None = None, elevation: float = 
     """n cameras evenly spaced in azimuth starting at the front, for videos and evaluation."""
     az = torch.arange(n, dtype=torch.float32) * (360.0 / n)
     return from_spherical(az, elevation, distance, fovy, width, height)
+
+
+def frame_times(frames: int, offset: float = 0.0) -> torch.Tensor:
+    """[frames] times of one loop: (offset + k / frames) mod 1, k = 0..frames−1."""
+    return torch.remainder(offset + torch.arange(frames, dtype=torch.float32) / frames, 1.0)
+
+
+def clip_cameras(cameras: Camera, times: torch.Tensor) -> Camera:
+    """B cameras × F times [B, F] (or [F], shared) -> B·F cameras ordered clip by clip (b0f0, b0f1, …)."""
+    B = len(cameras)
+    times = torch.as_tensor(times, dtype=torch.float32)
+    if times.ndim == 1:
+        times = times.expand(B, -1)
+    F = times.shape[1]
+    index = torch.arange(B, device=cameras.device).repeat_interleave(F)
+    return Camera(cameras.c2w[index], cameras.fovy[index], cameras.width, cameras.height,
+                  torch.remainder(times.reshape(-1).to(cameras.device), 1.0))

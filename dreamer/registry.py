@@ -29,6 +29,8 @@ GUIDANCES: dict[str, Entry] = {
     "vsd": Entry("dreamer.guidance.vsd", "VSDConfig", "VSD", summary="Variational Score Distillation (ProlificDreamer)"),
     "esd": Entry("dreamer.guidance.esd", "ESDConfig", "ESD", summary="Entropic Score Distillation (VSD + camera-free entropy term)"),
     "asd": Entry("dreamer.guidance.asd", "ASDConfig", "ASD", summary="Asynchronous Score Distillation (ScaleDreamer)"),
+    "video-sds": Entry("dreamer.guidance.video_sds", "VideoSDSConfig", "VideoSDS",
+                       summary="SDS on clips with motion amplification and a motion-averse negative prompt (4D)"),
 }
 
 REPRESENTATIONS: dict[str, Entry] = {
@@ -37,6 +39,8 @@ REPRESENTATIONS: dict[str, Entry] = {
                        summary="3D Gaussian splats (gsplat on CUDA, our tile rasterizer on CPU)"),
     "mesh": Entry("dreamer.representations.mesh", "MeshConfig", "MeshRepresentation",
                   summary="DMTet surface on a tetrahedral grid with a colour field, rasterized"),
+    "gaussians4d": Entry("dreamer.representations.gaussians4d", "Gaussians4DConfig", "Gaussians4D",
+                         summary="4D: canonical Gaussians + HexPlane deformation field (Δx, Δq, Δs)"),
 }
 
 PRIORS: dict[str, Entry] = {
@@ -53,6 +57,12 @@ PRIORS: dict[str, Entry] = {
     "sdxl": Entry("dreamer.priors.sdxl", "SDXLConfig", "SDXLPrior", summary="Stable Diffusion XL base, 1024 px (diffusers)"),
     "deepfloyd-if": Entry("dreamer.priors.deepfloyd_if", "DeepFloydIFConfig", "DeepFloydIFPrior",
                           summary="DeepFloyd IF stage I, pixel space 64 px (diffusers)"),
+    "reference-video": Entry("dreamer.priors.reference_video", "ReferenceVideoPriorConfig", "ReferenceVideoPrior",
+                             summary="video: exact denoiser over clips of the animated shape library (no weights)"),
+    "animatediff": Entry("dreamer.priors.animatediff", "AnimateDiffConfig", "AnimateDiffPrior",
+                         summary="video: Stable Diffusion 1.5 + AnimateDiff MotionAdapter (diffusers UNetMotionModel)"),
+    "zeroscope": Entry("dreamer.priors.zeroscope", "ZeroscopeConfig", "ZeroscopePrior",
+                       summary="video: zeroscope / ModelScope UNet3DConditionModel (diffusers)"),
 }
 
 TABLES: dict[str, dict[str, Entry]] = {

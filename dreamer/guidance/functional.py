@@ -171,7 +171,7 @@ def prior_dtype(prior: Prior) -> torch.dtype:
 
 def _repeat_cameras(cameras: Camera, n: int) -> Camera:
     """The batch of cameras repeated n times along the batch (matching torch.cat of n copies)."""
-    return Camera(cameras.c2w.repeat(n, 1, 1), cameras.fovy.repeat(n), cameras.width, cameras.height)
+    return Camera.cat([cameras] * n)
 
 
 def predict_eps(prior: Prior, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
@@ -225,7 +225,7 @@ def predict_many(prior: Prior, parts: list[tuple[torch.Tensor, torch.Tensor, tor
     cams = [p[3] for p in parts]
     camera = None
     if prior.camera_conditioned and cams[0] is not None:
-        camera = Camera(torch.cat([c.c2w for c in cams]), torch.cat([c.fovy for c in cams]), cams[0].width, cams[0].height)
+        camera = Camera.cat(cams)
     eps = predict_eps(prior, xs, ts, embs, camera)
     return list(eps.split([p[0].shape[0] for p in parts]))
 

@@ -8,6 +8,7 @@ differentiable. `predict_noise` always returns ε, converting v-prediction insid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -33,9 +34,12 @@ class PromptEmbedding:
     empty: torch.Tensor | None = None  # [1, ...] the empty prompt (ISM's inversion); None = uncond
 
     def conditional(self, cameras: Camera | None, batch: int) -> torch.Tensor:
-        """[B, ...] conditional embeddings, view-dependent when variants exist."""
+        """[B, ...] conditional embeddings, view-dependent when variants exist.
+
+        For clips, `cameras` holds B·F cameras (clip by clip): each clip takes its first frame's view."""
         if self.views and cameras is not None:
-            return torch.cat([self.views[label] for label in cameras.view_label], dim=0)
+            stride = max(1, len(cameras) // batch)
+            return torch.cat([self.views[label] for label in cameras[::stride].view_label], dim=0)
         return self.cond.expand(batch, *self.cond.shape[1:])
 
     def unconditional(self, batch: int) -> torch.Tensor:
@@ -62,6 +66,7 @@ class Prior(torch.nn.Module):
     image_size: int
     latent_shape: tuple[int, int, int]
     camera_conditioned: bool = False
+    is_video: ClassVar[bool] = False  # True for video priors (dreamer.priors.video): tensors carry a frame axis
 
     def encode_prompt(self, prompt: str, negative_prompt: str = "", view_dependent: bool = False) -> PromptEmbedding:
         raise NotImplementedError

@@ -10,6 +10,8 @@ the trainer and the exporters never probe with hasattr/getattr:
 - `SplatSource` (protocol): `splat_arrays()`, raw Gaussian parameters; exports write `splats.ply`.
 - `restore_config(config)` (class method): the config to rebuild it with before loading a
   checkpoint (lets a representation skip a costly initialisation that the checkpoint replaces).
+- `is_dynamic` (class attribute): True for 4D representations, which render each camera at its
+  `Camera.time` and fulfil `Animated`; static ones ignore time.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Representation(torch.nn.Module):
 
     # The dataclass of this representation's regularizer weights (see the module docstring).
     regularizer_weights: ClassVar[type] = NoRegularizers
+    # 4D: renders at each camera's time and fulfils `Animated` (static representations ignore time).
+    is_dynamic: ClassVar[bool] = False
 
     def render(self, camera: Camera, background: torch.Tensor | None = None) -> RenderOutput:
         raise NotImplementedError
@@ -102,4 +106,30 @@ class SplatSource(Protocol):
 
     def splat_arrays(self) -> "SplatArrays":
         """The raw (pre-activation) parameters, as numpy arrays."""
+        ...
+
+
+@runtime_checkable
+class Animated(Protocol):
+    """A 4D representation: a canonical asset moved by a deformation field over a looping time in [0, 1).
+
+    `to_mesh` gives the canonical surface; `deform_points` moves points of it to any time (the
+    animated glTF's morph targets); `set_stage("static")` renders the canonical asset at every time
+    and keeps the deformation fixed, `set_stage("motion")` turns the deformation on.
+    """
+
+    def deform_points(self, points: torch.Tensor, time: float) -> torch.Tensor:
+        """Canonical points [N, 3] -> where the deformation puts them at `time` [N, 3]."""
+        ...
+
+    def splat_arrays_at(self, time: float) -> "SplatArrays":
+        """The deformed splats at `time` (raw parameters, as `splat_arrays`), for the per-frame PLY sequence."""
+        ...
+
+    def deformation_state(self) -> dict[str, torch.Tensor]:
+        """The deformation field's weights (written beside the canonical splats)."""
+        ...
+
+    def set_stage(self, stage: str) -> None:
+        """"static" (canonical only, deformation frozen) or "motion"."""
         ...

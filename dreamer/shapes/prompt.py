@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from dreamer.errors import UserError
+from dreamer.shapes.motion import MotionSpec, canonical_motion, motion_vocabulary
 from dreamer.shapes.colours import COLOUR_PARAPHRASES, COLOUR_SYNONYMS, COLOURS, DEFAULT_COLOUR, canonical_colour
 from dreamer.shapes.objects import OBJECTS, SHAPE_SYNONYMS, canonical_shape
 from dreamer.shapes.spec import ObjectSpec, vocabulary
@@ -63,6 +64,31 @@ def parse_prompt(prompt: str) -> ObjectSpec:
     else:
         return ObjectSpec(shapes[0], colours[0] if colours else DEFAULT_COLOUR)
     raise UserError(f"prompt {shown!r} {problem}: {vocabulary()}")
+
+
+# Words that may go with a motion ("bouncing up and down", "sliding from side to side").
+MOTION_FILLER = frozenset({"up", "and", "down", "side", "to", "from", "around", "round", "in", "place", "back",
+                           "forth", "left", "right", "is", "slowly", "gently", "while"})
+
+
+def parse_motion_prompt(prompt: str) -> MotionSpec:
+    """The `MotionSpec` of "<colour> <shape> <motion>" ("a red cube bouncing", "a bouncing red cube",
+    "a red box hopping up and down"); no motion word gives the "still" motion. `UserError` (one line,
+    with the vocabulary and the motions) otherwise."""
+    shown = " ".join(prompt.split())
+    words = _words(prompt)
+    motions = list(dict.fromkeys(m for m in map(canonical_motion, words) if m))
+    rest = [w for w in words if not canonical_motion(w) and not (motions and w in MOTION_FILLER)]
+    if len(motions) > 1:
+        raise UserError(f"prompt {shown!r} names {len(motions)} motions ({', '.join(motions)}); give one motion: "
+                        f"{motion_vocabulary()}")
+    try:
+        spec = parse_prompt(" ".join(rest))
+    except UserError as error:
+        problem = vocabulary_problem(" ".join(rest)) or str(error)
+        raise UserError(f"prompt {shown!r} is outside the animated shape library ({problem}): {vocabulary()}; "
+                        f"{motion_vocabulary()}") from None
+    return MotionSpec(spec, motions[0] if motions else "still")
 
 
 def unknown_words(prompt: str) -> list[str]:

@@ -100,19 +100,20 @@ def _background(background: Sequence[float] | torch.Tensor, shape: torch.Size, l
     return bg.expand(shape)
 
 
-def _render_pixels(spec: ObjectSpec, camera: Camera) -> tuple[torch.Tensor, ...]:
-    """Per-pixel (hit [B,H,W,1], shaded [B,H,W,3], depth [B,H,W,1], normal, albedo)."""
+def _render_pixels(sdf: Callable[[torch.Tensor], torch.Tensor],
+                   colour: Callable[[torch.Tensor], torch.Tensor], camera: Camera) -> tuple[torch.Tensor, ...]:
+    """Per-pixel (hit [B,H,W,1], shaded [B,H,W,3], depth [B,H,W,1], normal, albedo) of the surface of
+    `sdf` (world points [N,3] -> [N]) with albedo `colour` (world points -> [N, 3])."""
     origins, dirs = camera_rays(camera)
     shape = origins.shape[:-1]
     origins, dirs = origins.reshape(-1, 3), dirs.reshape(-1, 3)
     pixel_angle = (1.0 / camera.focal.to(origins.dtype)).repeat_interleave(camera.height * camera.width)
-    sdf = spec.object.sdf
     t, hit = sphere_trace(sdf, origins, dirs, pixel_angle)
 
     idx = torch.nonzero(hit).squeeze(-1)
     points = origins[idx] + t[idx, None] * dirs[idx]
     normal_hit = _normals(sdf, points)
-    _, albedo_hit = sdf_and_colour(spec, points)
+    albedo_hit = colour(points)
 
     n = origins.shape[0]
     zeros3 = origins.new_zeros(n, 3)
@@ -146,11 +147,18 @@ def render_spec(
     rendering: depth / alpha is the mean surface distance). extras: "normal" (world-space
     normals) and "albedo" (unshaded colour), both averaged the same way and zero where empty.
     """
+    return render_surface(spec.object.sdf, lambda p: sdf_and_colour(spec, p)[1], camera, background, supersample)
+
+
+def render_surface(sdf: Callable[[torch.Tensor], torch.Tensor], colour: Callable[[torch.Tensor], torch.Tensor],
+                   camera: Camera, background: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0),
+                   supersample: int = 1) -> ShapeRender:
+    """`render_spec` for any SDF and albedo function of world points (the animated library's posed objects)."""
     s = int(supersample)
     if s < 1:
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     fine = camera.with_resolution(camera.width * s, camera.height * s) if s > 1 else camera
-    hit, shaded, depth, normal, albedo = _render_pixels(spec, fine)
+    hit, shaded, depth, normal, albedo = _render_pixels(sdf, colour, fine)
     rgb = shaded + (1 - hit) * _background(background, shaded.shape, shaded)
     if s > 1:
         hit, rgb, depth, normal, albedo = (_pool(x, s) for x in (hit, rgb, depth, normal, albedo))
