@@ -1,0 +1,109 @@
+"""What a finished 4D run yields: the animated model.glb, the splat sequence, the motion videos.
+
+The canonical surface (`to_mesh`, decimated to `export.max_faces`) is moved to T frame times
+k / T by the representation's `deform_points`, giving the morph targets of model.glb; the glTF
+plays them at `motion.fps`, so one loop lasts T / fps seconds. The videos keep that speed:
+motion.mp4 is one loop at `export.fps`, and turntable.mp4 (`export.video_frames` at `export.fps`)
+runs the whole number of loops that best fills its turn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+from dreamer.errors import UserError
+
+DEFAULT_FRAMES = 16  # frames of the animation when the run config has no motion section
+DEFAULT_FPS = 8.0  # its playback rate
+
+
+def motion_settings(config) -> tuple[int, float]:
+    """(export frames T, playback fps) from `config.motion`, or the defaults while RunConfig has no
+    motion section (the one place that reads it, so the fallback goes when MotionConfig lands)."""
+    motion = getattr(config, "motion", None)
+    frames = getattr(motion, "export_frames", DEFAULT_FRAMES)
+    fps = getattr(motion, "fps", DEFAULT_FPS)
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise UserError(f"motion.export_frames must be a positive integer, got {frames!r}")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
+        raise UserError(f"motion.fps must be a positive number, got {fps!r}")
+    return frames, float(fps)
+
+
+def canonical_mesh(config, representation) -> trimesh.Trimesh:
+    """The canonical surface, decimated to the face cap, coloured by `colour_at` when the
+    representation has a colour field (else by its own vertex colours)."""
+    from dreamer.export.colour import has_vertex_colours, to_rgba8, torch_colour_fn, vertex_colour_fn
+    from dreamer.export.decimate import decimate
+    from dreamer.representations.base import ColourField
+
+    mesh = representation.to_mesh(config.export.mesh_resolution)
+    if len(mesh.faces) == 0:
+        raise UserError("the mesh is empty (nothing above the iso-level): train longer or check the run")
+    vertices, faces = decimate(mesh.vertices, mesh.faces, config.export.max_faces)
+    simple = trimesh.Trimesh(vertices, faces, process=False)
+    device = next(representation.parameters()).device
+    if isinstance(representation, ColourField):
+        simple.visual.vertex_colors = to_rgba8(torch_colour_fn(representation.colour_at, device)(vertices))
+    elif has_vertex_colours(mesh):
+        simple.visual.vertex_colors = to_rgba8(vertex_colour_fn(mesh)(vertices))
+    return simple
+
+
+@torch.no_grad()
+def frame_vertices(representation, vertices: np.ndarray, frames: int) -> np.ndarray:
+    """[T, V, 3]: the canonical vertices moved to each frame time k / T."""
+    device = next(representation.parameters()).device
+    points = torch.as_tensor(np.asarray(vertices, dtype=np.float32), device=device)
+    return np.stack([representation.deform_points(points, k / frames).float().cpu().numpy() for k in range(frames)])
+
+
+def export_motion_outputs(config, representation, folder: Path | str, formats: list[str] | None = None,
+                          video: bool | None = None, rigid: np.ndarray | None = None) -> dict[str, Path]:
+    """The whole 4D export into `folder`; returns name -> path.
+
+    "glb" (model.glb, morph targets), "glb_trs" (model_trs.glb, only when `rigid` [T, 4, 4]
+    canonical->world matrices are given), "obj"/"ply" (the canonical surface, when asked in
+    `formats` or `export.formats`), "splats", "deformation", "frames" (a folder of per-frame
+    PLYs), "motion_video" and "video" (unless `video` is False, or None and `export.video` off)."""
+    from dreamer.export.animated_gltf import write_animated_glb, write_trs_glb
+    from dreamer.export.mesh import write_mesh
+    from dreamer.export.motion_video import loops_per_turn, write_motion_videos
+    from dreamer.export.splat_sequence import write_splat_sequence
+    from dreamer.representations.base import Animated, SplatSource
+
+    if not (representation.is_dynamic and isinstance(representation, Animated)):
+        raise UserError(f"{type(representation).__name__} has no motion: use the static export")
+    frames, fps = motion_settings(config)
+    if rigid is not None and np.shape(rigid) != (frames, 4, 4):
+        raise UserError(f"rigid motion needs one 4x4 matrix per frame ({frames}), got shape {list(np.shape(rigid))}")
+    options = config.export.mesh_options(formats)  # checks the formats and caps before any work
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    device = next(representation.parameters()).device
+
+    mesh = canonical_mesh(config, representation)
+    paths = {"glb": write_animated_glb(mesh, frame_vertices(representation, mesh.vertices, frames),
+                                       folder / "model.glb", fps)}
+    if rigid is not None:
+        paths["glb_trs"] = write_trs_glb(mesh, np.asarray(rigid), folder / "model_trs.glb", fps)
+    for fmt in options.wanted():
+        if fmt != "glb":
+            paths[fmt] = write_mesh(mesh, folder / f"model.{fmt}")
+
+    if isinstance(representation, SplatSource):
+        sequence = [representation.splat_arrays_at(k / frames) for k in range(frames)]
+        paths.update(write_splat_sequence(representation.splat_arrays(), sequence, representation.deformation_state(),
+                                          folder, metadata={"fps": fps, "representation": type(representation).__name__}))
+
+    if config.export.video if video is None else video:
+        loop_seconds = frames / fps
+        motion_count = max(2, round(loop_seconds * config.export.fps))
+        loops = loops_per_turn(config.export.video_frames / config.export.fps, loop_seconds)
+        paths.update(write_motion_videos(representation, folder, device, motion_count, config.export.video_frames,
+                                         config.export.video_resolution, config.export.fps, loops))
+    return paths
