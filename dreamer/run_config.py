@@ -76,6 +76,50 @@ class RefineConfig:
 
 
 @dataclass
+class MotionConfig:
+    """4D runs (a representation with `is_dynamic`, e.g. gaussians4d): clips, stages and the hybrid schedule.
+
+    The run's `prior` and `guidance` are the video prior and its rule (video steps on clips); the
+    image prior and rule here score single frames: every step of the static stage (the canonical
+    asset alone, Dream-in-4D's first stage) and every `image_every`-th step after it (4D-fy's hybrid).
+    """
+
+    frames: int = 0  # frames per training clip; 0 = the video prior's num_frames
+    static_steps: int = 0  # first stage: the canonical asset alone, image prior only (0: start from a static run,
+                           # e.g. representation.init=points representation.init_points=<3D run>/splats.ply)
+    image_prior: dict[str, Any] = field(default_factory=lambda: {"name": "reference"})  # single-frame prior (name + options)
+    image_guidance: dict[str, Any] = field(default_factory=lambda: {"name": "sds"})  # its rule (name + options)
+    image_negative_prompt: str = ""  # the image prior's negative prompt (the run's is motion-averse, for the video prior)
+    image_every: int = 0  # after the static stage, every n-th step is an image step at a random time (0: none)
+    image_weight: float = 1.0  # loss weight of an image step
+    video_weight: float = 1.0  # loss weight of a video step
+    freeze_canonical: bool = True  # the motion stage trains only the deformation (Dream-in-4D); false: both
+    export_frames: int = 16  # T: frames of the exported loop (animated GLB, PLY sequence, videos, eval)
+    fps: int = 8  # playback rate of the loop (16 frames: 2 s)
+
+    def validate(self) -> "MotionConfig":
+        if self.frames < 0 or self.frames == 1:
+            raise UserError(f"motion.frames must be 0 (the prior's) or at least 2, got {self.frames}")
+        if self.static_steps < 0 or self.image_every < 0:
+            raise UserError("motion.static_steps and motion.image_every must be 0 or positive")
+        if self.export_frames < 2 or self.fps < 1:
+            raise UserError(f"motion.export_frames must be >= 2 and motion.fps >= 1, got {self.export_frames}, {self.fps}")
+        if self.image_weight < 0 or self.video_weight < 0:
+            raise UserError("motion.image_weight and motion.video_weight must be >= 0")
+        for key in ("image_prior", "image_guidance"):
+            section = getattr(self, key)
+            if not isinstance(section, dict) or not isinstance(section.get("name"), str):
+                raise UserError(f"motion.{key} must be a mapping with a name, got {section!r}")
+        return self
+
+    def component(self, kind: str) -> Component:
+        """The image prior ("prior") or image rule ("guidance") as a typed component."""
+        raw = dict(self.image_prior if kind == "prior" else self.image_guidance)
+        name = raw.pop("name")
+        return Component(name, merge(registry.default_config(kind, name), raw, prefix=f"motion.image_{kind}"))
+
+
+@dataclass
 class RunConfig:
     prompt: str = ""  # what to make, e.g. "a red chair"
     negative_prompt: str = ""  # what to steer away from
@@ -94,6 +138,12 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)  # 4D runs only (a dynamic representation)
+
+    @property
+    def is_4d(self) -> bool:
+        """Whether the representation is dynamic (a 4D run: clips, a video prior, animated exports)."""
+        return registry.component_class("representation", self.representation.name).is_dynamic
 
     def validate(self) -> "RunConfig":
         if not self.prompt.strip():
@@ -111,10 +161,34 @@ class RunConfig:
             raise UserError("refine.steps and refine.resolution must be 0 or positive, refine.start_resolution >= 8")
         if self.refine.steps:
             refine_stage_config(self, Path("coarse.ply"))  # a bad refine section fails before any work
+        if self.is_4d:
+            self._validate_4d()
+        elif registry.component_class("prior", self.prior.name).is_video:
+            raise UserError(f"prior '{self.prior.name}' is a video prior: it needs a 4D representation "
+                            "(representation=gaussians4d, or --config 4d)")
         # typed (again) for the representation in force: a mapping set by hand, or another
         # representation's weights, are checked name by name here
         self.regularizers = regularizers_for(self.representation.name, self.regularizers)
         return self
+
+    def _validate_4d(self) -> None:
+        m = self.motion.validate()
+        if self.refine.steps:
+            raise UserError("a 4D run has no mesh refine stage: set refine.steps=0")
+        if not registry.component_class("prior", self.prior.name).is_video:
+            raise UserError(f"a 4D run scores clips: prior '{self.prior.name}' is an image prior; use a video prior "
+                            "(reference-video, animatediff, zeroscope) and put the image prior in motion.image_prior")
+        if not self.guidance.config.takes_clips:
+            raise UserError(f"guidance '{self.guidance.name}' does not run on clips; use video-sds, sds, ism, tsm or asd")
+        image_prior, image_rule = m.component("prior"), m.component("guidance")
+        if registry.component_class("prior", image_prior.name).is_video:
+            raise UserError(f"motion.image_prior '{image_prior.name}' is a video prior; use an image prior")
+        if not image_rule.config.takes_images:
+            raise UserError(f"motion.image_guidance '{image_rule.name}' does not run on single frames")
+        if image_rule.config.particle_count != 1:
+            raise UserError("motion.image_guidance cannot optimise several particles (vsd/esd particles=1)")
+        if self.motion.static_steps >= self.steps:
+            raise UserError(f"motion.static_steps ({self.motion.static_steps}) leaves no motion stage in {self.steps} steps")
 
     def to_dict(self) -> dict:
         data = to_dict(self)

@@ -17,6 +17,7 @@ import torch
 
 from dreamer.cameras import VIEW_LABELS, Camera
 from dreamer.priors.base import Prior, PromptEmbedding
+from dreamer.priors.video import VideoPrior
 from dreamer.priors.schedule import make_alphas_cumprod
 
 
@@ -81,3 +82,47 @@ class FakePixelPrior(Prior):
             eps[0, 0, 0, 0] = float("nan")
             eps[-1, -1, -1, -1] = float("inf")
         return eps
+
+
+class FakeVideoPrior(VideoPrior):
+    """A tiny deterministic pixel-space video prior: FakePixelPrior frame by frame, plus a term that
+    mixes the frames (each frame's ε̂ gets `mix` × the clip's mean x_t), so its output is not per-frame.
+
+    With a camera-conditioned fake, the B·F cameras must come clip by clip with their times; it
+    records them (`calls[-1]["times"]`)."""
+
+    def __init__(self, image_size: int = 8, num_frames: int = 4, camera_conditioned: bool = False, seed: int = 0,
+                 mix: float = 0.5):
+        super().__init__()
+        self.frame_prior = FakePixelPrior(image_size, camera_conditioned=camera_conditioned, seed=seed)
+        self.register_buffer("alphas_cumprod", sd_alphas_cumprod())
+        self.num_train_timesteps = 1000
+        self.image_size = image_size
+        self.latent_shape = (3, image_size, image_size)
+        self.camera_conditioned = camera_conditioned
+        self.num_frames = num_frames
+        self.mix = mix
+        self.calls: list[dict] = []
+
+    def encode_prompt(self, prompt: str, negative_prompt: str = "", view_dependent: bool = False) -> PromptEmbedding:
+        return self.frame_prior.encode_prompt(prompt, negative_prompt, view_dependent)
+
+    def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
+        self.check_clip(rgb)
+        return self.frame_prior.encode_images(rgb.flatten(0, 1)).unflatten(0, rgb.shape[:2])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.frame_prior.decode(z)
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
+                      camera: Camera | None = None) -> torch.Tensor:
+        self.check_clip(x_t)
+        B, F = x_t.shape[:2]
+        if camera is not None:
+            assert len(camera) == B * F, (len(camera), B, F)
+        self.calls.append({"batch": B, "frames": F, "camera": camera is not None,
+                           "times": None if camera is None else camera.times.clone()})
+        eps = self.frame_prior.predict_noise(x_t.flatten(0, 1), t.repeat_interleave(F),
+                                             embedding.repeat_interleave(F, dim=0), camera)
+        eps = eps.unflatten(0, (B, F))
+        return eps + self.mix * x_t.mean(dim=1, keepdim=True)

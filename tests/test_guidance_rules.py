@@ -23,7 +23,8 @@ from fakes import FakePixelPrior
 from tiny_prior_parts import fresh_tiny_prior
 
 S, B = 8, 2
-RULES = sorted(registry.GUIDANCES)  # every registered rule (the per-rule contract: tests/test_contracts.py)
+# every registered rule that runs on images (the per-rule contract: tests/test_contracts.py; clips: test_guidance_clips.py)
+RULES = sorted(name for name in registry.GUIDANCES if registry.default_config("guidance", name).takes_images)
 
 
 def _gen(seed: int = 0) -> torch.Generator:

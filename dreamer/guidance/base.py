@@ -1,8 +1,9 @@
 """The contract every guidance rule (SDS, VSD, ESD, ISM, TSM, ASD) fulfils.
 
 Every rule's config derives from `GuidanceConfig`, which declares what the trainer reads of any
-rule (no hasattr/getattr probes): `view_dependent_prompt`, `trainable_lr`, `particle_count` and
-`uses_depth` (whether the trainer passes the renders' depth to `forward`).
+rule (no hasattr/getattr probes): `view_dependent_prompt`, `trainable_lr`, `particle_count`,
+`uses_depth` (whether the trainer passes the renders' depth to `forward`), and `takes_images` /
+`takes_clips` (whether it runs with an image prior on renders, with a video prior on clips).
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ class GuidanceConfig:
         return 1
 
     @property
+    def takes_images(self) -> bool:
+        """Whether the rule runs on single renders [B, H, W, 3] with an image prior."""
+        return True
+
+    @property
+    def takes_clips(self) -> bool:
+        """Whether the rule runs on clips [B, F, H, W, 3] with a video prior (its maths is elementwise in z)."""
+        return True
+
+    @property
     def uses_depth(self) -> bool:
         """Whether `Guidance.forward` wants the renders' depth (`depth=`); the trainer passes it only then."""
         return False
@@ -46,6 +57,13 @@ class GuidanceOutput:
     grad_norm: torch.Tensor  # scalar, ‖g‖ averaged over the batch (monitoring)
     t: torch.Tensor  # [B] integer timesteps used
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def channels_first(images: torch.Tensor) -> torch.Tensor:
+    """Renders [B, H, W, 3] -> [B, 3, H, W]; clips [B, F, H, W, 3] -> [B, F, 3, H, W]."""
+    if images.ndim == 5:
+        return images.permute(0, 1, 4, 2, 3)
+    return images.permute(0, 3, 1, 2)
 
 
 class Guidance(torch.nn.Module):
@@ -78,9 +96,11 @@ class Guidance(torch.nn.Module):
     def encode_and_draw(self, images: torch.Tensor, step: int, pixel_hook=None):
         """(z [B, C, h, w] carrying the graph, t [B], ε like z): encode the renders, then draw t, then ε.
 
-        `pixel_hook` (optional) is registered on the renders' gradient as [B, 3, H, W] (TSM's per-pixel clip).
+        Clips ([B, F, H, W, 3] renders, for a video prior) give z [B, F, C, h, w]; one t per clip.
+        `pixel_hook` (optional) is registered on the renders' gradient as [B, 3, H, W] ([B, F, 3, H, W]
+        for clips; TSM's per-pixel clip).
         """
-        pixels = images.permute(0, 3, 1, 2)
+        pixels = channels_first(images)
         if pixel_hook is not None and pixels.requires_grad:
             pixels.register_hook(pixel_hook)
         z = self.prior.encode_images(pixels)

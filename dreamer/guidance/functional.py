@@ -100,9 +100,17 @@ def pixelwise_clip(g: torch.Tensor, threshold: float) -> torch.Tensor:
       - clipping the render at thr, without k², is k² times stricter than the authors (4× for a
         512 px render under SDXL's 1024 px).
     """
-    peak = g.abs().amax(dim=1, keepdim=True)  # [B, 1, h, w]
+    peak = g.abs().amax(dim=-3, keepdim=True)  # [B, 1, h, w] ([B, F, 1, h, w] for clips: channels on dim −3)
     scale = (threshold / peak.clamp_min(torch.finfo(g.dtype).tiny)).clamp(max=1.0)
     return g * scale
+
+
+def amplify_motion(eps: torch.Tensor, factor: float) -> torch.Tensor:
+    """Motion amplification (Align Your Gaussians) of a prediction on clips [B, F, ...]: its mean over
+    the frames plus `factor`·(each frame − the mean). factor 1 leaves it unchanged; > 1 exaggerates
+    what differs between frames, i.e. the motion the prior asks for."""
+    mean = eps.mean(dim=1, keepdim=True)
+    return mean + factor * (eps - mean)
 
 
 def upsample_to(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -114,9 +122,11 @@ def upsample_to(images: torch.Tensor, size: int) -> torch.Tensor:
     and encodes the same values. ISM/TSM call it to put the per-pixel clip on the gradient of the
     image the prior sees, as Dreamer XL does (see `pixelwise_clip`).
     """
-    height, width = images.shape[1], images.shape[2]
+    height, width = images.shape[-3], images.shape[-2]
     if height >= size or width >= size:
         return images
+    if images.ndim == 5:  # clips [B, F, H, W, C]: frame by frame
+        return upsample_to(images.flatten(0, 1), size).unflatten(0, images.shape[:2])
     pixels = images.permute(0, 3, 1, 2)
     pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False)
     return pixels.permute(0, 2, 3, 1)
@@ -132,11 +142,12 @@ def depth_image(depth: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     covered = depth > eps
     zeros = torch.zeros_like(depth)
     disparity = torch.where(covered, 1.0 / depth.clamp_min(eps), zeros)
-    far = torch.where(covered, disparity, torch.full_like(disparity, float("inf"))).amin(dim=(1, 2, 3), keepdim=True)
+    image_dims = (-3, -2, -1)  # per image; clips [B, F, H, W, 1] are normalised frame by frame
+    far = torch.where(covered, disparity, torch.full_like(disparity, float("inf"))).amin(dim=image_dims, keepdim=True)
     far = torch.where(torch.isfinite(far), far, torch.zeros_like(far))  # an image with nothing covered
-    near = disparity.amax(dim=(1, 2, 3), keepdim=True)
+    near = disparity.amax(dim=image_dims, keepdim=True)
     normalised = torch.where(covered, (disparity - far) / (near - far).clamp_min(eps), zeros)
-    return normalised.clamp(0.0, 1.0).expand(-1, -1, -1, 3)
+    return normalised.clamp(0.0, 1.0).expand(*normalised.shape[:-1], 3)
 
 
 def ddim_step(x_a: torch.Tensor, eps: torch.Tensor, a: torch.Tensor | int, b: torch.Tensor | int,

@@ -135,14 +135,14 @@ class ISM(Guidance):
                 raise ValueError(f"{type(self).__name__} with depth_ratio > 0 needs the renders' depth (depth=)")
             images = F.depth_image(depth)
         if flipped:
-            images = images.flip(2)  # left-right: W is dim 2 of [B, H, W, C]
+            images = images.flip(-2)  # left-right: W is dim −2 of [B, H, W, C] (and of clips [B, F, H, W, C])
         clip = None
         if cfg.pixel_clip is not None:  # clip at the prior's input size (module doc)
             images = F.upsample_to(images, self.prior.image_size)
             clip = lambda grad: F.pixelwise_clip(grad, cfg.pixel_clip)  # noqa: E731
         z, t, eps = self.encode_and_draw(images, step, pixel_hook=clip)
         if cfg.noise_offset > 0:
-            offset = torch.randn((1, z.shape[1]) + (1,) * (z.ndim - 2), generator=self.generator)
+            offset = torch.randn((1,) * (z.ndim - 3) + (z.shape[-3], 1, 1), generator=self.generator)  # per channel
             eps = eps + cfg.noise_offset * offset.to(eps.device, eps.dtype)
         s = (t - self.delta_t(step)).clamp_min(0)
         ac = self.prior.alphas_cumprod

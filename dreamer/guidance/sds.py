@@ -75,6 +75,10 @@ class SDS(Guidance):
         self.config = config
         self.schedule = config.timestep_schedule(prior.num_train_timesteps, total_steps)
 
+    def adjust_prediction(self, eps_cfg: torch.Tensor) -> torch.Tensor:
+        """The guided prediction as the rule uses it (SDS: unchanged; video SDS: motion-amplified)."""
+        return eps_cfg
+
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
                 step: int, depth: torch.Tensor | None = None) -> GuidanceOutput:
         """`depth` is accepted for the common contract and not used (SDS declares no `uses_depth`)."""
@@ -90,6 +94,7 @@ class SDS(Guidance):
             else:
                 eps_cfg, _, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
                                               cfg.cfg_convention, cfg.view_dependent_prompt)
+            eps_cfg = self.adjust_prediction(eps_cfg)
             w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]
             g = w * (eps_cfg.float() - eps.float())  # [B, C, h, w] float32
 

@@ -63,6 +63,10 @@ class VSDConfig(GuidanceConfig):
     def particle_count(self) -> int:
         return self.particles
 
+    @property
+    def takes_clips(self) -> bool:
+        return False  # the particle model is a LoRA of an image network
+
     def __post_init__(self) -> None:
         rule = type(self).__name__.removesuffix("Config").lower()
         F.check_choice(rule, "cfg_convention", self.cfg_convention, F.CFG_CONVENTIONS)
@@ -88,6 +92,8 @@ class VSD(Guidance):
     """Variational score distillation with one LoRA particle model (ESD when entropy_weight > 0)."""
 
     def __init__(self, config: VSDConfig, prior: Prior, total_steps: int, generator: torch.Generator):
+        if prior.is_video:
+            prior.network()  # the video prior's one-line refusal (VSD/ESD fine-tune an image network)
         super().__init__(prior, total_steps, generator)
         self.config = config
         c = config

@@ -1,5 +1,6 @@
 """A run's training, every stage: the first stage, then, when `refine.steps > 0`, the mesh refine
-stage in `<run>/refine`, started from the first stage's surface."""
+stage in `<run>/refine`, started from the first stage's surface. A 4D run trains its static and
+motion stages in one `MotionTrainer` (dreamer.trainer.motion)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ def train_stages(cfg: RunConfig, run: RunFolder, resume: bool = False,
                  on_progress: Callable[[ProgressEvent], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> StagesResult:
     """Train the first stage and, when configured, the refine stage; resumable stage by stage."""
-    trainer = Trainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
+    if cfg.is_4d:  # one trainer for both of its stages (static, then motion)
+        from dreamer.trainer.motion import MotionTrainer
+
+        trainer = MotionTrainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
+    else:
+        trainer = Trainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
     first = trainer.fit(resume=resume)
     metrics: dict[str, Any] = {"steps": first.steps, "final_loss": first.final_loss,
                                "seconds": round(first.seconds, 2), "resumed_from": first.resumed_from}

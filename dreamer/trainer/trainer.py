@@ -17,6 +17,8 @@ import torch
 
 from dreamer.cameras import sample_orbit, turntable
 from dreamer.errors import Interrupted, TrainingDiverged
+from dreamer.guidance.base import GuidanceOutput
+from dreamer.representations.base import RenderOutput
 from dreamer.run_config import RunConfig, save_run_config
 from dreamer.devices import resolve_device
 from dreamer.trainer.build import build_guidance, build_prior, build_representation
@@ -95,13 +97,16 @@ class Trainer:
     def save_checkpoint(self) -> None:
         self.run.save_checkpoint(self.checkpoint_state())
 
+    def load_guidance_state(self, state: dict) -> None:
+        self.guidance.load_state_dict(state, strict=False)
+
     def restore(self) -> int:
         """Load the run folder's checkpoint; returns the step it reached."""
         state = self.run.load_checkpoint(map_location=self.device)
         self.representation.load_state_dict(state["representation"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("guidance"):
-            self.guidance.load_state_dict(state["guidance"], strict=False)
+            self.load_guidance_state(state["guidance"])
         rng = state["rng"]
         self.camera_generator.set_state(rng["camera"].cpu())
         self.guidance_generator.set_state(rng["guidance"].cpu())
@@ -112,18 +117,25 @@ class Trainer:
         return self.step
 
     # -- the loop -------------------------------------------------------------------------
-    def train_step(self) -> dict:
+    def sample_cameras(self):
         c = self.config
-        self.representation.before_step(self.step)
-        cameras = sample_orbit(c.batch_size, c.camera, c.resolution, c.resolution,
-                               generator=self.camera_generator).to(self.device)
+        return sample_orbit(c.batch_size, c.camera, c.resolution, c.resolution,
+                            generator=self.camera_generator).to(self.device)
+
+    def guided_render(self) -> tuple[RenderOutput, GuidanceOutput, float, dict]:
+        """One step's render and guidance: (render, guidance output, the loss weight, extra metrics)."""
+        cameras = self.sample_cameras()
         out = self.representation.render(cameras)
         # the depth reaches only rules that declare they use it (GuidanceConfig.uses_depth)
-        depth = {"depth": out.depth} if c.guidance.config.uses_depth else {}
-        guided = self.guidance(out.rgb, self.embedding, cameras, self.step, **depth)
-        loss = guided.loss
-        record = {"guidance_loss": float(guided.loss.detach()), "grad_norm": float(guided.grad_norm),
-                  "t": float(guided.t.float().mean())}
+        depth = {"depth": out.depth} if self.config.guidance.config.uses_depth else {}
+        return out, self.guidance(out.rgb, self.embedding, cameras, self.step, **depth), 1.0, {}
+
+    def train_step(self) -> dict:
+        self.representation.before_step(self.step)
+        out, guided, weight, record = self.guided_render()
+        loss = weight * guided.loss
+        record.update({"guidance_loss": float(guided.loss.detach()), "grad_norm": float(guided.grad_norm),
+                       "t": float(guided.t.float().mean())})
         for name, value in self.representation.regularization(out).items():
             weight = self.regularizer_weights[name]
             if weight:

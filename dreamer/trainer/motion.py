@@ -1,0 +1,133 @@
+"""The 4D loop: a static stage with the image prior, then a motion stage with the video prior.
+
+Every step renders the representation at cameras that carry times (`Camera.time`):
+- an image step (every step of the static stage, and every `motion.image_every`-th step after it,
+  4D-fy's hybrid schedule) renders B single frames — at time 0 in the static stage, where the
+  deformation is off, at random times after it — and scores them with `motion.image_prior`;
+- a video step renders B clips of F frames, each from one orbit camera at the loop's frame times
+  shifted by a random phase, and scores them [B, F, H, W, 3] with the run's video prior and rule.
+
+In the motion stage the canonical asset is frozen when `motion.freeze_canonical` (Dream-in-4D: the
+static result keeps its quality while the deformation learns the motion). The stage is a function
+of the step, so a resumed run lands in the same stage with the same frozen parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dreamer import registry
+from dreamer.cameras import clip_cameras
+from dreamer.errors import UserError
+from dreamer.guidance.base import GuidanceOutput
+from dreamer.representations.base import RenderOutput
+from dreamer.run_config import RunConfig
+from dreamer.trainer.trainer import Trainer
+
+DEFORMATION_PREFIX = "deformation"  # parameter groups of the deformation field (the rest is the canonical asset)
+
+
+def image_prompt(prompt: str, prior_name: str) -> str:
+    """The prompt the image prior gets: for the embedded priors (which know only the static library),
+    the prompt without its motion ("a red cube bouncing" -> "a red cube"); others get it unchanged."""
+    if prior_name not in ("reference", "tiny"):
+        return prompt
+    from dreamer.shapes.prompt import parse_motion_prompt
+
+    return parse_motion_prompt(prompt).spec.prompt
+
+
+class MotionTrainer(Trainer):
+    """`Trainer` for dynamic representations (see the module docstring)."""
+
+    def __init__(self, config: RunConfig, run, on_progress=None, should_stop=None):
+        super().__init__(config, run, on_progress=on_progress, should_stop=should_stop)
+        m = config.motion
+        self.frames = m.frames or int(self.prior.num_frames)
+        image_prior = m.component("prior")
+        image_rule = m.component("guidance")
+        self.image_prior = registry.component_class("prior", image_prior.name)(image_prior.config, self.device)
+        self.image_embedding = self.image_prior.encode_prompt(
+            image_prompt(config.prompt, image_prior.name), m.image_negative_prompt,
+            view_dependent=image_rule.config.view_dependent_prompt)
+        self.image_rule_config = image_rule.config
+        self.image_guidance = registry.component_class("guidance", image_rule.name)(
+            image_rule.config, self.image_prior, config.steps, self.guidance_generator)
+        extra = self.image_guidance.trainable_parameters()
+        if extra:
+            self.optimizer.add_param_group({"params": extra, "lr": image_rule.config.trainable_lr,
+                                            "name": "image_guidance"})
+
+    # -- stages ---------------------------------------------------------------------------
+    def stage(self, step: int) -> str:
+        return "static" if step < self.config.motion.static_steps else "motion"
+
+    def is_image_step(self, step: int) -> bool:
+        m = self.config.motion
+        if self.stage(step) == "static":
+            return True
+        return bool(m.image_every) and (step - m.static_steps) % m.image_every == m.image_every - 1
+
+    def _enter_stage(self, stage: str) -> None:
+        """Render mode and trainable parameters of the stage (deformation off in the static stage;
+        the canonical asset frozen in the motion stage when `freeze_canonical`)."""
+        self.representation.set_stage(stage)
+        freeze_canonical = stage == "motion" and self.config.motion.freeze_canonical
+        for group in self.optimizer.param_groups:
+            name = str(group.get("name", ""))
+            if name.startswith(DEFORMATION_PREFIX):
+                trainable = stage == "motion"
+            elif name in ("guidance", "image_guidance"):
+                continue
+            else:
+                trainable = not freeze_canonical
+            for p in group["params"]:
+                p.requires_grad_(trainable)
+
+    # -- one step -------------------------------------------------------------------------
+    def guided_render(self) -> tuple[RenderOutput, GuidanceOutput, float, dict]:
+        c, m = self.config, self.config.motion
+        stage = self.stage(self.step)
+        self._enter_stage(stage)
+        cameras = self.sample_cameras()
+        B = len(cameras)
+        if self.is_image_step(self.step):
+            times = torch.rand(B, generator=self.camera_generator) if stage == "motion" else torch.zeros(B)
+            cameras = cameras.with_time(times.to(self.device))
+            out = self.representation.render(cameras)
+            depth = {"depth": out.depth} if self.image_rule_config.uses_depth else {}
+            guided = self.image_guidance(out.rgb, self.image_embedding, cameras, self.step, **depth)
+            return out, guided, m.image_weight, {"video_step": 0}
+        phase = torch.rand(B, 1, generator=self.camera_generator)
+        times = phase + torch.arange(self.frames, dtype=torch.float32)[None] / self.frames  # [B, F]
+        clip = clip_cameras(cameras, times)
+        out = self.representation.render(clip)
+        depth = {"depth": out.depth.unflatten(0, (B, self.frames))} if c.guidance.config.uses_depth else {}
+        guided = self.guidance(out.rgb.unflatten(0, (B, self.frames)), self.embedding, clip, self.step, **depth)
+        return out, guided, m.video_weight, {"video_step": 1}
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _guidance_state(self) -> dict:
+        return {"video": self.guidance.checkpoint_state(), "image": self.image_guidance.checkpoint_state()}
+
+    def restore(self) -> int:
+        step = super().restore()
+        self._enter_stage(self.stage(step))
+        return step
+
+    def load_guidance_state(self, state: dict) -> None:
+        if state.get("video"):
+            self.guidance.load_state_dict(state["video"], strict=False)
+        if state.get("image"):
+            self.image_guidance.load_state_dict(state["image"], strict=False)
+
+
+def check_4d_prompt(config: RunConfig) -> None:
+    """A one-line error before any work when the image prior is embedded and the prompt is outside the
+    animated library (it would fail later, in the middle of building the priors)."""
+    name = config.motion.component("prior").name
+    if name in ("reference", "tiny"):
+        try:
+            image_prompt(config.prompt, name)
+        except UserError as error:
+            raise UserError(f"{error} (motion.image_prior '{name}')") from None
