@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -207,7 +206,7 @@ def tiny_config(frames: int = 4, fps: float = 8.0) -> RunConfig:
     config = RunConfig()
     config.export.mesh_resolution, config.export.max_faces = 32, 400
     config.export.video_frames, config.export.video_resolution, config.export.fps = 6, 32, 8
-    config.motion = SimpleNamespace(export_frames=frames, fps=fps)  # stands in for the coming MotionConfig
+    config.motion.export_frames, config.motion.fps = frames, fps
     return config
 
 
@@ -289,9 +288,9 @@ def test_export_motion_outputs_refuses_a_static_representation(tmp_path):
 
 
 def test_motion_settings_default_and_checks():
-    assert motion_settings(RunConfig()) == (16, 8.0)  # no motion section yet: the defaults
+    assert motion_settings(RunConfig()) == (16, 8.0)  # MotionConfig's defaults
     assert motion_settings(tiny_config(frames=5, fps=12)) == (5, 12.0)
-    with pytest.raises(UserError, match="motion.export_frames must be a positive integer, got 0"):
+    with pytest.raises(UserError, match="motion.export_frames must be >= 2 and motion.fps >= 1"):
         motion_settings(tiny_config(frames=0))
-    with pytest.raises(UserError, match="motion.fps must be a positive number"):
+    with pytest.raises(UserError, match="motion.export_frames must be >= 2 and motion.fps >= 1"):
         motion_settings(tiny_config(fps=-1.0))

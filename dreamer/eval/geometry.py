@@ -124,8 +124,7 @@ def geometry_metrics(result: trimesh.Trimesh, truth: trimesh.Trimesh,
         return GeometryMetrics(0.0, 1.0, 0.0, 0.0, 0.0, [float(s) for s in size_gt], [0.0, 0.0, 0.0],
                                size_gt, 0.0, float(occ_gt.sum() * cell_volume))
     occ = solid_occupancy(result, resolution)
-    union = np.maximum(occ, occ_gt).sum()
-    iou = float(np.minimum(occ, occ_gt).sum() / union) if union else 1.0
+    iou = volume_iou(occ, occ_gt)
 
     points, normals = surface_samples(result, samples)
     points_gt, normals_gt = surface_samples(truth, samples)
@@ -143,6 +142,12 @@ def geometry_metrics(result: trimesh.Trimesh, truth: trimesh.Trimesh,
         extent_error=[abs(a - b) for a, b in zip(size, size_gt)],
         extent=size, extent_gt=size_gt,
         volume=float(occ.sum() * cell_volume), volume_gt=float(occ_gt.sum() * cell_volume))
+
+
+def volume_iou(occ: np.ndarray, occ_gt: np.ndarray) -> float:
+    """IoU of two soft occupancy grids (min over max, 1 when both are empty)."""
+    union = np.maximum(occ, occ_gt).sum()
+    return float(np.minimum(occ, occ_gt).sum() / union) if union else 1.0
 
 
 def load_mesh(path) -> trimesh.Trimesh:

@@ -29,7 +29,7 @@ import trimesh
 
 from dreamer.cameras import Camera, clip_cameras, frame_times, turntable
 from dreamer.errors import UserError
-from dreamer.eval.geometry import GRID_BOUND, solid_occupancy, weld
+from dreamer.eval.geometry import GRID_BOUND, solid_occupancy, volume_iou, weld
 from dreamer.eval.metrics import EVAL_ELEVATION, silhouette_iou
 from dreamer.representations.base import Animated
 from dreamer.shapes.animated import motion_mesh, render_motion
@@ -101,16 +101,16 @@ def evaluate_motion(representation, mspec: MotionSpec, device: torch.device | st
 
     canonical_gt = spec_mesh(mspec.spec, mesh_resolution)
     expected = [motion_mesh(mspec, t, canonical=canonical_gt) for t in times]
-    volume_iou, distances = [], []
+    frame_volume_iou, distances = [], []
     for pred, gt in zip(predicted, expected):
         occ, occ_gt = solid_occupancy(weld(pred), volume_resolution), solid_occupancy(weld(gt), volume_resolution)
-        volume_iou.append(_occupancy_iou(occ, occ_gt))
+        frame_volume_iou.append(volume_iou(occ, occ_gt))
         distances.append(float(np.linalg.norm(_occupancy_centroid(occ) - _occupancy_centroid(occ_gt))))
     amplitude = _amplitude([np.asarray(m.vertices) for m in predicted])
     amplitude_gt = _amplitude([np.asarray(m.vertices) for m in expected])
     ratio = amplitude / amplitude_gt if amplitude_gt >= STILL_AMPLITUDE else None
     return MotionEval(mspec.motion, frames, views, resolution, per_frame_iou, float(np.mean(per_frame_iou)),
-                      volume_iou, float(np.mean(volume_iou)), distances, float(np.mean(distances)),
+                      frame_volume_iou, float(np.mean(frame_volume_iou)), distances, float(np.mean(distances)),
                       amplitude, amplitude_gt, ratio, flicker)
 
 
@@ -146,12 +146,6 @@ def _predicted_frames(representation, device, times: list[float], mesh: trimesh.
         points = torch.from_numpy(vertices).to(device)
         moved = [representation.deform_points(points, t).float().cpu().numpy().astype(np.float64) for t in times]
     return [trimesh.Trimesh(v, faces, process=False) for v in moved]
-
-
-def _occupancy_iou(occ: np.ndarray, occ_gt: np.ndarray) -> float:
-    """IoU of two soft occupancies, as `geometry_metrics` computes its volume IoU (1 when both are empty)."""
-    union = np.maximum(occ, occ_gt).sum()
-    return float(np.minimum(occ, occ_gt).sum() / union) if union else 1.0
 
 
 def _occupancy_centroid(occ: np.ndarray) -> np.ndarray:

@@ -17,21 +17,12 @@ import trimesh
 
 from dreamer.errors import UserError
 
-DEFAULT_FRAMES = 16  # frames of the animation when the run config has no motion section
-DEFAULT_FPS = 8.0  # its playback rate
 
 
 def motion_settings(config) -> tuple[int, float]:
-    """(export frames T, playback fps) from `config.motion`, or the defaults while RunConfig has no
-    motion section (the one place that reads it, so the fallback goes when MotionConfig lands)."""
-    motion = getattr(config, "motion", None)
-    frames = getattr(motion, "export_frames", DEFAULT_FRAMES)
-    fps = getattr(motion, "fps", DEFAULT_FPS)
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise UserError(f"motion.export_frames must be a positive integer, got {frames!r}")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
-        raise UserError(f"motion.fps must be a positive number, got {fps!r}")
-    return frames, float(fps)
+    """(export frames T, playback fps) from the run's `motion` section."""
+    motion = config.motion.validate()
+    return int(motion.export_frames), float(motion.fps)
 
 
 def canonical_mesh(config, representation) -> trimesh.Trimesh:

@@ -76,6 +76,10 @@ def export_outputs(config: RunConfig, representation, run: RunFolder, formats: l
     paths are returned as "particle_k/glb" and so on)."""
     from dreamer.representations.particles import particle_members
 
+    if representation.is_dynamic:  # 4D: animated GLB, splat sequence, motion and turntable videos
+        from dreamer.trainer.motion_outputs import export_motion_outputs
+
+        return export_motion_outputs(config, representation, run.root, formats, video)
     paths: dict[str, Path] = {}
     for index, member in enumerate(particle_members(representation)):
         folder, prefix = (run.root, "") if index == 0 else (run.root / f"particle_{index}", f"particle_{index}/")
@@ -114,6 +118,9 @@ def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: in
     from dreamer.eval.metrics import evaluate_representation
     from dreamer.shapes import parse_prompt
 
+    if representation.is_dynamic:
+        return _evaluate_motion_outputs(config, representation, run, step)
+
     try:
         parse_prompt(config.prompt)
     except UserError:  # not a library prompt: there is no ground truth
@@ -145,3 +152,23 @@ def _mesh_metrics(config: RunConfig, representation, glb: Path, truth) -> dict:
 
     mesh = load_mesh(glb) if glb.exists() else representation.to_mesh(config.export.mesh_resolution)
     return geometry_metrics(mesh, truth).to_dict()
+
+
+def _evaluate_motion_outputs(config: RunConfig, representation, run: RunFolder, step: int) -> dict | None:
+    """eval.json of a 4D run of an animated-library prompt (None for other prompts): the motion metrics
+    (dreamer.eval.motion) of the exported loop (`model.glb`'s canonical mesh moved by the deformation)."""
+    from dreamer.eval.geometry import load_mesh
+    from dreamer.eval.motion import evaluate_motion
+    from dreamer.shapes.prompt import parse_motion_prompt
+
+    try:
+        mspec = parse_motion_prompt(config.prompt)
+    except UserError:
+        return None
+    device = next(representation.parameters()).device
+    glb = run.asset("model.glb")
+    mesh = load_mesh(glb) if glb.exists() else None
+    result = evaluate_motion(representation, mspec, device, frames=config.motion.export_frames, mesh=mesh).to_dict()
+    result["step"] = step
+    atomic_write_text(run.asset("eval.json"), json.dumps(result, indent=2))
+    return result
