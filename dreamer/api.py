@@ -25,7 +25,7 @@ from dreamer.trainer.run_folder import RunFolder
 
 __all__ = [
     # what a run does
-    "generate", "export", "evaluate", "read_metrics", "read_eval", "Result", "EVAL_SUMMARY_KEYS",
+    "generate", "export", "evaluate", "read_metrics", "read_eval", "Result", "EVAL_SUMMARY_KEYS", "MOTION_SUMMARY_KEYS",
     "resolve_config", "default_run_dir", "slugify", "prompt_notice", "check_prompt",
     # for front doors (the web UI): configs, choices, errors, events
     "RunConfig", "build_run_config", "load_run_config", "save_run_config", "list_presets", "load_yaml",
@@ -37,6 +37,8 @@ COMPONENT_KINDS: tuple[str, ...] = tuple(registry.TABLES)  # guidance, represent
 
 
 # eval.json's figures that `Result.metrics["eval"]` carries: 2D (renders) then 3D (exported mesh)
+# and of a 4D run (dreamer.eval.motion.motion_summary_keys)
+MOTION_SUMMARY_KEYS = ("mean_frame_iou", "mean_frame_volume_iou", "trajectory_error", "amplitude_ratio", "flicker")
 EVAL_SUMMARY_KEYS = ("iou", "colour_error", "r_precision", "multi_face_rate", "volume_iou", "chamfer_l1",
                      "fscore_002", "fscore_005", "normal_consistency", "extent_error")
 
@@ -46,7 +48,8 @@ class Result:
     run_dir: Path  # the run folder
     mesh: Path  # model.glb
     exports: dict[str, Path]  # format/video -> path
-    video: Path | None  # turntable.mp4 (or .gif)
+    video: Path | None  # turntable.mp4 (or .gif); a 4D run's turntable plays the motion
+    motion_video: Path | None  # 4D runs: motion.mp4 (the motion from a fixed front camera); None for 3D
     checkpoint: Path
     metrics: dict[str, Any] = field(default_factory=dict)  # steps, final_loss, seconds, eval figures
 
@@ -79,42 +82,67 @@ def resolve_config(prompt: str | None = None, config: str | None = "default", do
     return load_run_config(config, data, dotted)
 
 
-EMBEDDED_PRIORS = ("tiny", "reference")  # priors that know only the shape library's vocabulary
+EMBEDDED_PRIORS = ("tiny", "reference", "reference-video")  # priors that know only the shape library's vocabulary
+EXACT_PRIORS = ("reference", "reference-video")  # embedded priors with nothing to denoise towards outside it
 
 
 def prompt_notice(prompt: str, prior: str = "tiny") -> str | None:
     """One line telling why an embedded prior cannot make `prompt`, what it knows and how to use a
     real prior instead; None when the prompt is a library prompt or the prior is not embedded."""
-    from dreamer.shapes.prompt import known_vocabulary, vocabulary_problem
+    from dreamer.shapes.prompt import (known_motion_vocabulary, known_vocabulary, motion_vocabulary_problem,
+                                       vocabulary_problem)
 
     if prior not in EMBEDDED_PRIORS or not prompt.strip():
         return None
-    problem = vocabulary_problem(prompt)
+    video = registry.component_class("prior", prior).is_video
+    problem = (motion_vocabulary_problem if video else vocabulary_problem)(prompt)
     if problem is None:
         return None
+    real = ("--config 4d-animatediff prior.model=/path/to/stable-diffusion-v1-5 "
+            "prior.motion_adapter=/path/to/animatediff-motion-adapter" if video else
+            "--prior sd21-base prior.model=/path/to/stable-diffusion-2-1-base")
     return (f"prompt {' '.join(prompt.split())!r} is outside what the embedded '{prior}' prior knows ({problem}); "
-            f"it knows {known_vocabulary()}; for other prompts use a real prior with local weights, "
-            "e.g. --prior sd21-base prior.model=/path/to/stable-diffusion-2-1-base")
+            f"it knows {known_motion_vocabulary() if video else known_vocabulary()}; for other prompts use a real "
+            f"prior with local weights, e.g. {real}")
 
 
 def check_prompt(cfg: RunConfig) -> None:
-    """Before any work: an error for the `reference` prior (it has nothing to denoise towards), an
-    `OutOfVocabularyWarning` for `tiny` (it runs, but will not make the object asked for)."""
+    """Before any work: an error for the exact priors (they have nothing to denoise towards), an
+    `OutOfVocabularyWarning` for `tiny` (it runs, but will not make the object asked for). A 4D run
+    checks its video prior and its image prior."""
     import warnings
 
-    notice = prompt_notice(cfg.prompt, cfg.prior.name)
-    if notice is None:
-        return
-    if cfg.prior.name == "reference":
-        raise UserError(notice)
-    warnings.warn(notice, OutOfVocabularyWarning, stacklevel=3)
+    names = [cfg.prior.name]
+    if cfg.is_4d:
+        image_prior = cfg.motion.component("prior").name
+        names.append(image_prior)
+    for name in names:
+        prompt = cfg.prompt
+        if cfg.is_4d and not registry.component_class("prior", name).is_video and name in EMBEDDED_PRIORS:
+            from dreamer.shapes.prompt import motion_vocabulary_problem
+
+            if motion_vocabulary_problem(prompt) is not None:  # the video prior's notice says it all
+                continue
+        notice = prompt_notice(prompt if not cfg.is_4d or name == cfg.prior.name else _static_part(prompt), name)
+        if notice is None:
+            continue
+        if name in EXACT_PRIORS:
+            raise UserError(notice)
+        warnings.warn(notice, OutOfVocabularyWarning, stacklevel=3)
+
+
+def _static_part(prompt: str) -> str:
+    """A 4D prompt without its motion, for the image prior ("a red cube bouncing" -> "a red cube")."""
+    from dreamer.shapes.prompt import parse_motion_prompt
+
+    return parse_motion_prompt(prompt).spec.prompt
 
 
 def generate(prompt: str | None = None, *, config: str = "default", out: str | Path | None = None,
              resume: bool = False, overwrite: bool = False, dotted: list[str] | None = None,
              on_progress: Callable[[ProgressEvent], None] | None = None,
              should_stop: Callable[[], bool] | None = None, **overrides) -> Result:
-    """Text → 3D asset. Keyword overrides use `__` for nesting: `guidance__guidance_scale=20`.
+    """Text → 3D asset (→ a moving 4D asset with a 4D preset: `config="4d"`). Keyword overrides use `__` for nesting: `guidance__guidance_scale=20`.
 
     With `resume=True` and an existing run folder `out`, the run continues from its checkpoint to
     its final step using the config saved in the folder (overrides still apply). A folder that
@@ -144,8 +172,9 @@ def generate(prompt: str | None = None, *, config: str = "default", out: str | P
     if cfg.trainer.evaluate:
         ev = evaluate_outputs(cfg, trained.representation, run, trained.first_stage_steps)
         if ev is not None:
-            metrics["eval"] = {k: ev[k] for k in EVAL_SUMMARY_KEYS}
-    return Result(run.root, paths["glb"], paths, paths.get("video"), run.checkpoint_path, metrics)
+            metrics["eval"] = {k: ev[k] for k in (MOTION_SUMMARY_KEYS if cfg.is_4d else EVAL_SUMMARY_KEYS)}
+    return Result(run.root, paths["glb"], paths, paths.get("video"), paths.get("motion_video"), run.checkpoint_path,
+                  metrics)
 
 
 def export(run_dir: str | Path, formats: list[str] | None = None, video: bool = False,
@@ -182,7 +211,12 @@ def evaluate(run_dir: str | Path) -> dict:
     from dreamer.trainer.outputs import evaluate_outputs, load_run
 
     config, representation, step = load_run(run_dir)
-    parse_prompt(config.prompt)  # a clear error for prompts without ground truth
+    if config.is_4d:
+        from dreamer.shapes.prompt import parse_motion_prompt
+
+        parse_motion_prompt(config.prompt)  # a clear error for prompts without ground truth
+    else:
+        parse_prompt(config.prompt)
     return evaluate_outputs(config, representation, RunFolder(run_dir), step)
 
 

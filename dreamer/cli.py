@@ -18,7 +18,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="optimise a 3D asset for a prompt and export it",
-                       description="Optimise a 3D asset for PROMPT; writes model.glb, the turntable and eval.json.")
+                       description="Optimise a 3D asset for PROMPT; writes model.glb, the turntable and eval.json. "
+                                   "With a 4D preset (--config 4d) and a moving prompt such as \"a red cube bouncing\": "
+                                   "an animated model.glb, splats.ply + frames/, motion.mp4 and turntable.mp4.")
     g.add_argument("prompt", nargs="?", help='what to make, e.g. "a red chair" (optional with --resume)')
     g.add_argument("--config", default="default", help="preset name in configs/ or a YAML path (default: default)")
     g.add_argument("--guidance", help="guidance rule, e.g. sds")
@@ -144,6 +146,11 @@ def _generate(args) -> int:
 
 
 def _eval_line(ev: dict) -> str:
+    if "trajectory_error" in ev:  # a 4D run
+        ratio = ev.get("amplitude_ratio")
+        return (f"per-frame IoU {ev['mean_frame_iou']:.3f}, volume IoU {ev['mean_frame_volume_iou']:.3f}, "
+                f"trajectory error {ev['trajectory_error']:.3f}, amplitude ratio "
+                f"{'n/a' if ratio is None else f'{ratio:.2f}'}, flicker {ev['flicker']:.4f}")
     line = f"IoU {ev['iou']:.3f}, colour error {ev['colour_error']:.3f}"
     if ev.get("r_precision") is not None:
         line += f", R-precision {ev['r_precision']:.3f}"
@@ -169,7 +176,7 @@ def _eval(args) -> int:
     from dreamer.api import evaluate
 
     result = evaluate(args.run_dir)
-    print(f"{_eval_line(result)}  ({result['views']} views)")
+    print(f"{_eval_line(result)}  ({result['views']} views{', %d frames' % result['frames'] if 'frames' in result else ''})")
     print(f"written: {args.run_dir}/eval.json")
     return 0
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from dreamer import registry
-from dreamer.cameras import VIEW_LABELS, from_spherical
+from dreamer.cameras import VIEW_LABELS, clip_cameras, frame_times, from_spherical
 from dreamer.guidance.base import Guidance, GuidanceOutput
 from dreamer.priors.base import Prior, PromptEmbedding
 from dreamer.representations.base import RenderOutput, Representation
-from fakes import FakePixelPrior
+from fakes import FakePixelPrior, FakeVideoPrior
 
 B, S = 2, 16  # batch and image side used throughout
 
@@ -151,6 +151,7 @@ def test_representation_to_mesh_returns_a_coloured_trimesh(representation_name):
 # =============================================================================== guidance rules
 
 RULES = sorted(registry.GUIDANCES)
+FRAMES = 3  # frames of the clips given to the rules that take only clips
 PROMPT, NEGATIVE = "a red chair", "blurry"
 
 
@@ -162,13 +163,17 @@ def _rule(name: str, prior, seed: int, total_steps: int = 100) -> Guidance:
 
 def _guide(name: str, seed: int, global_seed: int):
     """One call of the rule on a fixed batch; the global RNG is set to `global_seed` first
-    (the contract: randomness comes only from the generator passed in)."""
-    prior = FakePixelPrior(S, camera_conditioned=True)
+    (the contract: randomness comes only from the generator passed in). A rule that takes no single
+    images (video SDS) gets clips [B, F, S, S, 3] and a video prior."""
+    clips = not registry.default_config("guidance", name).takes_images
+    prior = FakeVideoPrior(S, FRAMES, camera_conditioned=True) if clips else FakePixelPrior(S, camera_conditioned=True)
     emb = prior.encode_prompt(PROMPT, NEGATIVE, view_dependent=True)
     rule = _rule(name, prior, seed)
-    images = torch.rand(B, S, S, 3, generator=_gen(1)).requires_grad_(True)
+    shape = (B, FRAMES, S, S, 3) if clips else (B, S, S, 3)
+    images = torch.rand(*shape, generator=_gen(1)).requires_grad_(True)
+    cameras = clip_cameras(_cameras(), frame_times(FRAMES)) if clips else _cameras()
     torch.manual_seed(global_seed)
-    out = rule(images, emb, _cameras(), step=10)
+    out = rule(images, emb, cameras, step=10)
     out.loss.backward()
     return rule, prior, images, out
 

@@ -13,7 +13,7 @@ from dreamer import registry
 from dreamer.cameras import clip_cameras, frame_times, sample_orbit, OrbitConfig
 from dreamer.errors import UserError
 from dreamer.guidance import functional as F
-from tests.fakes import FakePixelPrior, FakeVideoPrior
+from fakes import FakePixelPrior, FakeVideoPrior
 
 B, FRAMES, SIZE = 2, 4, 8
 CLIP_RULES = sorted(n for n in registry.GUIDANCES if registry.default_config("guidance", n).takes_clips)

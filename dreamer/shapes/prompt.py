@@ -117,3 +117,25 @@ def vocabulary_problem(prompt: str) -> str | None:
             return f"{len(colours)} colours ({', '.join(colours)}) where one is known"
         return "no shape named"
     return None
+
+
+def motion_vocabulary_problem(prompt: str) -> str | None:
+    """Why `prompt` is not an animated-library prompt ("<colour> <shape> <motion>"), or None."""
+    try:
+        parse_motion_prompt(prompt)
+    except UserError:
+        words = _words(prompt)
+        motions = list(dict.fromkeys(m for m in map(canonical_motion, words) if m))
+        if len(motions) > 1:
+            return f"{len(motions)} motions ({', '.join(motions)}) where one is known"
+        rest = [w for w in words if not canonical_motion(w) and not (motions and w in MOTION_FILLER)]
+        return vocabulary_problem(" ".join(rest)) or "no shape named"
+    return None
+
+
+def known_motion_vocabulary() -> str:
+    """What the animated library knows, in one line: shapes, colours, and motions with their synonyms."""
+    from dreamer.shapes.motion import MOTION_WORDS, MOTIONS
+
+    synonyms = [w for w, name in MOTION_WORDS.items() if w != name]
+    return f"{known_vocabulary()}, moving by one of {len(MOTIONS)} motions ({', '.join(MOTIONS)}; also {', '.join(synonyms)})"
