@@ -89,3 +89,42 @@ def save_sd_folder(tokenizer, folder: Path) -> Path:
     tiny_unet().save_pretrained(folder / "unet")
     sd_scheduler().save_pretrained(folder / "scheduler")
     return folder
+
+
+# ----------------------------------------------------------------------------- video parts (issue 22)
+
+def tiny_motion_adapter():
+    """A diffusers MotionAdapter matching `tiny_unet` (two blocks of 16/32 channels, one layer each)."""
+    import diffusers
+
+    return diffusers.MotionAdapter(
+        block_out_channels=(16, 32), motion_layers_per_block=1, motion_num_attention_heads=2,
+        motion_norm_num_groups=8, motion_max_seq_length=32, use_motion_mid_block=True)
+
+
+def tiny_unet3d(sample_size=8):
+    """A diffusers UNet3DConditionModel (zeroscope / ModelScope layout) with a few thousand parameters."""
+    import diffusers
+
+    return diffusers.UNet3DConditionModel(
+        sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=TEXT_DIM, attention_head_dim=4, norm_num_groups=8)
+
+
+def save_motion_adapter_folder(folder: Path) -> Path:
+    """A folder laid out like a hub MotionAdapter (config.json + weights at the top), tiny random weights."""
+    torch.manual_seed(0)
+    tiny_motion_adapter().save_pretrained(folder)
+    return folder
+
+
+def save_zeroscope_folder(tokenizer, folder: Path, prediction_type: str = "epsilon") -> Path:
+    """A folder laid out like a zeroscope / ModelScope text-to-video pipeline, with tiny random weights."""
+    torch.manual_seed(0)
+    tokenizer.save_pretrained(folder / "tokenizer")
+    tiny_clip(tokenizer).save_pretrained(folder / "text_encoder")
+    tiny_vae().save_pretrained(folder / "vae")
+    tiny_unet3d().save_pretrained(folder / "unet")
+    sd_scheduler(prediction_type).save_pretrained(folder / "scheduler")
+    return folder

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
