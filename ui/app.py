@@ -4,7 +4,8 @@ Jobs live in a `JobManager` (ui/jobs.py), not in the callbacks: the page only su
 and resumes, and a `gr.Timer` polls the selected job, so closing the tab never touches a job and
 a reopened tab picks it up again. Every file handed to a component passes `inside_runs` first,
 Gradio's own copies of them (and uploads) go to `<runs>/.ui-cache`, and `allowed_paths` names the
-runs folder only.
+runs folder only. A 4D run (a 4D preset) shows the same panel: its model.glb is animated (the
+viewer, Babylon.js, plays glTF animations on load), and a second video, motion.mp4, appears.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ CSS = """
 #history-gallery img { image-rendering: pixelated; }
 """
 MAX_UPLOAD = "1mb"  # uploaded configs are small YAML files
+EXACT_PRIORS = ("reference", "reference-video")  # embedded priors that refuse a prompt outside their vocabulary
 
 
 @dataclass
@@ -72,7 +74,8 @@ class JobPanel(NamedTuple):
     resume: Any
     model: Any  # model.glb viewer
     splats: Any  # splats.ply viewer (Gaussians only)
-    video: Any
+    video: Any  # turntable.mp4
+    motion: Any  # motion.mp4 (4D runs only)
     files: Any  # downloads
     evaluation: Any  # eval tables
     shown: Shown  # the tab's state after this poll
@@ -220,18 +223,19 @@ class Page:
         return gr.update(interactive=state[0]), gr.update(interactive=state[1])
 
     def _results(self, job: JobState | None, shown: Shown):
-        """model viewer, splats viewer, video, downloads, eval table."""
+        """model viewer, splats viewer, turntable, motion video, downloads, eval table."""
         model = None if job is None else _existing(job.run_dir / "model.glb")
         key = None if job is None else (job.id, job.status, model.stat().st_mtime if model else None)
         if key == shown.results:
-            return skip(), skip(), skip(), skip(), skip()
+            return skip(), skip(), skip(), skip(), skip(), skip()
         shown.results = key
         if job is None or job.status in ("queued", "running", "cancelling"):
-            return None, gr.update(value=None, visible=False), None, None, ""
+            return None, gr.update(value=None, visible=False), None, gr.update(value=None, visible=False), None, ""
         out = run_outputs(job.run_dir)
         return (self.served(out.model), gr.update(value=self.served(out.splats), visible=out.splats is not None),
-                self.served(out.video), [self.served(p) for p in out.downloads] or None,
-                views.eval_markdown(out.eval))
+                self.served(out.video),
+                gr.update(value=self.served(out.motion_video), visible=out.motion_video is not None),
+                [self.served(p) for p in out.downloads] or None, views.eval_markdown(out.eval))
 
     # -- history ------------------------------------------------------------------------------
     def on_history(self):
@@ -281,7 +285,7 @@ def _existing(path: Path) -> Path | None:
 def notice_markdown(notice: str | None, prior: str | None) -> str:
     if not notice:
         return ""
-    verdict = "cannot be generated" if prior == "reference" else "will run, but not as asked"
+    verdict = "cannot be generated" if prior in EXACT_PRIORS else "will run, but not as asked"
     return f"**⚠ Out of vocabulary — {verdict}.** {notice}"
 
 
@@ -296,7 +300,8 @@ def build_app(page: Page) -> gr.Blocks:
         selected = gr.State(None)
         shown = gr.State(Shown())
         history_ids = gr.State([])
-        gr.Markdown("# dreamer — text to 3D\nDescribe an object; jobs queue up and keep running when this tab closes.")
+        gr.Markdown("# dreamer — text to 3D\nDescribe an object; jobs queue up and keep running when this tab closes. "
+                    "With a 4D preset, describe a moving one: *a red cube bouncing*.")
         with gr.Tabs(selected="generate") as tabs:
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
@@ -345,7 +350,10 @@ def build_app(page: Page) -> gr.Blocks:
                                                clear_color=(1.0, 1.0, 1.0, 1.0))
                             video = gr.Video(label="turntable", elem_id="result-video", autoplay=True, loop=True,
                                              interactive=False, height=320)
-                        splats = gr.Model3D(label="splats.ply", elem_id="result-splats", visible=False, height=320)
+                        with gr.Row():
+                            splats = gr.Model3D(label="splats.ply", elem_id="result-splats", visible=False, height=320)
+                            motion = gr.Video(label="motion (front camera)", elem_id="result-motion", autoplay=True,
+                                              loop=True, interactive=False, height=320, visible=False)
                         evaluation = gr.Markdown(elem_id="result-eval")
                         files = gr.File(label="Downloads", file_count="multiple", interactive=False,
                                         elem_id="result-files", height=240)
@@ -359,7 +367,7 @@ def build_app(page: Page) -> gr.Blocks:
         fields = [prompt, negative, preset, guidance, representation, prior, steps, seed, resolution, formats]
         components = {"picker": picker, "queue": queue, "title": title, "status": status, "progress": bar,
                       "preview": preview, "cancel": cancel, "resume": resume, "model": model, "splats": splats,
-                      "video": video, "files": files, "evaluation": evaluation, "shown": shown,
+                      "video": video, "motion": motion, "files": files, "evaluation": evaluation, "shown": shown,
                       "negative": negative, "guidance": guidance, "representation": representation, "prior": prior,
                       "steps": steps, "seed": seed, "resolution": resolution, "formats": formats}
         panel = [components[name] for name in JobPanel._fields]

@@ -12,13 +12,17 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dreamer.api import UserError, load_yaml, read_eval
+from dreamer.api import UserError, build_run_config, load_yaml, read_eval
+
+from dreamer.ui.frames import FRAMES_ZIP, frames_zip
 
 STATUS_FILE = "ui-job.json"  # {"status": "failed"|"cancelled"|"finished", "error": str|None}
 THUMBNAIL = Path("previews") / "latest.png"
+MOTION_VIDEO = "motion.mp4"  # 4D runs: the motion from a fixed front camera
 # What a finished run offers for download, in this order (those present).
-DOWNLOADS = ("model.glb", "model.obj", "model.mtl", "model_albedo.png", "model.ply", "splats.ply",
-             "turntable.mp4", "turntable.gif", "eval.json", "config.yaml", "metrics.jsonl")
+DOWNLOADS = ("model.glb", "model_trs.glb", "model.obj", "model.mtl", "model_albedo.png", "model.ply", "splats.ply",
+             "deformation.safetensors", FRAMES_ZIP, "turntable.mp4", MOTION_VIDEO, "turntable.gif", "eval.json",
+             "config.yaml", "metrics.jsonl")
 
 
 @dataclass
@@ -36,6 +40,7 @@ class RunRecord:
     thumbnail: Path | None  # previews/latest.png when written
     modified: float  # newest change to config.yaml / metrics.jsonl / model.glb (seconds since the epoch)
     representation: str = ""
+    is_4d: bool = False  # a dynamic representation: an animated model.glb, motion.mp4, frames
 
 
 @dataclass
@@ -45,6 +50,7 @@ class RunOutputs:
     model: Path | None  # model.glb
     splats: Path | None  # splats.ply (Gaussians)
     video: Path | None  # turntable.mp4
+    motion_video: Path | None = None  # motion.mp4 (4D runs)
     downloads: list[Path] = field(default_factory=list)
     eval: dict | None = None  # eval.json
 
@@ -68,6 +74,14 @@ def read_status_file(run_dir: Path) -> dict:
     except (OSError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def is_4d_config(config: dict) -> bool:
+    """Whether a saved config is a 4D run's (False when it does not build: it is reported elsewhere)."""
+    try:
+        return build_run_config(config).is_4d
+    except (UserError, TypeError, ValueError, KeyError, AttributeError):
+        return False
 
 
 def read_run(run_dir: Path) -> RunRecord | None:
@@ -99,6 +113,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
         loss=float(last["loss"]) if isinstance(last.get("loss"), (int, float)) else None,
         error=error, thumbnail=thumb if thumb.is_file() else None, modified=max(stamps),
         representation=str(rep.get("name", "")) if isinstance(rep, dict) else str(rep or ""),
+        is_4d=error is None and is_4d_config(config),
     )
 
 
@@ -111,6 +126,9 @@ def list_runs(runs_dir: Path) -> list[RunRecord]:
 
 
 def run_outputs(run_dir: Path) -> RunOutputs:
+    """The result files of a finished (or stopped) run; writes frames.zip of a 4D run first."""
+    frames_zip(run_dir)
+
     def present(name: str) -> Path | None:
         path = run_dir / name
         return path if path.is_file() else None
@@ -120,5 +138,6 @@ def run_outputs(run_dir: Path) -> RunOutputs:
     except (OSError, json.JSONDecodeError):
         ev = None
     return RunOutputs(model=present("model.glb"), splats=present("splats.ply"), video=present("turntable.mp4"),
+                      motion_video=present(MOTION_VIDEO),
                       downloads=[p for p in map(present, DOWNLOADS) if p is not None],
                       eval=ev if isinstance(ev, dict) else None)

@@ -48,6 +48,7 @@ class JobState:
     error: str | None = None  # one line, when failed
     queue_position: int | None = None  # 1 = next to start; None unless queued
     resume: bool = False  # the next start continues from the checkpoint
+    is_4d: bool = False  # a 4D run: it ends by exporting an animation and two videos
     submitted_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
@@ -79,7 +80,7 @@ class JobManager:
         config.validate()
         run_dir = new_run_dir(self.runs_dir, config.prompt)
         save_run_config(config, run_dir / "config.yaml")
-        job = JobState(id=run_dir.name, run_dir=run_dir, prompt=config.prompt, total=config.steps)
+        job = JobState(id=run_dir.name, run_dir=run_dir, prompt=config.prompt, total=config.steps, is_4d=config.is_4d)
         with self._cond:
             self._check_open()
             self._jobs[job.id] = job
@@ -174,7 +175,7 @@ class JobManager:
             raise UserError(f"'{job_id}' is not a run folder (no config.yaml)")
         return JobState(id=record.id, run_dir=record.run_dir, prompt=record.prompt, status=record.status,
                         step=record.step, total=record.total, loss=record.loss, error=record.error,
-                        preview=record.thumbnail, submitted_at=record.modified)
+                        preview=record.thumbnail, submitted_at=record.modified, is_4d=record.is_4d)
 
     def _enqueue(self, job: JobState) -> None:
         job.status = "queued"

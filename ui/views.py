@@ -10,13 +10,19 @@ from dreamer.ui.history import RunRecord
 from dreamer.ui.jobs import JobState
 
 JOB_COLUMNS = ["run", "prompt", "status", "progress", "ETA"]
-HISTORY_COLUMNS = ["run", "prompt", "status", "steps", "representation", "changed"]
+HISTORY_COLUMNS = ["run", "prompt", "kind", "status", "steps", "representation", "changed"]
 EVAL_FIELDS = (("iou", "IoU"), ("colour_error", "colour error"), ("r_precision", "R-precision"),
                ("multi_face_rate", "multi-face rate"))
 # the exported mesh against the ground-truth mesh, in 3D (dreamer.eval.geometry)
 EVAL_3D_FIELDS = (("volume_iou", "volume IoU"), ("fscore_002", "F-score@0.02"), ("fscore_005", "F-score@0.05"),
                   ("chamfer_l1", "chamfer L1"), ("normal_consistency", "normal consistency"),
                   ("extent_error", "extent error x / y / z"))
+# a 4D run's eval.json (dreamer.eval.motion): per-frame lists summarised by their mean and their worst frame
+EVAL_FRAME_FIELDS = (("mean_frame_iou", "IoU, mean"), ("min_frame_iou", "IoU, worst frame"),
+                     ("mean_frame_volume_iou", "volume IoU, mean"), ("min_frame_volume_iou", "volume IoU, worst frame"))
+EVAL_MOTION_FIELDS = (("trajectory_error", "trajectory error"), ("amplitude_ratio", "amplitude ratio"),
+                      ("flicker", "flicker"))
+PER_FRAME = {"per_frame_iou": "min_frame_iou", "per_frame_volume_iou": "min_frame_volume_iou"}  # list -> its worst
 
 
 def format_eta(seconds: float | None) -> str:
@@ -47,7 +53,8 @@ def status_line(job: JobState) -> str:
         return f"**queued** — {place} · {steps}"
     if job.status == "running":
         if job.total and job.step >= job.total:
-            return f"**running** — {steps} · exporting the mesh and the turntable"
+            what = "the animation and the videos" if job.is_4d else "the mesh and the turntable"
+            return f"**running** — {steps} · exporting {what}"
         eta = format_eta(job.eta_s)
         return f"**running** — {steps} · loss {_loss(job.loss)}" + (f" · ETA {eta}" if eta else "")
     if job.status == "cancelling":
@@ -78,23 +85,47 @@ def job_rows(jobs: list[JobState]) -> list[list[str]]:
 
 
 def history_rows(records: list[RunRecord]) -> list[list[str]]:
-    return [[r.id, r.prompt, r.status, f"{r.step} / {r.total}", r.representation,
+    return [[r.id, r.prompt, "4D" if r.is_4d else "3D", r.status, f"{r.step} / {r.total}", r.representation,
              time.strftime("%Y-%m-%d %H:%M", time.localtime(r.modified))] for r in records]
 
 
 def history_caption(record: RunRecord) -> str:
-    return f"{record.prompt or record.id} — {record.status}"
+    return f"{record.prompt or record.id} — {'4D, ' if record.is_4d else ''}{record.status}"
 
 
 def eval_markdown(ev: dict | None) -> str:
     """The eval figures as Markdown tables, renders then exported mesh ('' when the run has none)."""
     if not ev:
         return ""
+    if any(key in ev for key in PER_FRAME):
+        return motion_eval_markdown(ev)
     parts = [_table(ev, EVAL_FIELDS, "renders, 8 views"), _table(ev, EVAL_3D_FIELDS, "exported mesh, in 3D")]
     parts = [p for p in parts if p]
     if not parts:
         return ""
     return "**Evaluation** (against the shape library)\n\n" + "\n\n".join(parts)
+
+
+def motion_eval_markdown(ev: dict) -> str:
+    """A 4D run's figures: each frame against the animated library (mean and worst), then the motion."""
+    summary = dict(ev)
+    for key, worst in PER_FRAME.items():
+        values = ev.get(key)
+        if isinstance(values, list) and values and all(_number(v) for v in values):
+            summary[worst] = min(values)
+    frames = f"{ev['frames']} frames" if _number(ev.get("frames")) else "each frame"
+    views = f" ({ev['views']} views)" if _number(ev.get("views")) else ""
+    motion = f" ({html.escape(str(ev['motion']))})" if isinstance(ev.get("motion"), str) else ""
+    parts = [_table(summary, EVAL_FRAME_FIELDS, f"{frames} against the library at their times: renders{views}, volume"),
+             _table(summary, EVAL_MOTION_FIELDS, f"motion{motion}")]
+    parts = [p for p in parts if p]
+    if not parts:
+        return ""
+    return "**Evaluation** (against the animated shape library)\n\n" + "\n\n".join(parts)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _cell(value) -> str | None:
