@@ -51,6 +51,7 @@ class MotionTrainer(Trainer):
             image_prompt(config.prompt, image_prior.name), m.image_negative_prompt,
             view_dependent=image_rule.config.view_dependent_prompt)
         self.image_rule_config = image_rule.config
+        self._stage: str | None = None  # the stage the representation and the optimiser are set for
         self.image_guidance = registry.component_class("guidance", image_rule.name)(
             image_rule.config, self.image_prior, config.steps, self.guidance_generator)
         extra = self.image_guidance.trainable_parameters()
@@ -71,6 +72,9 @@ class MotionTrainer(Trainer):
     def _enter_stage(self, stage: str) -> None:
         """Render mode and trainable parameters of the stage (deformation off in the static stage;
         the canonical asset frozen in the motion stage when `freeze_canonical`)."""
+        if stage == self._stage:
+            return
+        self._stage = stage
         self.representation.set_stage(stage)
         freeze_canonical = stage == "motion" and self.config.motion.freeze_canonical
         for group in self.optimizer.param_groups:
