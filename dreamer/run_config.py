@@ -85,6 +85,8 @@ class MotionConfig:
     """
 
     frames: int = 0  # frames per training clip; 0 = the video prior's num_frames
+    video_resolution: int = 0  # side of the clips' frames in video steps, pixels (0 = the run's `resolution`);
+                               # a video prior smaller than the run's renders needs no more (F renders per step)
     static_steps: int = 0  # first stage: the canonical asset alone, image prior only (0: start from a static run,
                            # e.g. representation.init=points representation.init_points=<3D run>/splats.ply)
     image_prior: dict[str, Any] = field(default_factory=lambda: {"name": "reference"})  # single-frame prior (name + options)
@@ -100,6 +102,8 @@ class MotionConfig:
     def validate(self) -> "MotionConfig":
         if self.frames < 0 or self.frames == 1:
             raise UserError(f"motion.frames must be 0 (the prior's) or at least 2, got {self.frames}")
+        if self.video_resolution < 0:
+            raise UserError(f"motion.video_resolution must be 0 (the run's resolution) or positive, got {self.video_resolution}")
         if self.static_steps < 0 or self.image_every < 0:
             raise UserError("motion.static_steps and motion.image_every must be 0 or positive")
         if self.export_frames < 2 or self.fps < 1:

@@ -15,7 +15,7 @@ import torch
 from dreamer import registry
 from dreamer.cameras import from_spherical
 from dreamer.guidance.base import GuidanceConfig
-from dreamer.representations.base import ColourField, Representation, SplatSource
+from dreamer.representations.base import Animated, ColourField, Representation, SplatSource
 from dreamer.representations.mesh import MeshConfig, MeshRepresentation
 
 REPRESENTATIONS = sorted(registry.REPRESENTATIONS)
@@ -37,7 +37,8 @@ def test_representations_declare_colour_and_splats(name):
     cls = registry.component_class("representation", name)
     assert issubclass(cls, Representation)
     assert ColourField in cls.__mro__, "every registered representation has a colour field (exports bake it)"
-    assert (SplatSource in cls.__mro__) == (name == "gaussians")
+    assert (SplatSource in cls.__mro__) == (name in ("gaussians", "gaussians4d"))
+    assert (Animated in cls.__mro__) == cls.is_dynamic == (name == "gaussians4d")
 
 
 @pytest.mark.parametrize("name", REPRESENTATIONS)
@@ -73,6 +74,7 @@ def test_guidance_configs_declare_what_the_trainer_reads(name):
 def test_the_base_guidance_config_declares_nothing_optional():
     base = GuidanceConfig()
     assert (base.view_dependent_prompt, base.trainable_lr, base.particle_count) == (False, None, 1)
+    assert (base.takes_images, base.takes_clips, base.uses_depth) == (True, True, False)
 
 
 PROBED = {"lora_lr", "view_dependent_prompt", "particles", "colour_at", "splat_arrays", "init"}

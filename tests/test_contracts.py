@@ -25,9 +25,10 @@ B, S = 2, 16  # batch and image side used throughout
 SMALL = {
     "representation": {
         "grid_resolution": 8, "num_samples": 16, "occupancy_resolution": 8, "num_gaussians": 256,
-        "colour_grid_resolution": 16, "max_gaussians": 1024,
+        "colour_grid_resolution": 16, "max_gaussians": 1024, "plane_resolution": 8, "time_resolution": 4,
     },
-    "prior": {"image_size": S, "num_views": 8, "uncond_views": 1},
+    "prior": {"image_size": S, "num_views": 8, "uncond_views": 1, "num_frames": 4, "num_phases": 4,
+              "uncond_shapes": ("cube", "sphere")},
 }
 
 
@@ -213,8 +214,10 @@ def test_guidance_trainable_parameters_are_exactly_what_the_rule_trains(name):
 
 def test_vsd_and_esd_train_a_particle_model_and_the_others_do_not():
     """docs/architecture.md: trainable_parameters() is non-empty for the rules that train something (VSD/ESD LoRA)."""
-    prior = FakePixelPrior(S, camera_conditioned=True)
-    trains = {name for name in RULES if _rule(name, prior, seed=0).trainable_parameters()}
+    image, video = FakePixelPrior(S, camera_conditioned=True), FakeVideoPrior(S, FRAMES, camera_conditioned=True)
+    trains = {name for name in RULES
+              if _rule(name, image if registry.default_config("guidance", name).takes_images else video,
+                       seed=0).trainable_parameters()}
     assert trains == {"vsd", "esd"} & set(RULES)
 
 
@@ -235,11 +238,17 @@ def _needs_downloaded_weights(name: str) -> bool:
     return "model" in {f.name for f in dataclasses.fields(registry.config_class("prior", name))}
 
 
-EMBEDDED = sorted(name for name in registry.PRIORS if not _needs_downloaded_weights(name))
+def _is_video(name: str) -> bool:
+    return registry.component_class("prior", name).is_video
+
+
+EMBEDDED = sorted(name for name in registry.PRIORS if not _needs_downloaded_weights(name) and not _is_video(name))
+EMBEDDED_VIDEO = sorted(name for name in registry.PRIORS if not _needs_downloaded_weights(name) and _is_video(name))
 
 
 def test_the_embedded_priors_are_registered():
     assert {"reference", "tiny"} <= set(EMBEDDED)
+    assert {"reference-video"} <= set(EMBEDDED_VIDEO)
 
 
 @pytest.fixture(scope="module", params=EMBEDDED)
@@ -302,3 +311,58 @@ def test_prior_predict_noise_has_the_input_shape(embedded_prior):
         without = p.predict_noise(x_t, t, emb.conditional(None, B))
     for eps in (with_camera, without):
         assert eps.shape == x_t.shape and eps.dtype == torch.float32 and torch.isfinite(eps).all()
+
+
+# =============================================================================== video priors without weights
+# The image contract with a frame axis (dreamer/priors/video.py): clips [B, F, 3, H, W] in, [B, F, ...] out.
+
+PROMPT_4D = "a red cube bouncing"
+
+
+@pytest.fixture(scope="module", params=EMBEDDED_VIDEO)
+def embedded_video_prior(request) -> Prior:
+    return registry.component_class("prior", request.param)(_small_config("prior", request.param), "cpu")
+
+
+def test_video_prior_attributes(embedded_video_prior):
+    p = embedded_video_prior
+    assert p.is_video and isinstance(p.num_frames, int) and p.num_frames >= 2
+    assert p.alphas_cumprod.shape == (p.num_train_timesteps,) and len(p.latent_shape) == 3
+    assert not any(q.requires_grad for q in p.parameters()), "a prior is frozen"
+
+
+def test_video_prior_encodes_clips_differentiably_and_decodes_them(embedded_video_prior):
+    p = embedded_video_prior
+    F = p.num_frames
+    rgb = torch.rand(B, F, 3, S + 8, S + 8, generator=_gen(0)).requires_grad_(True)
+    z = p.encode_images(rgb)
+    assert z.shape == (B, F, *p.latent_shape) and torch.isfinite(z).all()
+    (z * torch.randn(z.shape, generator=_gen(1))).sum().backward()
+    assert rgb.grad is not None and rgb.grad.abs().sum() > 0
+    with torch.no_grad():
+        clip = p.decode(z.detach())
+    assert clip.shape == (B, F, 3, p.image_size, p.image_size) and clip.min() >= 0 and clip.max() <= 1
+
+
+def test_video_prior_predict_noise_has_the_clip_shape(embedded_video_prior):
+    p = embedded_video_prior
+    F = p.num_frames
+    emb = p.encode_prompt(PROMPT_4D, "static")
+    assert emb.cond.shape[0] == 1 and not torch.equal(emb.cond, emb.uncond)
+    cams = clip_cameras(_cameras(size=p.image_size), frame_times(F))
+    x_t = torch.randn(B, F, *p.latent_shape, generator=_gen(2))
+    t = torch.tensor([10, p.num_train_timesteps - 10])
+    with torch.no_grad():
+        for camera in (cams, None):
+            eps = p.predict_noise(x_t, t, emb.conditional(camera, B), camera)
+            assert eps.shape == x_t.shape and eps.dtype == torch.float32 and torch.isfinite(eps).all()
+
+
+def test_video_prior_refuses_single_images_and_network_fine_tuning(embedded_video_prior):
+    from dreamer.errors import UserError
+
+    p = embedded_video_prior
+    with pytest.raises(UserError, match="takes clips"):
+        p.encode_images(torch.rand(B, 3, S, S))
+    with pytest.raises(UserError, match="video prior"):
+        p.network()

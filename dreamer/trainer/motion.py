@@ -102,6 +102,8 @@ class MotionTrainer(Trainer):
             depth = {"depth": out.depth} if self.image_rule_config.uses_depth else {}
             guided = self.image_guidance(out.rgb, self.image_embedding, cameras, self.step, **depth)
             return out, guided, m.image_weight, {"video_step": 0}
+        if m.video_resolution:
+            cameras = cameras.with_resolution(m.video_resolution)
         phase = torch.rand(B, 1, generator=self.camera_generator)
         times = phase + torch.arange(self.frames, dtype=torch.float32)[None] / self.frames  # [B, F]
         clip = clip_cameras(cameras, times)
