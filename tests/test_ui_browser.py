@@ -205,3 +205,61 @@ def test_generate_watch_cancel_resume_and_history_after_restart(tmp_path, shots)
     for name in ("ui-form.png", "ui-progress.png", "ui-result.png", "ui-history.png"):
         assert (shots / name).stat().st_size > 10_000, name
     print(f"browser test: {time.monotonic() - started:.0f} s")
+
+
+def test_an_animated_model_glb_plays_in_the_viewer(tmp_path):
+    """A 4D run's model.glb (morph targets + a looping weights track): the viewer plays it on load,
+    without a script error, and the motion video shows beside it. The run folder is made by hand: a
+    red box sliding ±0.8 sideways, 16 frames at 8 fps, so the motion is plain in the canvas."""
+    import json
+
+    import trimesh
+
+    from dreamer.export.animated_gltf import write_animated_glb
+    from dreamer.export.video import write_video
+    from dreamer.run_config import load_run_config, save_run_config
+
+    chromium = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright is not installed: pip install -e '.[dev]'")
+    run = tmp_path / "runs" / "20260101-000000-a-red-cube-sliding"
+    run.mkdir(parents=True)
+    save_run_config(load_run_config("4d", {"prompt": "a red cube sliding", "steps": 4}), run / "config.yaml")
+    box = trimesh.creation.box(extents=(0.5, 0.5, 0.5))
+    box.visual.vertex_colors = np.tile([220, 20, 20, 255], (len(box.vertices), 1))
+    shift = 0.8 * np.sin(2 * np.pi * np.arange(16) / 16)
+    write_animated_glb(box, np.stack([box.vertices + [s, 0.0, 0.0] for s in shift]), run / "model.glb", fps=8)
+    for stem in ("turntable", "motion"):
+        write_video(np.full((4, 32, 32, 3), 200, np.uint8), run, stem, fps=4)
+    (run / "ui-job.json").write_text(json.dumps({"status": "finished", "error": None}))
+    errors = []
+    app = App((tmp_path / "runs").resolve(), tmp_path / "app.log", [])
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--use-gl=swiftshader",
+                                                                         "--enable-unsafe-swiftshader"])
+            page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            # Babylon.js tries WebGPU first and logs its failure in a headless browser, then uses WebGL
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "WebGPU" not in m.text else None)
+            page.goto(app.url)  # the newest run opens by itself
+            assert page.locator("#result-motion video").get_attribute("src", timeout=60_000).endswith("motion.mp4")
+            canvas = page.locator("#result-model canvas")
+            _wait_drawn(canvas, timeout_s=60)
+            centres = []
+            for _ in range(12):  # 1.8 s: about one loop (2 s)
+                pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")).astype(int)
+                red = (pixels[..., 0] > 150) & (pixels[..., 1] < 100) & (pixels[..., 2] < 100)
+                if red.mean() > 0.005:
+                    centres.append(np.nonzero(red)[1].mean() / pixels.shape[1])  # the box's x, in canvas widths
+                time.sleep(0.15)
+            browser.close()
+    except Exception:
+        print(app.tail())
+        raise
+    finally:
+        app.stop()
+    assert len(centres) >= 6 and max(centres) - min(centres) > 0.2, centres  # it moves: the animation plays
+    assert errors == []

@@ -8,6 +8,7 @@ from its checkpoint (or from step 0 when it never started).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,18 @@ def read_status_file(run_dir: Path) -> dict:
 
 
 def is_4d_config(config: dict) -> bool:
-    """Whether a saved config is a 4D run's (False when it does not build: it is reported elsewhere)."""
+    """Whether a saved config is a 4D run's: its representation is dynamic (e.g. gaussians4d)."""
+    rep = config.get("representation")
+    name = rep.get("name") if isinstance(rep, dict) else rep
+    return isinstance(name, str) and _dynamic(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _dynamic(representation: str) -> bool:
+    """Asked once per name (the history reads every run folder on each refresh)."""
     try:
-        return build_run_config(config).is_4d
-    except (UserError, TypeError, ValueError, KeyError, AttributeError):
+        return build_run_config({"representation": representation}).is_4d
+    except UserError:  # not a registered representation: such a run fails when resumed, and says why
         return False
 
 
