@@ -26,7 +26,7 @@ from dreamer.trainer.run_folder import RunFolder
 __all__ = [
     # what a run does
     "generate", "export", "evaluate", "read_metrics", "read_eval", "Result", "EVAL_SUMMARY_KEYS", "MOTION_SUMMARY_KEYS",
-    "resolve_config", "default_run_dir", "slugify", "prompt_notice", "check_prompt",
+    "resolve_config", "default_run_dir", "slugify", "prompt_notice", "check_prompt", "EXACT_PRIORS",
     # for front doors (the web UI): configs, choices, errors, events
     "RunConfig", "build_run_config", "load_run_config", "save_run_config", "list_presets", "load_yaml",
     "parse_override", "COMPONENT_KINDS", "component_summaries", "EXPORT_FORMATS", "ProgressEvent",
@@ -112,18 +112,11 @@ def check_prompt(cfg: RunConfig) -> None:
     checks its video prior and its image prior."""
     import warnings
 
-    names = [cfg.prior.name]
-    if cfg.is_4d:
-        image_prior = cfg.motion.component("prior").name
-        names.append(image_prior)
-    for name in names:
-        prompt = cfg.prompt
-        if cfg.is_4d and not registry.component_class("prior", name).is_video and name in EMBEDDED_PRIORS:
-            from dreamer.shapes.prompt import motion_vocabulary_problem
-
-            if motion_vocabulary_problem(prompt) is not None:  # the video prior's notice says it all
-                continue
-        notice = prompt_notice(prompt if not cfg.is_4d or name == cfg.prior.name else _static_part(prompt), name)
+    checks = [(cfg.prompt, cfg.prior.name)]
+    if cfg.is_4d:  # the image prior scores single frames of the prompt without its motion
+        checks.append((_static_part(cfg.prompt), cfg.motion.component("prior").name))
+    for prompt, name in checks:
+        notice = prompt_notice(prompt, name)
         if notice is None:
             continue
         if name in EXACT_PRIORS:
@@ -132,10 +125,9 @@ def check_prompt(cfg: RunConfig) -> None:
 
 
 def _static_part(prompt: str) -> str:
-    """A 4D prompt without its motion, for the image prior ("a red cube bouncing" -> "a red cube")."""
-    from dreamer.shapes.prompt import parse_motion_prompt
+    from dreamer.shapes.prompt import static_prompt
 
-    return parse_motion_prompt(prompt).spec.prompt
+    return static_prompt(prompt)
 
 
 def generate(prompt: str | None = None, *, config: str = "default", out: str | Path | None = None,

@@ -63,3 +63,50 @@ def test_tiny_prior_presets_run_two_steps(name, tmp_path):
     result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2, dotted=_small(name),
                               trainer__progress=False, export__video=False)
     assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])
+
+
+# ----------------------------------------------------------------------------- 4D presets (issue 22)
+VIDEO_PRESETS = [name for name in PRESETS if load_run_config(name).is_4d]
+TINY_4D = [*SMALL, "representation.num_gaussians=200", "motion.static_steps=1", "motion.image_every=2",
+           "motion.export_frames=3", "motion.video_resolution=16", "prior.num_frames=3", "prior.image_size=16",
+           "motion.image_prior.image_size=16", "prior.dtype=fp32", "motion.image_prior.dtype=fp32"]
+
+
+def test_the_4d_presets():
+    assert set(VIDEO_PRESETS) == {"4d", "4d-animatediff", "4d-zeroscope"}
+    for name, prior, image_prior in (("4d", "reference-video", "reference"), ("4d-animatediff", "animatediff", "sd15"),
+                                     ("4d-zeroscope", "zeroscope", "sd21-base")):
+        preset = load_run_config(name)
+        assert (preset.prior.name, preset.motion.component("prior").name) == (prior, image_prior)
+        assert preset.representation.name == "gaussians4d" and preset.guidance.name == "video-sds"
+        assert "static" in preset.negative_prompt  # motion-averse (4D-fy)
+        assert 0 < preset.motion.static_steps < preset.steps
+
+
+@pytest.fixture(scope="module")
+def adapter_folder(tmp_path_factory):
+    from tiny_diffusers import save_motion_adapter_folder
+
+    return save_motion_adapter_folder(tmp_path_factory.mktemp("tiny-motion-adapter"))
+
+
+@pytest.fixture(scope="module")
+def zeroscope_folder(tokenizer, tmp_path_factory):
+    from tiny_diffusers import save_zeroscope_folder
+
+    return save_zeroscope_folder(tokenizer, tmp_path_factory.mktemp("tiny-zeroscope"))
+
+
+@pytest.mark.parametrize("name", ["4d-animatediff", "4d-zeroscope"])
+def test_real_4d_presets_run_on_tiny_parts(name, tiny_sd_folder, adapter_folder, zeroscope_folder, tmp_path):
+    """Both stages (an SD image step, then video steps) through the real loading code of both priors."""
+    import dreamer
+
+    weights = ([f"prior.model={tiny_sd_folder}", f"prior.motion_adapter={adapter_folder}"] if name == "4d-animatediff"
+               else [f"prior.model={zeroscope_folder}"])
+    result = dreamer.generate("a corgi running", config=name, out=tmp_path / name, steps=3,
+                              dotted=[*TINY_4D, *weights, f"motion.image_prior.model={tiny_sd_folder}",
+                                      "export.video_frames=3", "export.video_resolution=16"],
+                              trainer__progress=False, trainer__evaluate=False)
+    assert result.metrics["steps"] == 3 and math.isfinite(result.metrics["final_loss"])
+    assert result.mesh.is_file() and result.motion_video is not None and (result.run_dir / "frames").is_dir()

@@ -32,5 +32,5 @@ def test_what_the_ui_takes_from_the_api_is_exported_on_purpose():
 
 def test_component_summaries_follow_the_registry():
     assert set(api.COMPONENT_KINDS) == {"guidance", "representation", "prior"}
-    assert set(api.component_summaries("guidance")) == {"sds", "vsd", "esd", "ism", "tsm", "asd"}
+    assert set(api.component_summaries("guidance")) == {"sds", "vsd", "esd", "ism", "tsm", "asd", "video-sds"}
     assert api.component_summaries("representation")["nerf"] == "grid-encoded NeRF, volume rendered"

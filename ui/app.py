@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from dreamer.api import OutOfVocabularyWarning, UserError, check_prompt, prompt_notice
+from dreamer.api import EXACT_PRIORS, OutOfVocabularyWarning, UserError, check_prompt, prompt_notice
 from dreamer.ui import form, views
 from dreamer.ui.history import list_runs, run_outputs
 from dreamer.ui.jobs import JobManager, JobState
@@ -33,7 +33,6 @@ CSS = """
 #history-gallery img { image-rendering: pixelated; }
 """
 MAX_UPLOAD = "1mb"  # uploaded configs are small YAML files
-EXACT_PRIORS = ("reference", "reference-video")  # embedded priors that refuse a prompt outside their vocabulary
 
 
 @dataclass

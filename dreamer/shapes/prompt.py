@@ -91,6 +91,22 @@ def parse_motion_prompt(prompt: str) -> MotionSpec:
     return MotionSpec(spec, motions[0] if motions else "still")
 
 
+def without_motion(prompt: str) -> str:
+    """`prompt` with its motion words (and the words that go with them) left out."""
+    words = _words(prompt)
+    moving = any(canonical_motion(w) for w in words)
+    return " ".join(w for w in words if not canonical_motion(w) and not (moving and w in MOTION_FILLER))
+
+
+def static_prompt(prompt: str) -> str:
+    """What an image prior gets of a 4D prompt: its object ("a red cube bouncing" -> "a red cube"), or, outside the
+    animated library, the prompt without its motion words."""
+    try:
+        return parse_motion_prompt(prompt).spec.prompt
+    except UserError:
+        return without_motion(prompt)
+
+
 def unknown_words(prompt: str) -> list[str]:
     """The words of `prompt` that are neither a shape, a colour (or their synonyms) nor filler."""
     return _sort_words(_words(prompt))[2]

@@ -18,7 +18,6 @@ import torch
 
 from dreamer import registry
 from dreamer.cameras import clip_cameras
-from dreamer.errors import UserError
 from dreamer.guidance.base import GuidanceOutput
 from dreamer.representations.base import RenderOutput
 from dreamer.run_config import RunConfig
@@ -32,9 +31,9 @@ def image_prompt(prompt: str, prior_name: str) -> str:
     the prompt without its motion ("a red cube bouncing" -> "a red cube"); others get it unchanged."""
     if prior_name not in ("reference", "tiny"):
         return prompt
-    from dreamer.shapes.prompt import parse_motion_prompt
+    from dreamer.shapes.prompt import static_prompt
 
-    return parse_motion_prompt(prompt).spec.prompt
+    return static_prompt(prompt)
 
 
 class MotionTrainer(Trainer):
@@ -126,14 +125,3 @@ class MotionTrainer(Trainer):
             self.guidance.load_state_dict(state["video"], strict=False)
         if state.get("image"):
             self.image_guidance.load_state_dict(state["image"], strict=False)
-
-
-def check_4d_prompt(config: RunConfig) -> None:
-    """A one-line error before any work when the image prior is embedded and the prompt is outside the
-    animated library (it would fail later, in the middle of building the priors)."""
-    name = config.motion.component("prior").name
-    if name in ("reference", "tiny"):
-        try:
-            image_prompt(config.prompt, name)
-        except UserError as error:
-            raise UserError(f"{error} (motion.image_prior '{name}')") from None
