@@ -155,8 +155,8 @@ def test_outside_the_library_is_one_line():
 
 def test_config_errors_are_one_line():
     for bad in (dict(num_frames=0), dict(num_phases=1.5), dict(phase_temperature=0.0), dict(uncond_shapes=("dragon",)),
-                dict(uncond_motions=("flying",))):
-        with pytest.raises(UserError, match="reference-video prior"):
+                dict(uncond_motions=("flying",)), dict(image_size=2), dict(camera_temperature=0.0)):
+        with pytest.raises(UserError, match="^reference-video prior: "):
             _config(**bad)
     with pytest.raises(UserError, match="8 frames"):
         p = ReferenceVideoPrior(_config(num_frames=8))

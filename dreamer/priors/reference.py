@@ -26,6 +26,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,10 @@ __all__ = [
     "ReferencePriorConfig",
     "ReferencePrior",
     "ReferenceSet",
+    "camera_directions",
+    "camera_log_weights",
     "exact_denoise",
+    "set_index_embedding",
     "reference_orbit",
     "render_references",
 ]
@@ -55,6 +59,8 @@ _RENDER_CHUNK = 32  # cameras per render_spec call (bounds memory)
 @dataclass
 class ReferencePriorConfig:
     """Settings of the `reference` prior (the exact denoiser of shape-library renders)."""
+
+    error_prefix: ClassVar[str] = "reference prior"  # how config errors name the prior (subclasses rename it)
 
     image_size: int = 64  # side of the square images the prior denoises, in pixels
     num_views: int = 96  # reference renders per prompt, on a fixed golden-spiral orbit
@@ -80,28 +86,28 @@ class ReferencePriorConfig:
         elif isinstance(self.uncond_colours, list):
             self.uncond_colours = tuple(self.uncond_colours)
         if int(self.image_size) != self.image_size or self.image_size < 4:
-            raise UserError(f"reference prior: image_size must be an integer >= 4, got {self.image_size!r}")
+            raise UserError(f"{self.error_prefix}: image_size must be an integer >= 4, got {self.image_size!r}")
         if int(self.num_views) != self.num_views or self.num_views < 1:
-            raise UserError(f"reference prior: num_views must be a positive integer, got {self.num_views!r}")
+            raise UserError(f"{self.error_prefix}: num_views must be a positive integer, got {self.num_views!r}")
         if int(self.supersample) != self.supersample or self.supersample < 1:
-            raise UserError(f"reference prior: supersample must be a positive integer, got {self.supersample!r}")
+            raise UserError(f"{self.error_prefix}: supersample must be a positive integer, got {self.supersample!r}")
         if int(self.uncond_views) != self.uncond_views or self.uncond_views < 1:
-            raise UserError(f"reference prior: uncond_views must be a positive integer, got {self.uncond_views!r}")
+            raise UserError(f"{self.error_prefix}: uncond_views must be a positive integer, got {self.uncond_views!r}")
         if not self.uncond_colours:
-            raise UserError("reference prior: uncond_colours must name at least one colour")
+            raise UserError(f"{self.error_prefix}: uncond_colours must name at least one colour")
         if not (self.camera_temperature > 0):
-            raise UserError(f"reference prior: camera_temperature must be > 0 degrees, got {self.camera_temperature!r}")
+            raise UserError(f"{self.error_prefix}: camera_temperature must be > 0 degrees, got {self.camera_temperature!r}")
         if len(self.elevation) != 2 or not -90 <= self.elevation[0] <= self.elevation[1] <= 90:
-            raise UserError(f"reference prior: elevation must be (low, high) within [-90, 90], got {self.elevation!r}")
+            raise UserError(f"{self.error_prefix}: elevation must be (low, high) within [-90, 90], got {self.elevation!r}")
         if self.beta_schedule not in schedule.BETA_SCHEDULES:
-            raise UserError(f"reference prior: beta_schedule must be 'linear' or 'scaled_linear', got {self.beta_schedule!r}")
+            raise UserError(f"{self.error_prefix}: beta_schedule must be 'linear' or 'scaled_linear', got {self.beta_schedule!r}")
         self.background_rgb()  # validates
 
     def background_rgb(self) -> tuple[float, float, float]:
         bg = self.background
         if isinstance(bg, str):
             if bg.lower() not in _BACKGROUNDS:
-                raise UserError(f"reference prior: unknown background {bg!r}; use one of "
+                raise UserError(f"{self.error_prefix}: unknown background {bg!r}; use one of "
                                 f"{sorted(_BACKGROUNDS)} or an RGB triple in [0, 1]")
             return _BACKGROUNDS[bg.lower()]
         try:
@@ -109,7 +115,7 @@ class ReferencePriorConfig:
         except (TypeError, ValueError):
             rgb = ()
         if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
-            raise UserError(f"reference prior: background must be a name or an RGB triple in [0, 1], got {bg!r}")
+            raise UserError(f"{self.error_prefix}: background must be a name or an RGB triple in [0, 1], got {bg!r}")
         return rgb  # type: ignore[return-value]
 
     def resolved_cache_dir(self) -> Path:
@@ -144,8 +150,36 @@ def reference_orbit(num_views: int, config: ReferencePriorConfig) -> Camera:
     return from_spherical(azimuth.float(), elevation.float(), config.distance, config.fovy, size, size)
 
 
-def _directions(camera: Camera) -> torch.Tensor:  # [B, 3] unit vectors from the origin to the cameras
+def camera_directions(camera: Camera) -> torch.Tensor:
+    """[B, 3] unit vectors from the origin to the cameras (what reference sets store per image)."""
     return F.normalize(camera.position.float(), dim=-1)
+
+
+def camera_log_weights(query_dirs: torch.Tensor, ref_dirs: torch.Tensor, temperature_deg: float) -> torch.Tensor:
+    """log w = −angle(query, ref)² / (2τ²), angles in degrees: [B, 3] × [N, 3] unit vectors -> [B, N] float64."""
+    cos = (query_dirs.double() @ ref_dirs.double().T).clamp(-1.0, 1.0)
+    return -torch.rad2deg(torch.acos(cos)) ** 2 / (2.0 * float(temperature_deg) ** 2)
+
+
+def set_index_embedding(prompt: str, negative_prompt: str, cond: int, generic: int,
+                        index_of: Callable[[str], int], device: torch.device) -> PromptEmbedding:
+    """The embedding of a prior whose embeddings are reference-set indices ([1, 1] long each).
+
+    The unconditional branch is `index_of(negative_prompt)` when the negative prompt is a library
+    prompt, else the generic set; when it is not the generic set, `empty` is (ISM's inversion).
+    """
+    uncond = generic
+    if negative_prompt and negative_prompt.strip():
+        try:
+            uncond = index_of(negative_prompt)
+        except UserError:  # not a library prompt ("blurry, low quality", "static, motionless"): the generic set
+            uncond = generic
+
+    def idx(i: int) -> torch.Tensor:
+        return torch.tensor([[i]], dtype=torch.long, device=device)
+
+    return PromptEmbedding(prompt=prompt, negative_prompt=negative_prompt, cond=idx(cond), uncond=idx(uncond),
+                           views={}, empty=None if uncond == generic else idx(generic))
 
 
 def exact_denoise(x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, refs: torch.Tensor,
@@ -287,7 +321,7 @@ class ReferencePrior(Prior):
         if cached is not None:
             images, directions = cached["images"], cached["directions"]
         else:
-            images, directions = render(), _directions(cameras)
+            images, directions = render(), camera_directions(cameras)
             try:
                 reference_cache.save_references(path, key, images, directions, {"label": label})
             except OSError as exc:  # unwritable cache: keep going in memory
@@ -350,22 +384,9 @@ class ReferencePrior(Prior):
         """Embeddings are set indices. `view_dependent` is ignored: this prior takes the camera."""
         from dreamer.shapes import parse_prompt
 
-        spec = parse_prompt(prompt)  # UserError when out of vocabulary
-        cond = self.index_for_spec(spec)
-        generic = self.generic_index()
-        uncond = generic
-        if negative_prompt and negative_prompt.strip():
-            try:
-                uncond = self.index_for_spec(parse_prompt(negative_prompt))
-            except UserError:  # not a library object ("blurry, low quality"): the generic set
-                uncond = generic
-        device = self.alphas_cumprod.device
-
-        def idx(i: int) -> torch.Tensor:
-            return torch.tensor([[i]], dtype=torch.long, device=device)
-
-        return PromptEmbedding(prompt=prompt, negative_prompt=negative_prompt, cond=idx(cond), uncond=idx(uncond),
-                               views={}, empty=None if uncond == generic else idx(generic))
+        cond = self.index_for_spec(parse_prompt(prompt))  # UserError when out of vocabulary
+        return set_index_embedding(prompt, negative_prompt, cond, self.generic_index(),
+                                   lambda text: self.index_for_spec(parse_prompt(text)), self.alphas_cumprod.device)
 
     def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
         """[B,3,H,W] in [0,1] -> [B,3,S,S] in [−1,1]; bilinear (antialiased when shrinking), differentiable."""
@@ -390,7 +411,7 @@ class ReferencePrior(Prior):
         return self._packed[key]
 
     def _camera_directions(self, camera: Camera, batch: int, device) -> torch.Tensor:
-        dirs = _directions(camera).to(device)
+        dirs = camera_directions(camera).to(device)
         if len(dirs) == batch:
             return dirs
         if len(dirs) >= 1 and batch % len(dirs) == 0:  # e.g. CFG's cat([x, x]) with B cameras
@@ -418,9 +439,7 @@ class ReferencePrior(Prior):
             refs, sqnorm, dirs = self._packed_set(index, device)
             log_w = None
             if cam_dirs is not None and dirs is not None:
-                cos = (cam_dirs[rows].double() @ dirs.double().T).clamp(-1.0, 1.0)
-                angle = torch.rad2deg(torch.acos(cos))
-                log_w = -angle ** 2 / (2.0 * float(self.config.camera_temperature) ** 2)
+                log_w = camera_log_weights(cam_dirs[rows], dirs, self.config.camera_temperature)
             out[rows] = exact_denoise(x[rows], alpha[rows], sigma[rows], refs, log_w, sqnorm)
         return out.reshape(x_t.shape).to(x_t.dtype)
 

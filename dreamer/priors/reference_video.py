@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
@@ -42,7 +42,13 @@ from dreamer.errors import UserError
 from dreamer.priors import reference_cache, schedule
 from dreamer.priors.base import PromptEmbedding
 from dreamer.priors.pixel_space import decode_pixels, encode_pixels
-from dreamer.priors.reference import ReferencePriorConfig, _directions, reference_orbit
+from dreamer.priors.reference import (
+    ReferencePriorConfig,
+    camera_directions,
+    camera_log_weights,
+    reference_orbit,
+    set_index_embedding,
+)
 from dreamer.priors.schedule import make_alphas_cumprod
 from dreamer.priors.video import VideoPrior
 from dreamer.shapes.fingerprint import cache_key, shape_library_fingerprint
@@ -64,6 +70,8 @@ _RENDER_CHUNK = 128  # cameras per render_motion call (bounds memory)
 @dataclass
 class ReferenceVideoPriorConfig(ReferencePriorConfig):
     """Settings of the `reference-video` prior; the inherited fields mean what they mean for `reference`."""
+
+    error_prefix: ClassVar[str] = "reference-video prior"
 
     image_size: int = 32  # side of the square frames the prior denoises, in pixels
     num_views: int = 48  # reference cameras per prompt, on the reference prior's golden spiral
@@ -299,7 +307,7 @@ class ReferenceVideoPrior(VideoPrior):
             frames, directions = cached["images"], cached["directions"]
         else:
             frames = torch.cat([render_motion_frames(g.mspec, cams[i], c) for i, g in enumerate(groups)])
-            directions = _directions(cameras)
+            directions = camera_directions(cameras)
             try:
                 reference_cache.save_references(path, key, frames, directions, {"label": label, "format": FORMAT})
             except OSError as exc:  # unwritable cache: keep going in memory
@@ -315,20 +323,9 @@ class ReferenceVideoPrior(VideoPrior):
         from dreamer.shapes.prompt import parse_motion_prompt
 
         cond = self.index_for_motion(parse_motion_prompt(prompt))  # UserError when outside the library
-        generic = self.generic_index()
-        uncond = generic
-        if negative_prompt and negative_prompt.strip():
-            try:
-                uncond = self.index_for_motion(parse_motion_prompt(negative_prompt))
-            except UserError:  # "static, motionless", "blurry": not a library prompt, the generic set
-                uncond = generic
-        device = self.alphas_cumprod.device
-
-        def idx(i: int) -> torch.Tensor:
-            return torch.tensor([[i]], dtype=torch.long, device=device)
-
-        return PromptEmbedding(prompt=prompt, negative_prompt=negative_prompt, cond=idx(cond), uncond=idx(uncond),
-                               views={}, empty=None if uncond == generic else idx(generic))
+        return set_index_embedding(prompt, negative_prompt, cond, self.generic_index(),
+                                   lambda text: self.index_for_motion(parse_motion_prompt(text)),
+                                   self.alphas_cumprod.device)
 
     def encode_images(self, rgb: torch.Tensor) -> torch.Tensor:
         """[B,F,3,H,W] in [0,1] -> [B,F,3,S,S] in [−1,1], differentiable."""
@@ -355,7 +352,7 @@ class ReferenceVideoPrior(VideoPrior):
         if len(camera) % frames or batch % (len(camera) // frames):
             raise ValueError(f"{len(camera)} cameras for {batch} clips of {frames} frames (expected B·F, clip by clip)")
         tiles = batch // (len(camera) // frames)
-        dirs = _directions(camera[::frames]).repeat(tiles, 1)
+        dirs = camera_directions(camera[::frames]).repeat(tiles, 1)
         times = None if camera.time is None else camera.time.reshape(-1, frames).double().repeat(tiles, 1)
         return dirs, times
 
@@ -372,8 +369,7 @@ class ReferenceVideoPrior(VideoPrior):
             _, _, _, clip_times, clip_dirs = packed
             out = None
             if c.camera_aware:
-                cos = (dirs[rows].double() @ clip_dirs.double().T).clamp(-1.0, 1.0)
-                out = -torch.rad2deg(torch.acos(cos)) ** 2 / (2.0 * float(c.camera_temperature) ** 2)
+                out = camera_log_weights(dirs[rows], clip_dirs, c.camera_temperature)
             if c.time_aware and times is not None:
                 d = circular_distance(times[rows][:, None, :], clip_times[None])  # [b, N, F]
                 w = -(d ** 2).mean(dim=-1) / (2.0 * float(c.phase_temperature) ** 2)
