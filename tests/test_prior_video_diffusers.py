@@ -156,8 +156,8 @@ def test_network_is_refused(prior):
         prior.network()
 
 
-def _one_line(message: str) -> None:
-    assert "\n" not in message and "prior.model=" in message and "hf download" in message
+def _one_line(message: str, option: str = "prior.model") -> None:
+    assert "\n" not in message and f"{option}=" in message and "hf download" in message
 
 
 def test_missing_folders_are_one_line_errors(tmp_path, tiny_sd_folder, adapter_folder, no_network):
@@ -171,13 +171,15 @@ def test_missing_folders_are_one_line_errors(tmp_path, tiny_sd_folder, adapter_f
         AnimateDiffPrior(AnimateDiffConfig(model=str(tiny_sd_folder), motion_adapter=str(missing)), "cpu")
     assert "\n" not in str(info.value) and "hf download" in str(info.value)
     assert f"AnimateDiff motion adapter model folder {missing} does not exist" in str(info.value)
+    assert "prior.motion_adapter=/path/to/folder" in str(info.value) and "prior.model=" not in str(info.value)
 
     empty = tmp_path / "empty-adapter"
     empty.mkdir()
     with pytest.raises(UserError) as info:
         AnimateDiffPrior(AnimateDiffConfig(model=str(tiny_sd_folder), motion_adapter=str(empty), image_size=S), "cpu")
     assert "\n" not in str(info.value) and f"from local folder {empty}" in str(info.value)
-    assert "AnimateDiff motion adapter" in str(info.value) and "could not load the motion adapter" in str(info.value)
+    assert "AnimateDiff motion adapter" in str(info.value) and "could not load the motion adapter from" in str(info.value)
+    assert "(/)" not in str(info.value) and "prior.motion_adapter=" in str(info.value)
 
     with pytest.raises(UserError) as info:
         ZeroscopePrior(ZeroscopeConfig(model=str(missing)), "cpu")
@@ -192,12 +194,13 @@ def test_missing_folders_are_one_line_errors(tmp_path, tiny_sd_folder, adapter_f
 
 def test_offline_hub_ids_fail_fast(tmp_path, monkeypatch, no_network):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for cls, config, hub_id in ((AnimateDiffPrior, AnimateDiffConfig(), "guoyww/animatediff-motion-adapter-v1-5-2"),
-                                (ZeroscopePrior, ZeroscopeConfig(), "cerspense/zeroscope_v2_576w")):
+    for cls, config, hub_id, option in (
+            (AnimateDiffPrior, AnimateDiffConfig(), "guoyww/animatediff-motion-adapter-v1-5-2", "prior.motion_adapter"),
+            (ZeroscopePrior, ZeroscopeConfig(), "cerspense/zeroscope_v2_576w", "prior.model")):
         config.cache_dir = str(tmp_path / "empty-cache")
         with pytest.raises(UserError) as info:
             cls(config, "cpu")
-        _one_line(str(info.value))
+        _one_line(str(info.value), option)
         assert hub_id in str(info.value) and "offline" in str(info.value)
     assert no_network == []
 

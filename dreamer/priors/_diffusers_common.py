@@ -95,6 +95,7 @@ class ModelSource:
     local_files_only: bool = False
     example_id: str = ""  # a hub id to put in the fix (the resolved one, or a sensible default)
     download_note: str = ""  # extra words after the download command (e.g. a gated repository's license)
+    option: str = "prior.model"  # the config option that names these weights, as the fix spells it
 
     def pretrained_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"local_files_only": self.local_files_only}
@@ -120,7 +121,7 @@ class ModelSource:
         return (f"Fix: on a connected machine run `hf download {hub_id}` (older huggingface_hub: "
                 f"`huggingface-cli download {hub_id}`){self.download_note} and copy the hub cache to this "
                 f"machine (looked in {self._cache_hint()}; set HF_HOME to move it), or pass a local "
-                f"diffusers folder with prior.model=/path/to/folder")
+                f"diffusers folder with {self.option}=/path/to/folder")
 
 
 def _looks_like_path(name: str) -> bool:
@@ -131,24 +132,27 @@ def _looks_like_path(name: str) -> bool:
 
 def resolve_source(family: str, name: str, aliases: dict[str, str], *, revision: str | None,
                    variant: str | None, cache_dir: str | None, local_files_only: bool | None,
-                   subfolders: tuple[str, ...], download_note: str = "") -> ModelSource:
-    """Alias -> hub id; an existing folder -> local; a path-like name that does not exist -> UserError."""
+                   subfolders: tuple[str, ...], download_note: str = "", option: str = "prior.model") -> ModelSource:
+    """Alias -> hub id; an existing folder -> local; a path-like name that does not exist -> UserError.
+
+    `option` is the config option that holds `name` (what the error messages tell the user to set).
+    """
     if not name.strip():
-        raise UserError(f"{family}: prior.model is empty; pass an alias ({', '.join(aliases)}), "
+        raise UserError(f"{family}: {option} is empty; pass an alias ({', '.join(aliases)}), "
                         "a hub id or a local folder")
     location = aliases.get(name, name)
     expanded = os.path.expanduser(location)
     offline = resolve_local_files_only(local_files_only)
     example = next(iter(aliases.values()), "")
     common = dict(family=family, name=name, revision=revision, variant=variant, cache_dir=cache_dir,
-                  local_files_only=offline, download_note=download_note)
+                  local_files_only=offline, download_note=download_note, option=option)
     if os.path.isdir(expanded):
         missing = [s for s in subfolders if not os.path.isdir(os.path.join(expanded, s))]
         if missing:
             raise UserError(
                 f"{family} model folder {expanded} is not a diffusers model folder: it has no "
                 f"{', '.join(s + '/' for s in missing)}. Pass a folder saved by diffusers (with "
-                f"{', '.join(s + '/' for s in subfolders)}) via prior.model=..., or a hub id such as {example}")
+                f"{', '.join(s + '/' for s in subfolders)}) via {option}=..., or a hub id such as {example}")
         return ModelSource(location=expanded, is_local=True, example_id=example, **common)
     if _looks_like_path(location):
         src = ModelSource(location=expanded, is_local=True, example_id=example, **common)
@@ -197,9 +201,10 @@ def load_part(source: ModelSource, what: str, loader: Callable[..., Any], subfol
         if type(exc).__name__ == "GatedRepoError":
             gated = (f" The repository is gated: accept its license at https://huggingface.co/{source.location} "
                      f"and log in with `hf auth login` first.")
+        part = f" ({subfolder}/)" if subfolder else ""
         raise UserError(
-            f"{family_what(source, 'weights')} not available: could not load the {what} "
-            f"({subfolder}/) from {where}{mode}: {type(exc).__name__}: {_one_line(exc)}.{gated} {source.fix()}"
+            f"{family_what(source, 'weights')} not available: could not load the {what}{part} "
+            f"from {where}{mode}: {type(exc).__name__}: {_one_line(exc)}.{gated} {source.fix()}"
         ) from exc
 
 

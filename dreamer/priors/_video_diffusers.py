@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from dreamer.devices import resolve_device, resolve_dtype
 from dreamer.errors import UserError
-from dreamer.priors._diffusers_common import ModelSource, load_part, resolve_source, transformers_dtype_kwargs
-from dreamer.priors.stable_diffusion import SD_SUBFOLDERS, StableDiffusionConfig, StableDiffusionPrior
+from dreamer.priors.stable_diffusion import StableDiffusionConfig, StableDiffusionPrior
 from dreamer.priors.video import VideoPrior
 
 
@@ -26,37 +26,37 @@ def check_num_frames(family: str, num_frames: Any) -> None:
         raise UserError(f"{family} prior: num_frames must be a positive integer, got {num_frames!r}")
 
 
-def load_pipeline_parts(family: str, config: StableDiffusionConfig, aliases: dict[str, str], dtype: torch.dtype,
-                        unet_class: Any) -> dict[str, Any]:
-    """Scheduler, CLIP text encoder, VAE, `unet_class` UNet and tokenizer from one diffusers pipeline folder
-    (or hub id) laid out like Stable Diffusion's; each missing part is a one-line UserError."""
-    from diffusers import AutoencoderKL, DDPMScheduler
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    src: ModelSource = resolve_source(
-        family, config.model, aliases, revision=config.revision, variant=config.variant,
-        cache_dir=config.cache_dir, local_files_only=config.local_files_only, subfolders=SD_SUBFOLDERS)
-    variant = {"variant": config.variant} if config.variant else {}
-    scheduler = load_part(src, "scheduler", DDPMScheduler.from_pretrained, "scheduler")  # a few bytes: fails fast
-    text_encoder = load_part(src, "text encoder", CLIPTextModel.from_pretrained, "text_encoder",
-                             **transformers_dtype_kwargs(dtype), **variant)
-    vae = load_part(src, "VAE", AutoencoderKL.from_pretrained, "vae", torch_dtype=torch.float32, **variant)
-    unet = load_part(src, "UNet", unet_class.from_pretrained, "unet", torch_dtype=dtype, **variant)
-    tokenizer = load_part(src, "tokenizer", CLIPTokenizer.from_pretrained, "tokenizer")
-    if len(tokenizer) < 16:  # CLIPTokenizer "loads" with an empty vocabulary when its files are missing
-        raise UserError(f"the {family} tokenizer files (tokenizer/vocab.json, merges.txt) are missing "
-                        f"from {src.location}. {src.fix()}")
-    return dict(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, unet=unet, scheduler=scheduler)
-
-
 class LatentVideoPrior(VideoPrior, StableDiffusionPrior):
     """Stable Diffusion's text encoder and VAE around a video UNet taking [B, C, F, h, w].
 
-    Subclasses load their UNet and set `text_per_frame`: True when the UNet wants the text embedding
-    once per frame ([B·F, L, D], UNetMotionModel), False when it repeats it itself (UNet3DConditionModel).
+    Subclasses set `config_class`, load their parts in `_load_parts` and set `text_per_frame`: True when
+    the UNet wants the text embedding once per frame ([B·F, L, D], UNetMotionModel), False when it
+    repeats it itself (UNet3DConditionModel).
     """
 
     text_per_frame: ClassVar[bool] = False
+    config_class: ClassVar[type[StableDiffusionConfig]]  # the subclass's settings (SD's fields + num_frames)
+
+    def __init__(self, config: StableDiffusionConfig | None = None, device: str | torch.device = "auto"):
+        torch.nn.Module.__init__(self)  # StableDiffusionPrior.__init__ would load and assemble a 2D UNet
+        config = config or self.config_class()
+        device = resolve_device(device)
+        dtype = resolve_dtype(config.dtype, device)
+        self._assemble(**self._load_parts(config, dtype), image_size=config.image_size, device=device, dtype=dtype,
+                       config=config)
+
+    @classmethod
+    def _load_parts(cls, config: StableDiffusionConfig, dtype: torch.dtype) -> dict[str, Any]:
+        """tokenizer, text_encoder, vae, unet (the video UNet) and scheduler, from the config's weights."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_components(cls, tokenizer, text_encoder, vae, unet, scheduler, image_size: int | None = None,
+                        device: str | torch.device = "cpu", dtype: str | torch.dtype = "auto",
+                        config: StableDiffusionConfig | None = None) -> "LatentVideoPrior":
+        """From constructed parts (`unet`: the subclass's video UNet); config None = `config_class(image_size=None)`."""
+        return super().from_components(tokenizer, text_encoder, vae, unet, scheduler, image_size, device, dtype,
+                                       config or cls.config_class(image_size=None))
 
     def _assemble(self, *, config, **parts) -> None:
         self.num_frames = int(config.num_frames)

@@ -1,6 +1,6 @@
 """AnimateDiff: Stable Diffusion 1.5 with a diffusers `MotionAdapter`, as a video prior.
 
-The SD 1.5 parts load exactly as the `sd15` prior's (`stable_diffusion._load_stable_diffusion`:
+The SD 1.5 parts load exactly as the `sd15` prior's (`stable_diffusion.load_stable_diffusion`:
 hub id or local folder, offline cache, one-line errors); the motion adapter (a hub repository or
 folder with config.json and weights at its top, e.g. guoyww/animatediff-motion-adapter-v1-5-2)
 loads through the same `load_part`, and `UNetMotionModel.from_unet2d(unet, adapter)` assembles
@@ -16,11 +16,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from dreamer.devices import resolve_device, resolve_dtype
 from dreamer.errors import UserError
 from dreamer.priors._diffusers_common import load_part, resolve_source
 from dreamer.priors._video_diffusers import LatentVideoPrior, check_num_frames
-from dreamer.priors.stable_diffusion import StableDiffusionConfig, _load_stable_diffusion
+from dreamer.priors.stable_diffusion import StableDiffusionConfig, load_stable_diffusion
 
 MOTION_ADAPTERS: dict[str, str] = {
     "v1-5-2": "guoyww/animatediff-motion-adapter-v1-5-2",
@@ -54,7 +53,7 @@ def load_motion_adapter(config: AnimateDiffConfig, dtype: torch.dtype) -> Any:
 
     src = resolve_source("AnimateDiff motion adapter", config.motion_adapter, MOTION_ADAPTERS, revision=None,
                          variant=None, cache_dir=config.cache_dir, local_files_only=config.local_files_only,
-                         subfolders=())
+                         subfolders=(), option="prior.motion_adapter")
     return load_part(src, "motion adapter", MotionAdapter.from_pretrained, "", torch_dtype=dtype)
 
 
@@ -70,24 +69,14 @@ def motion_unet(unet: Any, adapter: Any, config: AnimateDiffConfig) -> Any:
 
 
 class AnimateDiffPrior(LatentVideoPrior):
-    """Stable Diffusion 1.5 + an AnimateDiff motion adapter behind the VideoPrior contract."""
+    """Stable Diffusion 1.5 + an AnimateDiff motion adapter behind the VideoPrior contract (unet: UNetMotionModel)."""
 
     text_per_frame: ClassVar[bool] = True
-
-    def __init__(self, config: AnimateDiffConfig | None = None, device: str | torch.device = "auto"):
-        torch.nn.Module.__init__(self)  # StableDiffusionPrior.__init__ would assemble the 2D UNet alone
-        config = config or AnimateDiffConfig()
-        device = resolve_device(device)
-        dtype = resolve_dtype(config.dtype, device)
-        adapter = load_motion_adapter(config, dtype)  # first: a few hundred MB, before SD's few GB
-        parts = _load_stable_diffusion(config, dtype)
-        parts["unet"] = motion_unet(parts["unet"], adapter, config)
-        self._assemble(**parts, image_size=config.image_size, device=device, dtype=dtype, config=config)
+    config_class: ClassVar[type[StableDiffusionConfig]] = AnimateDiffConfig
 
     @classmethod
-    def from_components(cls, tokenizer, text_encoder, vae, unet, scheduler, image_size: int | None = None,
-                        device: str | torch.device = "cpu", dtype: str | torch.dtype = "auto",
-                        config: AnimateDiffConfig | None = None) -> "AnimateDiffPrior":
-        """From constructed parts; `unet` is a UNetMotionModel (e.g. `UNetMotionModel.from_unet2d(unet, adapter)`)."""
-        return super().from_components(tokenizer, text_encoder, vae, unet, scheduler, image_size, device, dtype,
-                                       config or AnimateDiffConfig(image_size=None))
+    def _load_parts(cls, config: AnimateDiffConfig, dtype: torch.dtype) -> dict[str, Any]:
+        adapter = load_motion_adapter(config, dtype)  # first: a few hundred MB, before SD's few GB
+        parts = load_stable_diffusion(config, dtype)
+        parts["unet"] = motion_unet(parts["unet"], adapter, config)
+        return parts

@@ -55,18 +55,27 @@ class StableDiffusionConfig:
     vae_gradient_checkpointing: bool = False  # recompute VAE encoder activations in backward (saves memory at 512 px)
 
 
-def _load_stable_diffusion(config: StableDiffusionConfig, dtype: torch.dtype) -> dict[str, Any]:
-    """The five components from a hub id or folder; every missing-weights failure is a UserError."""
+def load_stable_diffusion(config: StableDiffusionConfig, dtype: torch.dtype, *, unet_class: Any = None,
+                          family: str = "Stable Diffusion", aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """The five parts of a pipeline folder (or hub id) laid out like Stable Diffusion's.
+
+    `unet_class` (default `UNet2DConditionModel`) reads unet/, so video models with SD's layout
+    (zeroscope's UNet3DConditionModel) load here too; `family` names the model in errors and
+    `aliases` (default `SD_MODELS`) maps short names to hub ids. Every missing-weights failure
+    is a one-line UserError.
+    """
     try:
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
     except ImportError as exc:  # pragma: no cover - both are project dependencies
-        raise UserError(f"the Stable Diffusion prior needs diffusers and transformers: "
+        raise UserError(f"the {family} prior needs diffusers and transformers: "
                         f"pip install diffusers transformers ({exc})") from exc
 
+    unet_class = unet_class or UNet2DConditionModel
     src: ModelSource = resolve_source(
-        "Stable Diffusion", config.model, SD_MODELS, revision=config.revision, variant=config.variant,
-        cache_dir=config.cache_dir, local_files_only=config.local_files_only, subfolders=SD_SUBFOLDERS)
+        family, config.model, SD_MODELS if aliases is None else aliases, revision=config.revision,
+        variant=config.variant, cache_dir=config.cache_dir, local_files_only=config.local_files_only,
+        subfolders=SD_SUBFOLDERS)
     variant = {"variant": config.variant} if config.variant else {}
     # The scheduler config is a few bytes: asking for it first makes a missing model fail fast.
     scheduler = load_part(src, "scheduler", DDPMScheduler.from_pretrained, "scheduler")
@@ -75,11 +84,11 @@ def _load_stable_diffusion(config: StableDiffusionConfig, dtype: torch.dtype) ->
     # The VAE is read in float32 and cast to its own precision when assembled (`vae_dtype`): a VAE
     # that must run in float32 never has its weights rounded through fp16 on the way.
     vae = load_part(src, "VAE", AutoencoderKL.from_pretrained, "vae", torch_dtype=torch.float32, **variant)
-    unet = load_part(src, "UNet", UNet2DConditionModel.from_pretrained, "unet", torch_dtype=dtype, **variant)
+    unet = load_part(src, "UNet", unet_class.from_pretrained, "unet", torch_dtype=dtype, **variant)
     # Last: CLIPTokenizer.from_pretrained "succeeds" with an empty vocabulary when files are missing.
     tokenizer = load_part(src, "tokenizer", CLIPTokenizer.from_pretrained, "tokenizer")
     if len(tokenizer) < 16:
-        raise UserError(f"the Stable Diffusion tokenizer files (tokenizer/vocab.json, merges.txt) are missing "
+        raise UserError(f"the {family} tokenizer files (tokenizer/vocab.json, merges.txt) are missing "
                         f"from {src.location}. {src.fix()}")
     return dict(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, unet=unet, scheduler=scheduler)
 
@@ -96,7 +105,7 @@ class StableDiffusionPrior(DiffusersPrior):
         config = config or StableDiffusionConfig()
         device = resolve_device(device)
         dtype = resolve_dtype(config.dtype, device)
-        parts = _load_stable_diffusion(config, dtype)
+        parts = load_stable_diffusion(config, dtype)
         self._assemble(**parts, image_size=config.image_size, device=device, dtype=dtype, config=config)
 
     @classmethod

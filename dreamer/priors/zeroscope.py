@@ -11,12 +11,12 @@ zeroscope_v2_576w was tuned at 576×320 on 24-frame clips; the prior's frames ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from dreamer.devices import resolve_device, resolve_dtype
-from dreamer.priors._video_diffusers import LatentVideoPrior, check_num_frames, load_pipeline_parts
-from dreamer.priors.stable_diffusion import StableDiffusionConfig
+from dreamer.priors._video_diffusers import LatentVideoPrior, check_num_frames
+from dreamer.priors.stable_diffusion import StableDiffusionConfig, load_stable_diffusion
 
 ZEROSCOPE_MODELS: dict[str, str] = {
     "zeroscope-576w": "cerspense/zeroscope_v2_576w",
@@ -39,20 +39,11 @@ class ZeroscopeConfig(StableDiffusionConfig):
 class ZeroscopePrior(LatentVideoPrior):
     """A frozen UNet3DConditionModel text-to-video model behind the VideoPrior contract."""
 
-    def __init__(self, config: ZeroscopeConfig | None = None, device: str | torch.device = "auto"):
-        torch.nn.Module.__init__(self)  # StableDiffusionPrior.__init__ would load a 2D UNet
-        from diffusers import UNet3DConditionModel
-
-        config = config or ZeroscopeConfig()
-        device = resolve_device(device)
-        dtype = resolve_dtype(config.dtype, device)
-        parts = load_pipeline_parts("zeroscope", config, ZEROSCOPE_MODELS, dtype, UNet3DConditionModel)
-        self._assemble(**parts, image_size=config.image_size, device=device, dtype=dtype, config=config)
+    config_class: ClassVar[type[StableDiffusionConfig]] = ZeroscopeConfig
 
     @classmethod
-    def from_components(cls, tokenizer, text_encoder, vae, unet, scheduler, image_size: int | None = None,
-                        device: str | torch.device = "cpu", dtype: str | torch.dtype = "auto",
-                        config: ZeroscopeConfig | None = None) -> "ZeroscopePrior":
-        """From constructed parts; `unet` is a UNet3DConditionModel."""
-        return super().from_components(tokenizer, text_encoder, vae, unet, scheduler, image_size, device, dtype,
-                                       config or ZeroscopeConfig(image_size=None))
+    def _load_parts(cls, config: ZeroscopeConfig, dtype: torch.dtype) -> dict[str, Any]:
+        from diffusers import UNet3DConditionModel
+
+        return load_stable_diffusion(config, dtype, unet_class=UNet3DConditionModel, family="zeroscope",
+                                     aliases=ZEROSCOPE_MODELS)
