@@ -9,17 +9,21 @@ camera, changes along the row.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
-from dreamer.cameras import clip_cameras, frame_times, from_spherical
-from dreamer.shapes import ObjectSpec
-from dreamer.shapes.animated import render_motion
-from dreamer.shapes.motion import MOTIONS, MotionSpec
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sheet import labelled_row  # noqa: E402
+
+from dreamer.cameras import clip_cameras, frame_times, from_spherical  # noqa: E402
+from dreamer.shapes import ObjectSpec  # noqa: E402
+from dreamer.shapes.animated import render_motion  # noqa: E402
+from dreamer.shapes.motion import MOTIONS, MotionSpec  # noqa: E402
 
 ROWS = [("spinning", "chair", "blue"), ("bouncing", "cube", "red"), ("sliding", "cylinder", "green"),
         ("swaying", "tree", "green"), ("pulsing", "sphere", "purple"), ("orbiting", "mug", "orange")]
@@ -46,10 +50,7 @@ def main() -> None:
     for motion, shape, colour in ROWS:
         spec = MotionSpec(ObjectSpec(shape, colour), motion)
         rgb = render_motion(spec, cams, supersample=args.supersample).rgb  # [F, H, W, 3]
-        strip = np.concatenate(list((rgb.numpy() * 255).round().astype(np.uint8)), axis=1)
-        label = Image.new("RGB", (LABEL_WIDTH, args.size), "white")
-        ImageDraw.Draw(label).text((8, args.size // 2 - 6), spec.prompt, fill="black")
-        rows.append(np.concatenate([np.asarray(label), strip], axis=1))
+        rows.append(labelled_row(spec.prompt, rgb, LABEL_WIDTH))
     elapsed = time.perf_counter() - start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,15 +9,20 @@ columns are front (azimuth 0), front-right, right, back, left and an overhead vi
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from dreamer.cameras import from_spherical
-from dreamer.shapes import COLOURS, OBJECTS, ObjectSpec, render_spec
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sheet import labelled_row  # noqa: E402
+
+from dreamer.cameras import from_spherical  # noqa: E402
+from dreamer.shapes import COLOURS, OBJECTS, ObjectSpec, render_spec  # noqa: E402
 
 VIEWS = [(0.0, 15.0), (45.0, 15.0), (90.0, 15.0), (180.0, 15.0), (270.0, 15.0), (30.0, 70.0)]
 LABEL_WIDTH = 150
@@ -39,10 +44,7 @@ def main() -> None:
     for i, name in enumerate(OBJECTS):
         spec = ObjectSpec(name, colours[i % len(colours)])
         rgb = render_spec(spec, camera, supersample=args.supersample).rgb  # [V, H, W, 3]
-        strip = np.concatenate(list((rgb.numpy() * 255).round().astype(np.uint8)), axis=1)
-        label = Image.new("RGB", (LABEL_WIDTH, args.size), "white")
-        ImageDraw.Draw(label).text((8, args.size // 2 - 6), spec.prompt, fill="black")
-        rows.append(np.concatenate([np.asarray(label), strip], axis=1))
+        rows.append(labelled_row(spec.prompt, rgb, LABEL_WIDTH))
     elapsed = time.perf_counter() - start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
