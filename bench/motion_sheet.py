@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sheet import labelled_row  # noqa: E402
+from sheet import labelled_row, write_sheet  # noqa: E402
 
 from dreamer.cameras import clip_cameras, frame_times, from_spherical  # noqa: E402
 from dreamer.shapes import ObjectSpec  # noqa: E402
@@ -52,9 +52,7 @@ def main() -> None:
         rgb = render_motion(spec, cams, supersample=args.supersample).rgb  # [F, H, W, 3]
         rows.append(labelled_row(spec.prompt, rgb, LABEL_WIDTH))
     elapsed = time.perf_counter() - start
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
+    out = write_sheet(rows, args.out)
     print(f"wrote {out} ({len(ROWS)} motions x {args.frames} frames at {args.size}px, "
           f"supersample {args.supersample}: {elapsed:.2f} s)")
 

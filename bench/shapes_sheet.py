@@ -13,13 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sheet import labelled_row  # noqa: E402
+from sheet import labelled_row, write_sheet  # noqa: E402
 
 from dreamer.cameras import from_spherical  # noqa: E402
 from dreamer.shapes import COLOURS, OBJECTS, ObjectSpec, render_spec  # noqa: E402
@@ -46,9 +44,7 @@ def main() -> None:
         rgb = render_spec(spec, camera, supersample=args.supersample).rgb  # [V, H, W, 3]
         rows.append(labelled_row(spec.prompt, rgb, LABEL_WIDTH))
     elapsed = time.perf_counter() - start
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
+    out = write_sheet(rows, args.out)
     print(f"wrote {out} ({len(OBJECTS)} objects x {len(VIEWS)} views at {args.size}px, "
           f"supersample {args.supersample}: {elapsed:.2f} s)")
 
