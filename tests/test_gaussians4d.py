@@ -291,3 +291,21 @@ def test_the_registry_builds_it_and_bad_settings_are_one_line_errors():
         Gaussians4DConfig(lr_track=0.0)
     with pytest.raises(UserError, match="init_shape"):  # the parent's checks still run
         Gaussians4DConfig(init="shape")
+
+
+def test_a_full_turn_of_keyframes_interpolates_forward_between_every_pair():
+    """Keyframes 22.5°·k about +Y (one turn over 16 keys): between key 15 (337.5°) and key 0 (360° ≡ 0°) the
+    track keeps turning forwards (348.75°), it does not turn back through 180° as an axis-angle lerp would."""
+    from dreamer.representations.gaussians4d import SimilarityTrack
+
+    track = SimilarityTrack(16)
+    with torch.no_grad():
+        angles = torch.remainder(torch.arange(16) * 22.5 + 180.0, 360.0) - 180.0  # as learned: in (−180°, 180°]
+        track.rotation[:, 1] = torch.deg2rad(angles)
+    times = (torch.arange(32) + 0.5) / 32  # half-way between keys
+    R, _, _, _ = track(times)
+    x = torch.tensor([0.0, 0.0, 1.0])
+    turned = R @ x  # +Z turned about +Y by θ: (sin θ, 0, cos θ)
+    theta = torch.rad2deg(torch.atan2(turned[:, 0], turned[:, 2])) % 360.0
+    expected = (times * 360.0) % 360.0
+    assert torch.allclose(theta, expected, atol=0.2)

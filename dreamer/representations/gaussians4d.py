@@ -94,13 +94,21 @@ class SimilarityTrack(torch.nn.Module):
 
     def forward(self, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(R [N, 3, 3], quaternion [N, 4] of R, c [N, 3], log s [N]) at times [N]."""
-        from kornia.geometry.conversions import axis_angle_to_quaternion, axis_angle_to_rotation_matrix
+        from kornia.geometry.conversions import axis_angle_to_quaternion, quaternion_to_rotation_matrix
 
-        keys = torch.cat([self.translation, self.rotation, self.log_scale], dim=-1)  # [K, 7]
+        keys = torch.cat([self.translation, self.log_scale], dim=-1)  # [K, 4]
         pose = periodic_lerp(keys, times)
-        axis_angle = pose[:, 3:6]
-        return (axis_angle_to_rotation_matrix(axis_angle), axis_angle_to_quaternion(axis_angle), pose[:, :3],
-                pose[:, 6])
+        # Rotations are interpolated as quaternions along the shorter arc (normalised lerp), not as axis-angle
+        # vectors: keyframes of a full turn (…, 337.5°, 0°) would otherwise turn back through 180° between them.
+        quats = axis_angle_to_quaternion(self.rotation)  # [K, 4] w x y z
+        K = quats.shape[0]
+        u = torch.remainder(times, 1.0) * K
+        lo = torch.floor(u)
+        frac = (u - lo)[:, None]
+        q0, q1 = quats[lo.long() % K], quats[(lo.long() + 1) % K]
+        q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
+        q = torch.nn.functional.normalize((1.0 - frac) * q0 + frac * q1, dim=-1)
+        return quaternion_to_rotation_matrix(q), q, pose[:, :3], pose[:, 3]
 
 
 @dataclass

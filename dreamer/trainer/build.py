@@ -25,6 +25,7 @@ def build_prior(config: RunConfig, device: torch.device):
     return cls(config.prior.config, device)
 
 
-def build_guidance(config: RunConfig, prior, generator: torch.Generator):
+def build_guidance(config: RunConfig, prior, generator: torch.Generator, total_steps: int | None = None):
+    """The run's rule; its schedules span `total_steps` (default: the run's steps)."""
     cls = registry.component_class("guidance", config.guidance.name)
-    return cls(config.guidance.config, prior, config.steps, generator)
+    return cls(config.guidance.config, prior, config.steps if total_steps is None else total_steps, generator)

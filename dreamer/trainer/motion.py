@@ -52,13 +52,26 @@ class MotionTrainer(Trainer):
         self.image_rule_config = image_rule.config
         self._stage: str | None = None  # the stage the representation and the optimiser are set for
         self.image_guidance = registry.component_class("guidance", image_rule.name)(
-            image_rule.config, self.image_prior, config.steps, self.guidance_generator)
+            image_rule.config, self.image_prior, m.static_steps or config.steps, self.guidance_generator)
         extra = self.image_guidance.trainable_parameters()
         if extra:
             self.optimizer.add_param_group({"params": extra, "lr": image_rule.config.trainable_lr,
                                             "name": "image_guidance"})
 
     # -- stages ---------------------------------------------------------------------------
+    # Each stage runs its rule's schedules from the start: the static stage the image rule's (the hybrid image
+    # steps after it stay at its end: low t, details), the motion stage the video rule's (high t first, where the
+    # target clip is a blurred average that shows where the object goes, then low t).
+    def guidance_steps(self) -> int:
+        return self.config.steps - self.config.motion.static_steps
+
+    def image_rule_step(self, step: int) -> int:
+        static = self.config.motion.static_steps
+        return min(step, static - 1) if static else step
+
+    def video_rule_step(self, step: int) -> int:
+        return step - self.config.motion.static_steps
+
     def stage(self, step: int) -> str:
         return "static" if step < self.config.motion.static_steps else "motion"
 
@@ -99,7 +112,8 @@ class MotionTrainer(Trainer):
             cameras = cameras.with_time(times.to(self.device))
             out = self.representation.render(cameras)
             depth = {"depth": out.depth} if self.image_rule_config.uses_depth else {}
-            guided = self.image_guidance(out.rgb, self.image_embedding, cameras, self.step, **depth)
+            guided = self.image_guidance(out.rgb, self.image_embedding, cameras, self.image_rule_step(self.step),
+                                         **depth)
             return out, guided, m.image_weight, {"video_step": 0}
         if m.video_resolution:
             cameras = cameras.with_resolution(m.video_resolution)
@@ -108,7 +122,8 @@ class MotionTrainer(Trainer):
         clip = clip_cameras(cameras, times)
         out = self.representation.render(clip)
         depth = {"depth": out.depth.unflatten(0, (B, self.frames))} if c.guidance.config.uses_depth else {}
-        guided = self.guidance(out.rgb.unflatten(0, (B, self.frames)), self.embedding, clip, self.step, **depth)
+        guided = self.guidance(out.rgb.unflatten(0, (B, self.frames)), self.embedding, clip,
+                               self.video_rule_step(self.step), **depth)
         return out, guided, m.video_weight, {"video_step": 1}
 
     # -- checkpoints ----------------------------------------------------------------------

@@ -58,12 +58,16 @@ class Trainer:
         )
         # name -> weight, for the names the representation's `regularization` returns
         self.regularizer_weights = dataclasses.asdict(self.config.regularizers)
-        self.guidance = build_guidance(config, self.prior, self.guidance_generator)
+        self.guidance = build_guidance(config, self.prior, self.guidance_generator, self.guidance_steps())
         self.optimizer = self._make_optimizer()
         self.step = 0
         self.last_loss = float("nan")
 
     # -- set-up ---------------------------------------------------------------------------
+    def guidance_steps(self) -> int:
+        """The steps the rule's schedules (t, warm-ups) span: the whole run."""
+        return self.config.steps
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.config.optim
         groups = self.representation.parameter_groups(o.lr_scale)
