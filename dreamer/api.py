@@ -37,8 +37,8 @@ COMPONENT_KINDS: tuple[str, ...] = tuple(registry.TABLES)  # guidance, represent
 
 
 # eval.json's figures that `Result.metrics["eval"]` carries: 2D (renders) then 3D (exported mesh)
-# and of a 4D run (dreamer.eval.motion.motion_summary_keys)
-MOTION_SUMMARY_KEYS = ("mean_frame_iou", "mean_frame_volume_iou", "trajectory_error", "amplitude_ratio", "flicker")
+# and of a 4D run
+from dreamer.eval import MOTION_SUMMARY_KEYS  # noqa: E402  (a light import: no torch)
 EVAL_SUMMARY_KEYS = ("iou", "colour_error", "r_precision", "multi_face_rate", "volume_iou", "chamfer_l1",
                      "fscore_002", "fscore_005", "normal_consistency", "extent_error")
 
@@ -98,6 +98,9 @@ def prompt_notice(prompt: str, prior: str = "tiny") -> str | None:
     problem = (motion_vocabulary_problem if video else vocabulary_problem)(prompt)
     if problem is None:
         return None
+    if not video and motion_vocabulary_problem(prompt) is None:  # a moving library object on a 3D preset
+        return (f"prompt {' '.join(prompt.split())!r} names a motion, which a 3D run cannot make ({problem}); "
+                "for a moving object use a 4D preset: --config 4d")
     real = ("--config 4d-animatediff prior.model=/path/to/stable-diffusion-v1-5 "
             "prior.motion_adapter=/path/to/animatediff-motion-adapter" if video else
             "--prior sd21-base prior.model=/path/to/stable-diffusion-2-1-base")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import trimesh
 
+from dreamer.eval import MOTION_SUMMARY_KEYS
 from dreamer.cameras import Camera, clip_cameras, frame_times, turntable
 from dreamer.errors import UserError
 from dreamer.eval.geometry import GRID_BOUND, solid_occupancy, volume_iou, weld
@@ -40,7 +41,7 @@ STILL_AMPLITUDE = 1e-3  # below this true amplitude (world units) the prompt is 
 RENDER_CHUNK = 8  # cameras per representation.render call
 
 # The scalar keys of eval.json's motion metrics (the API's summary of a 4D run).
-motion_summary_keys = ("mean_frame_iou", "mean_frame_volume_iou", "trajectory_error", "amplitude_ratio", "flicker")
+motion_summary_keys = MOTION_SUMMARY_KEYS
 
 
 @dataclass

@@ -93,7 +93,8 @@ class VSD(Guidance):
 
     def __init__(self, config: VSDConfig, prior: Prior, total_steps: int, generator: torch.Generator):
         if prior.is_video:
-            prior.network()  # the video prior's one-line refusal (VSD/ESD fine-tune an image network)
+            raise UserError(f"{type(self).__name__.lower()} fine-tunes an image network and does not run on clips: "
+                            f"the {type(prior).__name__} is a video prior; use sds, video-sds, ism, tsm or asd")
         super().__init__(prior, total_steps, generator)
         self.config = config
         c = config

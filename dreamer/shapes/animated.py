@@ -28,29 +28,16 @@ def render_motion(mspec: MotionSpec, camera: Camera, background: Sequence[float]
     for value in torch.unique(times):
         index = torch.nonzero(times == value).squeeze(-1)
         time = float(value)
-        pose = mspec.pose(time)
-        scale = float(pose.scale[0])
-        obj, rgb = mspec.spec.object, mspec.spec.rgb
 
-        def sdf(p, pose=pose, scale=scale):
-            return obj.sdf(pose.to_canonical(p)) * scale
-
-        def colour(p, pose=pose):
-            return obj.sdf_and_colour(pose.to_canonical(p), rgb)[1]
+        def colour(p, time=time):
+            return mspec.sdf_and_colour(p, time)[1]
 
         bg = background
         if isinstance(background, torch.Tensor) and background.ndim == 4 and background.shape[0] == len(camera):
             bg = background[index.to(background.device)]
-        parts[len(order)] = render_surface(sdf, colour, _select(camera, index),
-                                           bg, supersample)
+        parts[len(order)] = render_surface(mspec.sdf(time), colour, camera[index.to(camera.device)], bg, supersample)
         order.append(index)
     return _gather(parts, order, len(camera))
-
-
-def _select(camera: Camera, index: torch.Tensor) -> Camera:
-    index = index.to(camera.device)
-    time = None if camera.time is None else camera.time[index]
-    return Camera(camera.c2w[index], camera.fovy[index], camera.width, camera.height, time)
 
 
 def _gather(parts: dict[int, ShapeRender], order: list[torch.Tensor], n: int) -> ShapeRender:

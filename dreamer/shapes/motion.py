@@ -89,7 +89,6 @@ class Motion:
     description: str
     _pose: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    rigid: bool = True  # rotation + translation only (no scale): node-TRS animation in glTF
 
     def pose(self, times) -> Pose:
         """Pose at `times` (a float or [N] values; wrapped into [0, 1))."""
@@ -143,7 +142,7 @@ MOTIONS: dict[str, Motion] = {m.name: m for m in (
     Motion("sliding", f"left and right, ±{AMPLITUDE}", _sliding),
     Motion("swaying", f"rocking ±{SWAY_DEGREES:.0f}° about the front axis through its base", _swaying,
            pivot=(0.0, GROUND, 0.0)),
-    Motion("pulsing", f"scaling in and out, ×(1 ± {PULSE})", _pulsing, rigid=False),
+    Motion("pulsing", f"scaling in and out, ×(1 ± {PULSE})", _pulsing),
     Motion("orbiting", f"round a circle of radius {AMPLITUDE} in the ground plane", _orbiting),
 )}
 STILL = Motion("still", "no motion", _still)
