@@ -1,11 +1,13 @@
 """4D Gaussians: a canonical Gaussian asset moved by a HexPlane deformation and a global similarity track.
 
-A 4D run starts from a static one (`init: points`, `init_points: <3D run>/splats.ply`). Each camera
+A 4D run starts from a static one: its own static stage (`motion.static_steps`), or a 3D run's result
+(`init: points`, `init_points: <3D run>/splats.ply`, `motion.static_steps=0`). Each camera
 is rendered at its `Camera.time`: the canonical Gaussians are first deformed locally by the
 `HexPlaneField` (Δx, Δq, Δs, all zero at first) and then moved as a whole by a looping similarity
 track (translation, rotation, uniform scale per keyframe, zero at first): x' = s·R·(x + Δx) + c.
-The track makes rigid motions (spin, slide, bounce, orbit, pulse) a few numbers to learn, and lets
-exports write them as node TRS animation.
+The track makes rigid motions (spin, slide, bounce, orbit, pulse) a few numbers to learn. (Exports
+write morph targets, which carry any deformation; `export.animated_gltf.write_trs_glb` writes node-TRS
+animation for callers that pass rigid matrices, e.g. `track_pose`, but runs do not yet.)
 
 Stages: "static" renders the canonical asset at every time (the parent's path, densification
 included) and leaves the deformation untouched; "motion" (the default: the canonical asset comes
