@@ -53,7 +53,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video", action="store_true", help="also write the turntable video")
 
     v = sub.add_parser("eval", help="score a run against the shape library",
-                       description="Silhouette IoU, colour error and R-precision of RUN_DIR's renders, and volume IoU, chamfer, F-score, normal consistency and extent error of its exported mesh, against ground truth; writes eval.json.")
+                       description="Silhouette IoU, colour error and R-precision of RUN_DIR's renders, and volume IoU, chamfer, F-score, normal consistency and extent error of its exported mesh, against ground truth; writes eval.json. "
+                       "For a 4D run: per-frame silhouette and volume IoU, trajectory error, amplitude ratio and flicker against the animated library.")
     v.add_argument("run_dir")
 
     sub.add_parser("presets", help="list the presets in configs/")
