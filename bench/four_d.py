@@ -43,6 +43,7 @@ def draw_prompts(k: int, seed: int) -> list[str]:
     """K prompts, motions in turn (all six once K ≥ 6), shape and colour drawn by `seed`, no repeats."""
     from dreamer.shapes import COLOURS, OBJECTS
     from dreamer.shapes.motion import MOTIONS
+    from dreamer.shapes.spec import with_article
 
     rng = random.Random(seed)
     motions = list(MOTIONS)
@@ -51,7 +52,7 @@ def draw_prompts(k: int, seed: int) -> list[str]:
     prompts: list[str] = []
     while len(prompts) < k:
         motion = motions[len(prompts) % len(motions)]
-        prompt = f"a {rng.choice(colours)} {rng.choice(list(OBJECTS))} {motion}"
+        prompt = f"{with_article(f'{rng.choice(colours)} {rng.choice(list(OBJECTS))}')} {motion}"
         if prompt not in prompts:
             prompts.append(prompt)
     return prompts
