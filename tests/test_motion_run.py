@@ -137,3 +137,21 @@ def test_cli_generate_4d(tmp_path, capsys):
     assert code == 0
     assert "motion_video" not in printed and "frames:" in printed and "per-frame IoU" in printed
     assert (out / "model.glb").is_file() and not (out / "motion.mp4").exists()
+
+
+def test_a_4d_run_starts_from_a_3d_runs_splats_and_dreamer_eval_scores_it(tmp_path):
+    """The motion stage alone (motion.static_steps=0) on the Gaussians of a 3D run (its splats.ply)."""
+    static = dreamer.generate("a red cube", config="reference", out=tmp_path / "static", steps=3,
+                              dotted=["representation=gaussians", "representation.num_gaussians=300",
+                                      "resolution=16", "prior.image_size=16", "prior.num_views=6"],
+                              trainer__progress=False, trainer__evaluate=False, export__video=False)
+    splats = static.run_dir / "splats.ply"
+    assert splats.is_file()
+    moving = _generate(tmp_path / "moving", steps=3, trainer__evaluate=False, export__video=False,
+                       representation__init="points", representation__init_points=str(splats),
+                       motion__static_steps=0)
+    state = torch.load(moving.checkpoint, weights_only=True)["representation"]
+    assert state["params.means"].shape[0] == 300  # the 3D run's Gaussians, not a fresh ball
+    ev = dreamer.evaluate(moving.run_dir)
+    assert set(dreamer.api.MOTION_SUMMARY_KEYS) <= set(ev) and ev["motion"] == "bouncing"
+    assert json.loads((moving.run_dir / "eval.json").read_text())["step"] == 3
