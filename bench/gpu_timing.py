@@ -54,6 +54,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # (tests/test_gpu_check.py checks that this list covers configs/).
 PRESETS = ("dreamfusion-sd", "dreamgaussian-sds", "prolificdreamer-vsd", "esd", "lucid-ism", "scaledreamer-asd",
            "dreamerxl-tsm")
+# Paper presets not timed yet, with why (a row in the report says so; tests/test_gpu_check.py checks that
+# PRESETS and NOT_TIMED together cover configs/).
+NOT_TIMED = {
+    "4d-animatediff": "needs full-size random-weight SD 1.5 + MotionAdapter folders, which build_model_folder "
+                      "does not build yet (tiny parts: tests/test_presets.py)",
+    "4d-zeroscope": "needs a full-size random-weight UNet3DConditionModel folder, which build_model_folder does not "
+                    "build yet (tiny parts: tests/test_presets.py)",
+}
 # Extra rows: (label, preset, prior) for priors no paper preset uses.
 EXTRA = (("dreamfusion-sd + IF", "dreamfusion-sd", "deepfloyd-if"),)
 
@@ -521,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
         if not args.keep and all(m != model for m, _ in jobs[index + 1:]):
             shutil.rmtree(source.folder, ignore_errors=True)  # disk: SDXL and IF are 7-9 GiB each
+
+    for preset, why in NOT_TIMED.items():
+        if not args.only or preset in args.only:
+            rows.append(Row(preset, preset, "", status=f"not timed: {why}"))
 
     notes = [
         f"Device: {device_line(cuda)}. {args.steps} steps per preset at the preset's resolution; s/step is the "
