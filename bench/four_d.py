@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from child import run_generate  # noqa: E402
 from report import markdown_table, write_section  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -63,23 +61,16 @@ def run_one(prompt: str, folder: Path, config: str, overrides: list[str]) -> dic
     record = folder / "bench.json"
     if record.exists() and (folder / "eval.json").exists():
         return json.loads(record.read_text())
-    cmd = [sys.executable, "-m", "dreamer.cli", "generate", prompt, "--config", config, "--out", str(folder),
-           "--overwrite", "--quiet", *overrides]
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    err = child.stderr.read().decode(errors="replace").strip()
-    child.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
+    child = run_generate([prompt, "--config", config, "--out", str(folder), "--overwrite", "--quiet", *overrides])
+    code = child.returncode
     eval_path = folder / "eval.json"
     ev = json.loads(eval_path.read_text()) if code == 0 and eval_path.exists() else None
     metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()] \
         if (folder / "metrics.jsonl").exists() else []
     train_s = metrics[-1]["elapsed_s"] if metrics else None
-    result = {"prompt": prompt, "seconds": seconds, "train_seconds": train_s, "steps": metrics[-1]["step"] if metrics else 0,
-              "peak_mb": usage.ru_maxrss / 1024, "eval": ev, "returncode": code,
-              "error": err.splitlines()[-1] if code and err else None}
+    result = {"prompt": prompt, "seconds": child.seconds, "train_seconds": train_s,
+              "steps": metrics[-1]["step"] if metrics else 0, "peak_mb": child.peak_mb, "eval": ev, "returncode": code,
+              "error": child.error}
     folder.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(result, indent=2))
     return result

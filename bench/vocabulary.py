@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from child import run_generate  # noqa: E402
 from report import markdown_table, write_section  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -77,19 +75,11 @@ def run_one(draw: Draw, folder: Path, config: str, overrides: list[str]) -> dict
     record = folder / "bench.json"
     if record.exists() and (folder / "eval.json").exists():
         return json.loads(record.read_text())
-    cmd = [sys.executable, "-m", "dreamer.cli", "generate", draw.prompt, "--config", config, "--out", str(folder),
-           "--overwrite", "--quiet", *overrides]
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    err = child.stderr.read().decode(errors="replace").strip()
-    child.stderr.close()
-    child.returncode = os.waitstatus_to_exitcode(status)
+    child = run_generate([draw.prompt, "--config", config, "--out", str(folder), "--overwrite", "--quiet", *overrides])
     eval_path = folder / "eval.json"
     ev = json.loads(eval_path.read_text()) if child.returncode == 0 and eval_path.exists() else None
-    result = {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "eval": ev, "returncode": child.returncode,
-              "error": err.splitlines()[-1] if child.returncode and err else None, "draw": asdict(draw)}
+    result = {"seconds": child.seconds, "peak_mb": child.peak_mb, "eval": ev, "returncode": child.returncode,
+              "error": child.error, "draw": asdict(draw)}
     folder.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(result, indent=2))
     return result

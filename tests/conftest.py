@@ -54,3 +54,33 @@ def tiny_sd_folder(tokenizer, tmp_path_factory):
     """A folder laid out like a diffusers Stable Diffusion checkpoint, with tiny random weights."""
     pytest.importorskip("diffusers")
     return tiny_diffusers.save_sd_folder(tokenizer, tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="module")
+def adapter_folder(tmp_path_factory):
+    """A diffusers MotionAdapter folder with tiny random weights (AnimateDiff's motion modules)."""
+    pytest.importorskip("diffusers")
+    return tiny_diffusers.save_motion_adapter_folder(tmp_path_factory.mktemp("tiny-motion-adapter"))
+
+
+@pytest.fixture(scope="module")
+def zeroscope_folder(tokenizer, tmp_path_factory):
+    """A zeroscope-style pipeline folder (UNet3DConditionModel, CLIP, VAE, scheduler) with tiny random weights."""
+    pytest.importorskip("diffusers")
+    return tiny_diffusers.save_zeroscope_folder(tokenizer, tmp_path_factory.mktemp("tiny-zeroscope"))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Record (and refuse) every socket connection."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(self, address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts

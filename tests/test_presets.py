@@ -83,20 +83,6 @@ def test_the_4d_presets():
         assert 0 < preset.motion.static_steps < preset.steps
 
 
-@pytest.fixture(scope="module")
-def adapter_folder(tmp_path_factory):
-    from tiny_diffusers import save_motion_adapter_folder
-
-    return save_motion_adapter_folder(tmp_path_factory.mktemp("tiny-motion-adapter"))
-
-
-@pytest.fixture(scope="module")
-def zeroscope_folder(tokenizer, tmp_path_factory):
-    from tiny_diffusers import save_zeroscope_folder
-
-    return save_zeroscope_folder(tokenizer, tmp_path_factory.mktemp("tiny-zeroscope"))
-
-
 @pytest.mark.parametrize("name", ["4d-animatediff", "4d-zeroscope"])
 def test_real_4d_presets_run_on_tiny_parts(name, tiny_sd_folder, adapter_folder, zeroscope_folder, tmp_path):
     """Both stages (an SD image step, then video steps) through the real loading code of both priors."""

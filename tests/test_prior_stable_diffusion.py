@@ -6,7 +6,6 @@ networks are a few thousand parameters each. The offline tests forbid sockets ou
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -239,20 +238,6 @@ def test_deepfloyd_if_shapes_and_gradient(if_prior):
 
 
 # ----------------------------------------------------------------------------- missing weights / offline
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Record (and refuse) every socket connection."""
-    attempts: list = []
-
-    def refuse(self, address, *args, **kwargs):
-        attempts.append(address)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
-
 
 def _assert_one_line_fix(message: str):
     assert "\n" not in message

@@ -5,7 +5,6 @@ Each prior loads its folders with its own from_pretrained code; nothing is downl
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 import torch
@@ -15,35 +14,12 @@ from dreamer.errors import UserError
 from dreamer.priors.animatediff import AnimateDiffConfig, AnimateDiffPrior
 from dreamer.priors.video import VideoPrior
 from dreamer.priors.zeroscope import ZeroscopeConfig, ZeroscopePrior
-from tiny_diffusers import TEXT_DIM, TEXT_LEN, save_motion_adapter_folder, save_zeroscope_folder
+from tiny_diffusers import TEXT_DIM, TEXT_LEN, save_zeroscope_folder
 
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 B, FR, S = 1, 4, 16  # clip batch, frames, image side (latents 4×8×8)
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    attempts: list = []
-
-    def refuse(self, address, *args, **kwargs):
-        attempts.append(address)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
-
-
-@pytest.fixture(scope="module")
-def adapter_folder(tmp_path_factory):
-    return save_motion_adapter_folder(tmp_path_factory.mktemp("tiny-motion-adapter"))
-
-
-@pytest.fixture(scope="module")
-def zeroscope_folder(tokenizer, tmp_path_factory):
-    return save_zeroscope_folder(tokenizer, tmp_path_factory.mktemp("tiny-zeroscope"))
 
 
 @pytest.fixture(scope="module")
