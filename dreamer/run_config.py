@@ -182,6 +182,10 @@ class RunConfig:
         if not registry.component_class("prior", self.prior.name).is_video:
             raise UserError(f"a 4D run scores clips: prior '{self.prior.name}' is an image prior; use a video prior "
                             "(reference-video, animatediff, zeroscope) and put the image prior in motion.image_prior")
+        prior_class = registry.component_class("prior", self.prior.name)
+        if prior_class.fixed_frames and m.frames not in (0, self.prior.config.num_frames):
+            raise UserError(f"motion.frames = {m.frames}: the {self.prior.name} prior takes clips of "
+                            f"{self.prior.config.num_frames} frames (prior.num_frames); set motion.frames=0")
         if not self.guidance.config.takes_clips:
             raise UserError(f"guidance '{self.guidance.name}' does not run on clips; use video-sds, sds, ism, tsm or asd")
         image_prior, image_rule = m.component("prior"), m.component("guidance")

@@ -118,6 +118,7 @@ def test_the_canonical_gaussians_are_frozen_in_the_motion_stage(tmp_path):
     ({"motion__static_steps": 6}, "leaves no motion stage in 6 steps"),
     ({"motion__image_prior": {"name": "reference-video"}}, "motion.image_prior 'reference-video' is a video prior"),
     ({"motion__frames": 1}, "motion.frames must be 0 (the prior's) or at least 2"),
+    ({"motion__frames": 4}, "the reference-video prior takes clips of 8 frames (prior.num_frames)"),
 ])
 def test_bad_4d_input_is_one_line_before_any_work(tmp_path, changes, message):
     prompt = changes.pop("prompt", "a red cube bouncing")

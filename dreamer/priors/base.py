@@ -38,7 +38,9 @@ class PromptEmbedding:
 
         For clips, `cameras` holds B·F cameras (clip by clip): each clip takes its first frame's view."""
         if self.views and cameras is not None:
-            stride = max(1, len(cameras) // batch)
+            if len(cameras) % batch:
+                raise ValueError(f"{len(cameras)} cameras for a batch of {batch}: a clip batch has B·F cameras")
+            stride = len(cameras) // batch
             return torch.cat([self.views[label] for label in cameras[::stride].view_label], dim=0)
         return self.cond.expand(batch, *self.cond.shape[1:])
 

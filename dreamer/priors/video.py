@@ -28,6 +28,7 @@ class VideoPrior(Prior):
     """A frozen text-conditioned video diffusion model (see the module docstring for the shapes)."""
 
     is_video: ClassVar[bool] = True
+    fixed_frames: ClassVar[bool] = False  # True: takes clips of exactly `num_frames` frames (config key num_frames)
     num_frames: int = 8  # the clip length F it was trained on
 
     def network(self) -> torch.nn.Module:
