@@ -96,3 +96,16 @@ def test_real_4d_presets_run_on_tiny_parts(name, tiny_sd_folder, adapter_folder,
                               trainer__progress=False, trainer__evaluate=False)
     assert result.metrics["steps"] == 3 and math.isfinite(result.metrics["final_loss"])
     assert result.mesh.is_file() and result.motion_video is not None and (result.run_dir / "frames").is_dir()
+
+
+def test_missing_image_prior_weights_name_the_4d_option(tiny_sd_folder, adapter_folder, tmp_path):
+    """A 4D run's image prior sits under motion.image_prior: its missing-weights error says so."""
+    import dreamer
+    from dreamer.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        dreamer.generate("a corgi running", config="4d-animatediff", out=tmp_path / "run", steps=3,
+                         dotted=[*TINY_4D, f"prior.model={tiny_sd_folder}", f"prior.motion_adapter={adapter_folder}",
+                                 f"motion.image_prior.model={tmp_path / 'no-such-sd15'}"], trainer__progress=False)
+    message = str(err.value)
+    assert "motion.image_prior.model=" in message and " prior.model=" not in message and "\n" not in message

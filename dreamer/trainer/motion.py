@@ -14,10 +14,13 @@ of the step, so a resumed run lands in the same stage with the same frozen param
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from dreamer import registry
 from dreamer.cameras import clip_cameras
+from dreamer.errors import UserError
 from dreamer.guidance.base import GuidanceOutput
 from dreamer.representations.base import RenderOutput
 from dreamer.run_config import RunConfig
@@ -45,7 +48,10 @@ class MotionTrainer(Trainer):
         self.frames = m.frames or int(self.prior.num_frames)
         image_prior = m.component("prior")
         image_rule = m.component("guidance")
-        self.image_prior = registry.component_class("prior", image_prior.name)(image_prior.config, self.device)
+        try:
+            self.image_prior = registry.component_class("prior", image_prior.name)(image_prior.config, self.device)
+        except UserError as error:  # the prior names its options as the run's `prior.…`; here they sit elsewhere
+            raise UserError(re.sub(r"(?<![\w.])prior\.", "motion.image_prior.", str(error))) from None
         self.image_embedding = self.image_prior.encode_prompt(
             image_prompt(config.prompt, image_prior.name), m.image_negative_prompt,
             view_dependent=image_rule.config.view_dependent_prompt)
