@@ -117,7 +117,9 @@ def check_prompt(cfg: RunConfig) -> None:
 
     checks = [(cfg.prompt, cfg.prior.name)]
     if cfg.is_4d:  # the image prior scores single frames of the prompt without its motion
-        checks.append((_static_part(cfg.prompt), cfg.motion.component("prior").name))
+        from dreamer.shapes.prompt import static_prompt
+
+        checks.append((static_prompt(cfg.prompt), cfg.motion.component("prior").name))
     for prompt, name in checks:
         notice = prompt_notice(prompt, name)
         if notice is None:
@@ -126,11 +128,6 @@ def check_prompt(cfg: RunConfig) -> None:
             raise UserError(notice)
         warnings.warn(notice, OutOfVocabularyWarning, stacklevel=3)
 
-
-def _static_part(prompt: str) -> str:
-    from dreamer.shapes.prompt import static_prompt
-
-    return static_prompt(prompt)
 
 
 def generate(prompt: str | None = None, *, config: str = "default", out: str | Path | None = None,

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dreamer.errors import UserError
-from dreamer.eval.motion import MotionEval, evaluate_motion, motion_summary_keys
+from dreamer.eval import MOTION_SUMMARY_KEYS as motion_summary_keys
+from dreamer.eval.motion import MotionEval, evaluate_motion
 from dreamer.representations.base import Animated, RenderOutput, Representation
 from dreamer.shapes import parse_prompt, spec_mesh
 from dreamer.shapes.animated import render_motion

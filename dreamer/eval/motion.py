@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import trimesh
 
-from dreamer.eval import MOTION_SUMMARY_KEYS
 from dreamer.cameras import Camera, clip_cameras, frame_times, turntable
 from dreamer.errors import UserError
 from dreamer.eval.geometry import GRID_BOUND, solid_occupancy, volume_iou, weld
@@ -39,9 +38,6 @@ from dreamer.shapes.motion import MotionSpec
 
 STILL_AMPLITUDE = 1e-3  # below this true amplitude (world units) the prompt is still: no ratio
 RENDER_CHUNK = 8  # cameras per representation.render call
-
-# The scalar keys of eval.json's motion metrics (the API's summary of a 4D run).
-motion_summary_keys = MOTION_SUMMARY_KEYS
 
 
 @dataclass

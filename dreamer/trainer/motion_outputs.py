@@ -18,7 +18,6 @@ import trimesh
 from dreamer.errors import UserError
 
 
-
 def motion_settings(config) -> tuple[int, float]:
     """(export frames T, playback fps) from the run's `motion` section."""
     motion = config.motion.validate()
