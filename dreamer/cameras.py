@@ -231,6 +231,35 @@ def sample_orbit(n: int, config: OrbitConfig, width: int, height: int | None = N
     return from_spherical(az, el, d, fov, width, height)
 
 
+def view_set_spherical(n_sets: int, views: int, config: OrbitConfig, generator: torch.Generator | None = None,
+                       jitter: float = 15.0, even_share: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """View sets as drawn for the multi-view prior and for multi-view distillation.
+
+    Each set shares one elevation, distance and field of view; its V azimuths are
+    base + k·360°/V + U(−jitter, jitter) (k ≥ 1; view 0 sits at the base), or, for the sets beyond
+    `even_share`, base + U(0°, 360°) (arbitrary spacings). Returns (spherical [n·V, 3] azimuth°,
+    elevation°, distance; fovy [n·V]), set-major (s0v0, s0v1, …).
+    """
+    base = _uniform(n_sets, config.azimuth, generator)  # [n]
+    el, d, fov = (_uniform(n_sets, b, generator) for b in (config.elevation, config.distance, config.fovy))
+    k = torch.arange(views, dtype=torch.float32)
+    offsets = k * (360.0 / views) + (2 * torch.rand(n_sets, views, generator=generator) - 1) * jitter  # [n, V]
+    random_offsets = 360.0 * torch.rand(n_sets, views, generator=generator)
+    even = torch.rand(n_sets, generator=generator) < even_share
+    offsets = torch.where(even[:, None], offsets, random_offsets)
+    offsets[:, 0] = 0.0
+    az = torch.remainder(base[:, None] + offsets, 360.0).reshape(-1)
+    rep = lambda x: x.repeat_interleave(views)  # noqa: E731 - per set -> per view
+    return torch.stack([az, rep(el), rep(d)], dim=-1), rep(fov)
+
+
+def sample_view_sets(n_sets: int, views: int, config: OrbitConfig, width: int, height: int | None = None,
+                     generator: torch.Generator | None = None, jitter: float = 15.0) -> Camera:
+    """n_sets × V cameras (set-major) drawn by `view_set_spherical` with evenly spaced azimuths."""
+    sph, fov = view_set_spherical(n_sets, views, config, generator, jitter)
+    return from_spherical(sph[:, 0], sph[:, 1], sph[:, 2], fov, width, height)
+
+
 def turntable(n: int, width: int, height: int | None = None, elevation: float = 20.0,
               distance: float = 2.8, fovy: float = 42.5) -> Camera:
     """n cameras evenly spaced in azimuth starting at the front, for videos and evaluation."""

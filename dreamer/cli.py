@@ -57,7 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "For a 4D run: per-frame silhouette and volume IoU, trajectory error, amplitude ratio and flicker against the animated library.")
     v.add_argument("run_dir")
 
-    sub.add_parser("presets", help="list the presets in configs/")
+    sub.add_parser("presets", help="list the presets in configs/: rule, representation, prior, what each needs")
 
     u = sub.add_parser("ui", help="start the web UI (queue, live progress, cancel/resume, history)",
                        description="Serve the Gradio web UI: jobs queue up, show live progress and previews, "
@@ -75,7 +75,9 @@ def _build_parser() -> argparse.ArgumentParser:
     psub = pr.add_subparsers(dest="prior_command", required=True, metavar="ACTION")
     t = psub.add_parser("train", help="train (or resume training) the tiny prior",
                         description="Train the tiny prior into --out; resumes automatically from a checkpoint there.")
-    t.add_argument("--out", default="assets/priors/tiny", help="out folder (default: assets/priors/tiny)")
+    t.add_argument("--model", choices=["tiny", "tiny-mv"], default="tiny",
+                   help="which embedded prior: tiny (single view) or tiny-mv (multi-view, raymaps; default: tiny)")
+    t.add_argument("--out", help="out folder (default: assets/priors/MODEL)")
     t.add_argument("--steps", type=int, help="total steps to reach (default: the planned 2-hour run)")
     t.add_argument("--batch-size", type=int, help="images per step")
     t.add_argument("--seed", type=int, help="training seed")
@@ -106,7 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees (default: 20)")
     s.add_argument("--distance", type=float, default=2.8, help="camera distance (default: 2.8)")
     s.add_argument("--truth", action="store_true", help="add a row of shape-library renders of the prompt from the same cameras")
-    s.add_argument("--weights", default="assets/priors/tiny", help="weights folder (default: assets/priors/tiny)")
+    s.add_argument("--model", choices=["tiny", "tiny-mv"], default="tiny",
+                   help="which embedded prior (tiny-mv samples its views jointly, 4 at a time; default: tiny)")
+    s.add_argument("--weights", help="weights folder (default: assets/priors/MODEL)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
     return p
 
@@ -183,9 +187,9 @@ def _eval(args) -> int:
 
 
 def _presets(args) -> int:
-    from dreamer.config import list_presets
+    from dreamer.presets import format_preset_table, preset_table
 
-    print("\n".join(list_presets()))
+    print(format_preset_table(preset_table()))
     return 0
 
 
@@ -198,7 +202,7 @@ def _ui(args) -> int:
 def _prior_train(args) -> int:
     from dreamer.config import merge, nested_update, parse_override
     from dreamer.priors.tiny.checkpoint import checkpoint_path
-    from dreamer.priors.tiny.train import RESUMABLE, TinyTrainConfig, train
+    from dreamer.priors.tiny.train import RESUMABLE, recipe, train
 
     updates: dict = {}
     for item in args.overrides:
@@ -208,7 +212,8 @@ def _prior_train(args) -> int:
         value = getattr(args, key)
         if value is not None:
             updates[key] = value
-    config = merge(TinyTrainConfig(), updates, prefix="train")
+    args.out = args.out or f"assets/priors/{args.model}"
+    config = merge(recipe(args.model), updates, prefix="train")
     resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
     fixed = sorted(set(updates) - set(RESUMABLE))
     if resuming and fixed:
@@ -231,7 +236,7 @@ def _prior_sample(args) -> int:
         raise UserError("--views must be positive")
     sampler = SamplerConfig(steps=args.steps, guidance=args.guidance, high_noise_guidance=args.high_noise_guidance,
                             eta=args.eta)
-    prior = TinyPrior(TinyPriorConfig(weights=args.weights), device=args.device)
+    prior = TinyPrior(TinyPriorConfig(weights=args.weights or f"assets/priors/{args.model}"), device=args.device)
     cameras = turntable(args.views, prior.image_size, elevation=args.elevation, distance=args.distance,
                         fovy=float(prior.info.data.get("fovy", 42.5)))
     images = sample_views(prior, args.prompt, cameras, sampler, seed=args.seed, negative_prompt=args.negative)

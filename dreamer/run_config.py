@@ -170,10 +170,19 @@ class RunConfig:
         elif registry.component_class("prior", self.prior.name).is_video:
             raise UserError(f"prior '{self.prior.name}' is a video prior: it needs a 4D representation "
                             "(representation=gaussians4d, or --config 4d)")
+        else:
+            self._validate_view_sets()
         # typed (again) for the representation in force: a mapping set by hand, or another
         # representation's weights, are checked name by name here
         self.regularizers = regularizers_for(self.representation.name, self.regularizers)
         return self
+
+    def _validate_view_sets(self) -> None:
+        views = registry.component_class("prior", self.prior.name).declared_views(self.prior.config)
+        if views > 1 and not self.guidance.config.takes_view_sets:
+            raise UserError(f"guidance '{self.guidance.name}' does not run on view sets (prior '{self.prior.name}' "
+                            f"denoises {views} views jointly): use sds, asd, or ism/tsm with flip_probability=0, "
+                            "or a single-view prior such as tiny")
 
     def _validate_4d(self) -> None:
         m = self.motion.validate()
@@ -191,6 +200,9 @@ class RunConfig:
         image_prior, image_rule = m.component("prior"), m.component("guidance")
         if registry.component_class("prior", image_prior.name).is_video:
             raise UserError(f"motion.image_prior '{image_prior.name}' is a video prior; use an image prior")
+        if registry.component_class("prior", image_prior.name).declared_views(image_prior.config) > 1:
+            raise UserError(f"motion.image_prior '{image_prior.name}' is a multi-view prior; a 4D run scores "
+                            "single frames: use tiny or reference")
         if not image_rule.config.takes_images:
             raise UserError(f"motion.image_guidance '{image_rule.name}' does not run on single frames")
         if image_rule.config.particle_count != 1:

@@ -37,3 +37,16 @@ def fresh_tiny_prior(seed: int = 0) -> TinyPrior:
     """An untrained tiny prior (random UNet weights drawn after torch.manual_seed(seed))."""
     torch.manual_seed(seed)
     return TinyPrior(unet=build_unet(TINY_UNET), info=TinyModelInfo(unet=TINY_UNET), encoder=HashEncoder())
+
+
+# the multi-view layout of `tiny-mv` at test size: cross-view attention, raymap, field of view
+TINY_MV_UNET = TinyUNetConfig(image_size=16, block_out_channels=(8, 16), cross_attention=(False, True),
+                              attention_head_dim=8, norm_num_groups=4, camera_fov=True, ray_channels=6,
+                              cross_view=True)
+
+
+def fresh_tiny_mv_prior(seed: int = 0, views: int = 4) -> TinyPrior:
+    """An untrained multi-view tiny prior taking sets of `views` views."""
+    torch.manual_seed(seed)
+    info = TinyModelInfo(unet=TINY_MV_UNET, data={"views_per_set": views})
+    return TinyPrior(unet=build_unet(TINY_MV_UNET), info=info, encoder=HashEncoder())

@@ -22,7 +22,7 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.guidance import functional as F
-from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput
+from dreamer.guidance.base import Guidance, GuidanceConfig, GuidanceOutput, per_view
 from dreamer.guidance.schedules import AnnealedTimesteps, Schedule
 from dreamer.priors.base import Prior, PromptEmbedding
 
@@ -84,7 +84,8 @@ class ASD(Guidance):
         cfg = self.config
         z, t, eps = self.encode_and_draw(images, step)
         batch = z.shape[0]
-        u = torch.rand(batch, generator=self.generator, dtype=torch.float64)
+        u = per_view(torch.rand(self.samples(batch), generator=self.generator, dtype=torch.float64),
+                     self.prior.views_per_sample)  # one shift per view set
         t_shift = self.shifted_timesteps(t, step, u)
         ac = self.prior.alphas_cumprod
 

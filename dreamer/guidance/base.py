@@ -2,8 +2,10 @@
 
 Every rule's config derives from `GuidanceConfig`, which declares what the trainer reads of any
 rule (no hasattr/getattr probes): `view_dependent_prompt`, `trainable_lr`, `particle_count`,
-`uses_depth` (whether the trainer passes the renders' depth to `forward`), and `takes_images` /
-`takes_clips` (whether it runs with an image prior on renders, with a video prior on clips).
+`uses_depth` (whether the trainer passes the renders' depth to `forward`), `takes_images` /
+`takes_clips` (whether it runs with an image prior on renders, with a video prior on clips) and
+`takes_view_sets` (whether it runs with a multi-view prior, whose batches are sets of
+`Prior.views_per_sample` views sharing one t: `encode_and_draw` draws t per set).
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class GuidanceConfig:
         return True
 
     @property
+    def takes_view_sets(self) -> bool:
+        """Whether the rule runs with a multi-view prior (`Prior.views_per_sample` > 1) on sets of views."""
+        return True
+
+    @property
     def uses_depth(self) -> bool:
         """Whether `Guidance.forward` wants the renders' depth (`depth=`); the trainer passes it only then."""
         return False
@@ -57,6 +64,11 @@ class GuidanceOutput:
     grad_norm: torch.Tensor  # scalar, ‖g‖ averaged over the batch (monitoring)
     t: torch.Tensor  # [B] integer timesteps used
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def per_view(per_sample: torch.Tensor, views: int) -> torch.Tensor:
+    """[N, ...] values drawn once per sample -> [N·V, ...], each repeated for the V views of its set."""
+    return per_sample if views == 1 else per_sample.repeat_interleave(views, dim=0)
 
 
 def channels_first(images: torch.Tensor) -> torch.Tensor:
@@ -104,9 +116,17 @@ class Guidance(torch.nn.Module):
         if pixel_hook is not None and pixels.requires_grad:
             pixels.register_hook(pixel_hook)
         z = self.prior.encode_images(pixels)
-        t = self.schedule.sample(step, z.shape[0], self.generator, device=z.device)
+        t = per_view(self.schedule.sample(step, self.samples(z.shape[0]), self.generator, device=z.device),
+                     self.prior.views_per_sample)
         eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
         return z, t, eps
+
+    def samples(self, batch: int) -> int:
+        """How many samples a batch of `batch` renders holds: sets of the prior's `views_per_sample` views."""
+        views = self.prior.views_per_sample
+        if batch % views:
+            raise ValueError(f"{batch} renders are not whole sets of the prior's {views} views")
+        return batch // views
 
     @staticmethod
     def inject(z: torch.Tensor, g: torch.Tensor, t: torch.Tensor, grad_clip: float | None,

@@ -57,6 +57,28 @@ def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, s
     raise ValueError(f"unknown CFG convention {convention!r}; expected one of {CFG_CONVENTIONS}")
 
 
+def rescale_cfg(x_t: torch.Tensor, eps_cfg: torch.Tensor, eps_cond: torch.Tensor, t: torch.Tensor,
+                alphas_cumprod: torch.Tensor, views: int, amount: float) -> torch.Tensor:
+    """MVDream's CFG rescale as an ε̂: the CFG estimate x̂0 is scaled so that its std over each sample (all
+    V views of a set together) matches the conditional x̂0's, then mixed with the unscaled one:
+    x̂0' = amount·(std_cond / std_cfg)·x̂0_cfg + (1 − amount)·x̂0_cfg; returned as ε̂' = (x_t − α x̂0') / σ.
+
+    A large CFG scale inflates x̂0 (saturated colours: pink read as red); amount 0 returns eps_cfg.
+    """
+    if amount == 0:
+        return eps_cfg
+    from dreamer.priors import schedule
+
+    alpha, sigma = schedule.alphas_sigmas(alphas_cumprod, t, x_t.ndim)
+    x0_cfg = schedule.x0_from_eps(x_t.float(), eps_cfg.float(), alpha, sigma)
+    x0_cond = schedule.x0_from_eps(x_t.float(), eps_cond.float(), alpha, sigma)
+    per_set = lambda x: x.reshape(x.shape[0] // views, -1).std(dim=1)  # noqa: E731
+    factor = (per_set(x0_cond) + 1e-8) / (per_set(x0_cfg) + 1e-8)  # [B / V]
+    factor = factor.repeat_interleave(views).reshape(-1, *([1] * (x_t.ndim - 1)))
+    x0 = amount * factor * x0_cfg + (1 - amount) * x0_cfg
+    return schedule.eps_from_x0(x_t.float(), x0, alpha, sigma).to(eps_cfg.dtype)
+
+
 def inject_gradient(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Scalar loss with ∂loss/∂z = g / B (B = z.shape[0]); its value 0.5·‖g‖²/B monitors ‖g‖.
 

@@ -71,6 +71,10 @@ class ISMConfig(GuidanceConfig):
     def uses_depth(self) -> bool:
         return self.depth_ratio > 0  # the depth steps encode the renders' depth
 
+    @property
+    def takes_view_sets(self) -> bool:
+        return self.flip_probability == 0  # a mirrored view no longer matches its camera's raymap
+
     def __post_init__(self) -> None:
         rule = type(self).__name__.removesuffix("Config").lower()
         F.check_choice(rule, "cfg_convention", self.cfg_convention, F.CFG_CONVENTIONS)

@@ -1,4 +1,11 @@
-"""Score Distillation Sampling (DreamFusion): g = w(t)·(ε̂_s(x_t, t, y) − ε), injected into z."""
+"""Score Distillation Sampling (DreamFusion): g = w(t)·(ε̂_s(x_t, t, y) − ε), injected into z.
+
+With a multi-view prior (Prior.views_per_sample V > 1) this is MVDream's multi-view SDS: the renders
+are sets of V views, the prior scores each set jointly and t is drawn once per set
+(Guidance.encode_and_draw). `cfg_rescale` is MVDream's CFG rescale (functional.rescale_cfg); MVDream
+applies it inside an x0-reconstruction loss, which equals SDS with weight α²/σ² up to a constant, so
+here it enters as the rescaled ε̂ under the rule's own weighting.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +39,11 @@ class SDSConfig(GuidanceConfig):
     t_anneal_shape: str = "linear"  # "linear": t_max falls from step 0 | "hold_then_drop": t_max held until t_anneal_by, then t_anneal
     grad_clip: float | None = None  # elementwise clip of g after the NaN guard; None = off
     view_dependent_prompt: bool = True  # use "…, front/side/back/overhead view" embeddings when available
+    cfg_rescale: float = 0.0  # MVDream's CFG rescale (recon_std_rescale): match x̂0's std with CFG to without it, 0 = off
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.cfg_rescale <= 1.0:
+            raise UserError(f"sds.cfg_rescale must lie in [0, 1], got {self.cfg_rescale}")
         if self.cfg_convention not in F.CFG_CONVENTIONS:
             raise UserError(f"sds.cfg_convention must be one of {F.CFG_CONVENTIONS}, got {self.cfg_convention!r}")
         if self.weighting not in F.WEIGHT_KINDS:
@@ -92,8 +102,9 @@ class SDS(Guidance):
                 # CFG at scale 1 is the conditional prediction: skip the unconditional half.
                 eps_cfg = F.predict_conditional(self.prior, x_t, t, embedding, cameras, cfg.view_dependent_prompt)
             else:
-                eps_cfg, _, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
-                                              cfg.cfg_convention, cfg.view_dependent_prompt)
+                eps_cfg, eps_cond, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
+                                                     cfg.cfg_convention, cfg.view_dependent_prompt)
+                eps_cfg = F.rescale_cfg(x_t, eps_cfg, eps_cond, t, ac, self.prior.views_per_sample, cfg.cfg_rescale)
             eps_cfg = self.adjust_prediction(eps_cfg)
             w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]
             g = w * (eps_cfg.float() - eps.float())  # [B, C, h, w] float32

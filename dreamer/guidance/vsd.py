@@ -67,6 +67,10 @@ class VSDConfig(GuidanceConfig):
     def takes_clips(self) -> bool:
         return False  # the particle model is a LoRA of an image network
 
+    @property
+    def takes_view_sets(self) -> bool:
+        return False  # the particle model learns single renders with its own camera dropout per render
+
     def __post_init__(self) -> None:
         rule = type(self).__name__.removesuffix("Config").lower()
         F.check_choice(rule, "cfg_convention", self.cfg_convention, F.CFG_CONVENTIONS)

@@ -236,6 +236,8 @@ def _spec_label(spec) -> str:
 class ReferencePrior(Prior):
     """Exact denoiser of multi-view shape-library renders; instant, deterministic, measurable."""
 
+    embedded = True  # ships with dreamer: no download, runs on a CPU
+
     def __init__(self, config: ReferencePriorConfig | None = None, device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.config = config if config is not None else ReferencePriorConfig()

@@ -214,6 +214,8 @@ class _Group:
 class ReferenceVideoPrior(VideoPrior):
     """Exact denoiser of animated shape-library clips; deterministic, no weights, cached renders."""
 
+    embedded = True  # ships with dreamer: no download, runs on a CPU
+
     fixed_frames = True  # its reference clips have num_frames frames
 
     def __init__(self, config: ReferenceVideoPriorConfig | None = None, device: str | torch.device = "cpu") -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from dreamer.cameras import sample_orbit, turntable
+from dreamer.cameras import sample_orbit, sample_view_sets, turntable
 from dreamer.errors import Interrupted, TrainingDiverged
 from dreamer.guidance.base import GuidanceOutput
 from dreamer.representations.base import RenderOutput
@@ -122,7 +122,12 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def sample_cameras(self):
-        c = self.config
+        """`batch_size` cameras; for a multi-view prior `batch_size` view sets of its V views (set-major),
+        sharing elevation, distance and field of view, at azimuths base + k·360°/V ± 15° as it was trained."""
+        c, views = self.config, self.prior.views_per_sample
+        if views > 1:
+            return sample_view_sets(c.batch_size, views, c.camera, c.resolution, c.resolution,
+                                    generator=self.camera_generator).to(self.device)
         return sample_orbit(c.batch_size, c.camera, c.resolution, c.resolution,
                             generator=self.camera_generator).to(self.device)
 

@@ -51,9 +51,14 @@ class TinyDataConfig:
     background_neutral: float = 0.5  # share of solid backgrounds that are white / grey / black
     parseable_share: float = 0.5  # share of captions from parseable templates (the rest paraphrases)
     seed: int = 0  # data seed: the bank's cameras (batches are drawn from the training generator)
+    # view sets (tiny-mv, dreamer.priors.tiny.view_sets): V views of one object per sample, rendered live
+    views_per_set: int = 1  # V; 1 = single views (tiny)
+    fovy_range: tuple[float, float] | None = None  # view sets: per-set field of view range; None = `fovy`
+    set_jitter: float = 20.0  # view sets: azimuth jitter (±degrees) around the even 360°/V spacing
+    even_share: float = 0.7  # view sets: share of evenly spaced sets (the rest: arbitrary azimuths)
 
     def __post_init__(self) -> None:
-        for name in ("azimuth", "elevation", "distance", "shapes", "colours", "focus_shapes"):
+        for name in ("azimuth", "elevation", "distance", "shapes", "colours", "focus_shapes", "fovy_range"):
             value = getattr(self, name)
             if isinstance(value, list):
                 setattr(self, name, tuple(value))
@@ -66,6 +71,10 @@ class TinyDataConfig:
         for name in ("background_solid", "background_neutral", "parseable_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"tiny data: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.views_per_set < 1:
+            raise UserError(f"tiny data: views_per_set must be >= 1, got {self.views_per_set}")
+        if not 0.0 <= self.even_share <= 1.0:
+            raise UserError(f"tiny data: even_share must be in [0, 1], got {self.even_share}")
         if self.focus_weight <= 0:
             raise UserError(f"tiny data: focus_weight must be > 0, got {self.focus_weight}")
         unknown = sorted(set(self.focus_shapes) - set(OBJECTS))

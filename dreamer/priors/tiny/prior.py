@@ -6,6 +6,10 @@ encode_images: resize to the model's size (bilinear, antialiased when shrinking)
 prompt-dropout embedding the model was trained with) and the empty prompt. predict_noise: the
 UNet's v̂ turned into ε̂ = σ_t x_t + α_t v̂, with the camera's (azimuth, elevation, distance)
 features when a camera is given, the learned "no camera" input when `camera` is None.
+
+The same class serves `tiny-mv` (weights whose layout has cross-view attention, a raymap and the
+field of view): it declares `views_per_sample` = V (the view-set size it was trained on) and takes
+batches of whole V-view sets, set-major.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dreamer.resources import resolve_weights
 from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.base import Prior, PromptEmbedding
 from dreamer.priors.schedule import make_alphas_cumprod, timesteps
-from dreamer.priors.tiny.model import camera_features, move
+from dreamer.priors.tiny.model import move, network_call
 from dreamer.priors.tiny.text import TextEncoder
 from dreamer.priors.tiny.weights import TinyModelInfo, has_weights, load_weights
 
@@ -41,6 +45,8 @@ class TinyPriorConfig:
 
 class TinyPrior(Prior):
     """The project's own small text + camera conditioned pixel diffusion model."""
+
+    embedded = True  # ships with dreamer: no download, runs on a CPU
 
     camera_conditioned = True
 
@@ -64,6 +70,7 @@ class TinyPrior(Prior):
         self.info = info
         self.schedule = info.schedule
         self.image_size = int(info.unet.image_size)
+        self.views_per_sample = info.views_per_sample
         self.latent_shape = (3, self.image_size, self.image_size)
         self.num_train_timesteps = int(info.schedule.num_train_timesteps)
         s = info.schedule
@@ -71,6 +78,17 @@ class TinyPrior(Prior):
         self.register_buffer("alphas_cumprod", acp.to(device), persistent=False)  # [T]
         self._encoder = encoder
         self._prompt_cache: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def declared_views(cls, config: TinyPriorConfig) -> int:
+        """V from the weights folder's config.json (1 when it is missing: loading will say so)."""
+        from dreamer.priors.tiny.weights import read_info
+
+        folder = config.resolved_weights()
+        if not has_weights(folder):
+            return 1
+        info = read_info(folder)
+        return info.views_per_sample
 
     @property
     def device(self) -> torch.device:
@@ -105,13 +123,12 @@ class TinyPrior(Prior):
 
     # -- noise prediction
 
-    def _spherical(self, camera: Camera, batch: int) -> torch.Tensor:  # [B, 3]
-        sph = camera.spherical().float()
-        if len(sph) == batch:
-            return sph
-        if len(sph) >= 1 and batch % len(sph) == 0:  # B/k cameras tiled k times (e.g. CFG's [x; x])
-            return sph.repeat(batch // len(sph), 1)
-        raise ValueError(f"{len(sph)} cameras for a batch of {batch}")
+    def _batch_cameras(self, camera: Camera, batch: int) -> Camera:
+        if len(camera) == batch:
+            return camera
+        if len(camera) >= 1 and batch % len(camera) == 0:  # B/k cameras tiled k times (e.g. CFG's [x; x])
+            return Camera.cat([camera] * (batch // len(camera)))
+        raise ValueError(f"{len(camera)} cameras for a batch of {batch}")
 
     prediction_type = "v_prediction"
 
@@ -121,15 +138,15 @@ class TinyPrior(Prior):
     def network_output(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
                        camera: Camera | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
         """`net`'s v̂ [B, 3, S, S] in float32, with the camera's features (zeros = no camera); keeps the graph."""
-        batch, device = x_t.shape[0], self.device
+        batch, device, views = x_t.shape[0], self.device, self.views_per_sample
         assert tuple(x_t.shape[1:]) == self.latent_shape, (tuple(x_t.shape), self.latent_shape)
+        if batch % views:
+            raise ValueError(f"the multi-view prior takes whole sets of {views} views; got a batch of {batch}")
         t = self._timesteps(t, batch)
         assert embedding.shape[0] == batch, (tuple(embedding.shape), batch)
-        sph = self._spherical(camera, batch).to(device) if camera is not None else None
-        dtype = dtype or self.model_dtype
-        cams = camera_features(sph, batch, device=device, dtype=dtype)  # [B, 6]
-        return net(x_t.to(device, dtype), t, encoder_hidden_states=embedding.to(device, dtype),
-                   class_labels=cams).sample.float()
+        camera = self._batch_cameras(camera, batch) if camera is not None else None
+        return network_call(net, self.info.unet, x_t.to(device), t, embedding.to(device), camera, views,
+                            dtype=dtype or self.model_dtype).float()
 
     def _timesteps(self, t: torch.Tensor, batch: int) -> torch.Tensor:
         return timesteps(t, batch, self.device, self.num_train_timesteps)

@@ -11,6 +11,10 @@ scale on the high-noise half of the trajectory, where the object's shape is deci
 mild one on the low-noise half, where a strong scale over-saturates the colours (red drawn pink);
 it is off by default, its gain being within the noise of bench/prior_accuracy.py (docs/tiny-prior.md).
 All noise comes from a generator seeded with `seed`: same seed, same images.
+
+A multi-view prior (`views_per_sample` V > 1) samples its views jointly, V at a time: N cameras
+(N a multiple of V) are grouped into the sets {i, i + N/V, i + 2N/V, …}, so a turntable of N views
+is sampled as N/V sets of evenly spaced views, as the prior was trained.
 """
 
 from __future__ import annotations
@@ -74,6 +78,17 @@ def sample_images(prior: Prior, prompts: list[str], cameras: Camera, sampler: Sa
     n, size = len(cameras), prior.image_size
     if len(prompts) != n:
         raise ValueError(f"{len(prompts)} prompts for {n} cameras")
+    order = view_set_order(n, prior.views_per_sample)
+    if order is None:
+        return _sample_in_order(prior, prompts, cameras, sampler, seed, negative_prompt)
+    # sample set by set, then put the images back in the cameras' order
+    images = _sample_in_order(prior, [prompts[i] for i in order], cameras[order], sampler, seed, negative_prompt)
+    return images[torch.argsort(order)]
+
+
+def _sample_in_order(prior: Prior, prompts: list[str], cameras: Camera, sampler: SamplerConfig, seed: int,
+                     negative_prompt: str) -> torch.Tensor:
+    n, size = len(cameras), prior.image_size
     encoded = {p: prior.encode_prompt(p, negative_prompt) for p in dict.fromkeys(prompts)}
     cond = torch.cat([encoded[p].conditional(None, 1) for p in prompts])  # [N, L, D]
     uncond = torch.cat([encoded[p].unconditional(1) for p in prompts])
@@ -88,6 +103,16 @@ def sample_images(prior: Prior, prompts: list[str], cameras: Camera, sampler: Sa
         eps = eps_u + sampler.guidance_at(int(t)) * (eps_c - eps_u)
         x = scheduler.step(eps, t, x, eta=sampler.eta, generator=gen).prev_sample
     return prior.decode(x).cpu()
+
+
+def view_set_order(n: int, views: int) -> torch.Tensor | None:
+    """The order that groups n cameras into sets {i, i + n/V, …} (None when V = 1); UserError unless V divides n."""
+    if views == 1:
+        return None
+    if n % views:
+        raise UserError(f"the multi-view prior samples whole sets of {views} views: ask for a multiple of {views} views")
+    per_set = n // views
+    return torch.arange(n).reshape(views, per_set).T.reshape(-1)
 
 
 def save_grid(images: torch.Tensor, path: Path | str, columns: int | None = None, scale: int = 4) -> Path:

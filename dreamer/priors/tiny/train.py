@@ -34,7 +34,7 @@ from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
 from dreamer.priors.tiny.data import TinyDataConfig, TrainingData
 from dreamer.priors.tiny.ema import EMA
-from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, camera_features, count_parameters, drop_cameras
+from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, count_parameters, network_call
 from dreamer.priors.tiny.text import DEFAULT_MAX_LENGTH, CaptionBank, MiniLMEncoder, TextEncoder
 from dreamer.priors.tiny.weights import ScheduleConfig, TinyModelInfo, save_weights
 
@@ -63,6 +63,9 @@ class TinyTrainConfig:
     max_length: int = DEFAULT_MAX_LENGTH  # text tokens per caption
     unet: TinyUNetConfig = field(default_factory=TinyUNetConfig)  # the architecture
     data: TinyDataConfig = field(default_factory=TinyDataConfig)  # the training data
+    # a weights folder whose network starts this run (tiny-mv starts from tiny's weights: the new inputs,
+    # the raymap channels and the field-of-view feature, start at zero weight); None = random initialisation
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1:
@@ -74,6 +77,12 @@ class TinyTrainConfig:
             raise UserError(f"tiny training: decay_start ({self.decay_start}) must be in [0, steps)")
         if not (0 <= self.prompt_dropout < 1 and 0 <= self.camera_dropout < 1):
             raise UserError("tiny training: prompt_dropout and camera_dropout must be in [0, 1)")
+        views = self.data.views_per_set
+        if self.batch_size % views:
+            raise UserError(f"tiny training: batch_size ({self.batch_size}) must be a multiple of "
+                            f"data.views_per_set ({views})")
+        if views > 1 and not self.unet.cross_view:
+            raise UserError("tiny training: view sets (data.views_per_set > 1) need unet.cross_view=true")
 
 
 @dataclass
@@ -87,6 +96,22 @@ class TrainSummary:
     resumed_from: int  # step the session started at (0 = fresh)
     parameters: int  # UNet parameter count
 
+
+def recipe(model: str) -> TinyTrainConfig:
+    """The training config a `dreamer prior train --model MODEL` run starts from (overrides go on top)."""
+    if model == "tiny":
+        return TinyTrainConfig()
+    if model == "tiny-mv":
+        # fine-tuned from tiny's weights (the text, colour and shape it already knows) so that the CPU budget
+        # goes to what is new: reading the raymap and agreeing across the views of a set
+        return TinyTrainConfig(
+            steps=4500, decay_start=2700, batch_size=32, lr=2e-4, warmup_steps=100, init_from="assets/priors/tiny",
+            unet=TinyUNetConfig(camera_fov=True, ray_channels=6, cross_view=True),
+            data=TinyDataConfig(views_per_set=4, source="live", fovy_range=(36.0, 50.0)))
+    raise UserError(f"unknown prior model {model!r}; known: {', '.join(PRIOR_MODELS)}")
+
+
+PRIOR_MODELS = ("tiny", "tiny-mv")
 
 # Settings a resumed run may change; everything else (model, data, seed, lr) comes from the checkpoint.
 RESUMABLE = ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads", "decay_start", "final_lr_ratio")
@@ -126,7 +151,10 @@ class _Run:
     def __init__(self, config: TinyTrainConfig, device: torch.device) -> None:
         self.config, self.device = config, device
         torch.manual_seed(config.seed)  # parameter initialisation
-        self.unet = build_unet(config.unet).to(device).train()
+        self.unet = build_unet(config.unet)
+        if config.init_from:
+            _start_from(self.unet, config.init_from)
+        self.unet = self.unet.to(device).train()
         self.ema = EMA(self.unet, config.ema_decay)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -152,22 +180,27 @@ class _Run:
     def lr(self) -> float:
         return learning_rate(self.config, self.step)
 
-    def train_step(self, data: TrainingData, captions: CaptionBank) -> float:
+    def train_step(self, data, captions: CaptionBank) -> float:
+        """One step on `batch_size` images: single views (TrainingData) or sets of V views (ViewSetData),
+        where the views of a set share t, the caption and the text and camera dropouts."""
         c, gen, dev = self.config, self.generator, self.device
-        batch = data.batch(c.batch_size, gen)
+        views = c.data.views_per_set
         b = c.batch_size
+        n = b // views  # samples (sets of V views; single views when V = 1)
+        batch = data.batch(n, gen)
+        per_view = (lambda x: x.repeat_interleave(views, dim=0)) if views > 1 else (lambda x: x)  # noqa: E731
         x0 = (batch.images * 2.0 - 1.0).to(dev)  # [B, 3, S, S]
-        t = torch.randint(len(self.alphas_cumprod), (b,), generator=gen)  # [B]
+        t = per_view(torch.randint(len(self.alphas_cumprod), (n,), generator=gen))  # [B]
         eps = torch.randn(x0.shape, generator=gen).to(dev)  # [B, 3, S, S]
-        drop_text = torch.rand(b, generator=gen) < c.prompt_dropout  # [B]
-        drop_cam = torch.rand(b, generator=gen) < c.camera_dropout  # [B]
+        drop_text = per_view(torch.rand(n, generator=gen) < c.prompt_dropout)  # [B]
+        drop_cam = per_view(torch.rand(n, generator=gen) < c.camera_dropout)  # [B]
         text = captions.lookup(batch.caption_index)  # [B, L, D]
         text = torch.where(drop_text[:, None, None], captions.empty.expand_as(text), text).to(dev)
-        cams = drop_cameras(camera_features(batch.cameras, b), drop_cam).to(dev)  # [B, 6]
         t = t.to(dev)
         x_t = schedule.add_noise(x0, eps, t, self.alphas_cumprod)
         alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, t)  # [B, 1, 1, 1]
-        v_hat = self.unet(x_t, t, encoder_hidden_states=text, class_labels=cams).sample
+        v_hat = network_call(self.unet, c.unet, x_t, t, text, _batch_camera(batch, c), views, drop=drop_cam,
+                             spherical=batch.cameras.to(dev))
         loss = torch.nn.functional.mse_loss(v_hat.float(), schedule.velocity(x0, eps, alpha, sigma).float())
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"tiny-prior loss became {loss.item()} at step {self.step + 1}; "
@@ -189,6 +222,28 @@ class _Run:
         shadow = {k: v.cpu() for k, v in self.ema.shadow.items()}
         unet.load_state_dict(shadow, strict=False)
         return unet.eval()
+
+
+def _batch_camera(batch, config: TinyTrainConfig):
+    """The batch's cameras as a Camera (only the raymap needs more than the spherical coordinates)."""
+    if not (config.unet.ray_channels or config.unet.camera_fov):
+        return None
+    from dreamer.cameras import from_spherical
+
+    fovy = getattr(batch, "fovy", None)
+    sph = batch.cameras
+    return from_spherical(sph[:, 0], sph[:, 1], sph[:, 2], fovy if fovy is not None else config.data.fovy,
+                          config.unet.image_size)
+
+
+def _start_from(unet: torch.nn.Module, folder: str) -> None:
+    """Load the weights in `folder` into `unet`, widened where the layout has extra inputs."""
+    from dreamer.priors.tiny.multiview import widen_state_dict
+    from dreamer.resources import resolve_weights
+    from dreamer.priors.tiny.weights import load_weights
+
+    source, _ = load_weights(resolve_weights(folder))
+    unet.load_state_dict(widen_state_dict(unet.state_dict(), source.state_dict()))
 
 
 def _model_info(config: TinyTrainConfig) -> TinyModelInfo:
@@ -218,7 +273,7 @@ def _write_outputs(run: _Run, out_dir: Path, summary: TrainSummary, command: str
     }
     atomic_write_text(out_dir / "training.json", json.dumps(record, indent=2) + "\n")
     atomic_write_text(out_dir / "TRAINING.md", "\n".join([
-        "# tiny prior — training record",
+        f"# {'tiny-mv' if c.unet.cross_view else 'tiny'} prior — training record",
         "",
         f"- command: `{command}`",
         f"- steps: {run.step} (batch {c.batch_size}, seed {c.seed}, data seed {c.data.seed})",
@@ -255,11 +310,16 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
     out_dir.mkdir(parents=True, exist_ok=True)
 
     bank = None
-    if config.data.source == "bank":
-        from dreamer.priors.tiny.views import load_or_build_bank
+    if config.data.views_per_set > 1:
+        from dreamer.priors.tiny.view_sets import ViewSetData
 
-        bank = load_or_build_bank(config.data, progress=_bank_progress(progress))
-    data = TrainingData(config.data, bank)
+        data = ViewSetData(config.data)
+    else:
+        if config.data.source == "bank":
+            from dreamer.priors.tiny.views import load_or_build_bank
+
+            bank = load_or_build_bank(config.data, progress=_bank_progress(progress))
+        data = TrainingData(config.data, bank)
     captions = CaptionBank(data.captions, encoder or MiniLMEncoder(config.max_length, device=device))
 
     run = _Run(config, device)
@@ -287,6 +347,8 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
                 window = []
             if run.step % config.checkpoint_every == 0 and run.step < config.steps:
                 ckpt.save_checkpoint(out_dir, run.state())
+                # the EMA weights so far, usable (and measurable) while the run goes on
+                _write_outputs(run, out_dir, _summary(run, out_dir, start, done_this_session, session_t0), command)
     except KeyboardInterrupt:
         run.elapsed += time.perf_counter() - t0
         ckpt.save_checkpoint(out_dir, run.state())
@@ -295,16 +357,20 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
         if bar is not None:
             bar.close()
     run.elapsed += time.perf_counter() - t0
-    seconds = time.perf_counter() - session_t0
     if window:  # a partial window at the end (steps not a multiple of log_every)
         run.history.append({"step": run.step, "loss": sum(window) / len(window), "lr": run.lr(),
                             "elapsed": round(run.elapsed, 2)})
     ckpt.save_checkpoint(out_dir, run.state())
-    final = run.history[-1]["loss"] if run.history else math.nan
-    summary = TrainSummary(out_dir, run.step, final, done_this_session / seconds if done_this_session else math.nan,
-                           start, count_parameters(run.unet))
+    summary = _summary(run, out_dir, start, done_this_session, session_t0)
     _write_outputs(run, out_dir, summary, command)
     return summary
+
+
+def _summary(run: _Run, out_dir: Path, start: int, done_this_session: int, session_t0: float) -> TrainSummary:
+    seconds = time.perf_counter() - session_t0
+    final = run.history[-1]["loss"] if run.history else math.nan
+    return TrainSummary(out_dir, run.step, final, done_this_session / seconds if done_this_session else math.nan,
+                        start, count_parameters(run.unet))
 
 
 def _bar(enabled: bool, total: int, initial: int):

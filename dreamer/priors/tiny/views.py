@@ -46,7 +46,8 @@ def default_cache_dir() -> Path:
 
 def bank_key(config: TinyDataConfig) -> str:
     fields = dataclasses.asdict(config)
-    for how_batches_are_drawn in ("source", "focus_shapes", "focus_weight"):  # the rendered views don't depend on these
+    for how_batches_are_drawn in ("source", "focus_shapes", "focus_weight", "views_per_set", "fovy_range",
+                                  "set_jitter", "even_share"):  # the rendered views don't depend on these
         fields.pop(how_batches_are_drawn)
     train, _ = config.combos()
     return cache_key({"version": BANK_VERSION, "library": shape_library_fingerprint(),

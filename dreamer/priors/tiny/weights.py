@@ -46,6 +46,11 @@ class TinyModelInfo:
     max_length: int = 16  # tokens per prompt
     data: dict = field(default_factory=dict)  # TinyDataConfig fields used in training (for reference)
 
+    @property
+    def views_per_sample(self) -> int:
+        """V: the views a sample holds (the view-set size a cross-view model was trained on; else 1)."""
+        return int(self.data.get("views_per_set", 1)) if self.unet.cross_view else 1
+
     def to_dict(self) -> dict:
         return {"format": FORMAT, "unet": self.unet.to_dict(), "schedule": dataclasses.asdict(self.schedule),
                 "text_encoder": self.text_encoder, "max_length": self.max_length, "data": self.data,
@@ -74,6 +79,16 @@ def save_weights(folder: Path | str, unet: torch.nn.Module, info: TinyModelInfo,
 def has_weights(folder: Path | str) -> bool:
     folder = Path(folder)
     return (folder / MODEL_FILE).is_file() and (folder / CONFIG_FILE).is_file()
+
+
+def read_info(folder: Path | str) -> TinyModelInfo:
+    """The TinyModelInfo of a weights folder's config.json (UserError when unreadable)."""
+    try:
+        return TinyModelInfo.from_dict(json.loads((Path(folder) / CONFIG_FILE).read_text()))
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"tiny prior config {Path(folder) / CONFIG_FILE} is unreadable ({exc})") from exc
 
 
 def load_weights(folder: Path | str, dtype: torch.dtype = torch.float32, device="cpu"):
