@@ -3,14 +3,13 @@
     python bench/solid_fill.py RUNS_FOLDER [--write]
 
 For every finished run folder (with eval.json) under RUNS_FOLDER (e.g. one sample of bench/vocabulary.py), the NeRF's mesh is
-extracted twice at 128³, once with `fill_unseen=False` (the surface as it was before issue 19) and
-once with it (the default), and both are scored in 3D against the ground truth.
+extracted twice at 128³, once with `fill_unseen=False` (`export.fill_unseen=false`: the surface as it was
+before issue 19) and once with it (the default), and both are scored in 3D against the ground truth.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from pathlib import Path
 
@@ -28,22 +27,18 @@ def main() -> None:
     import trimesh
 
     from dreamer.eval.geometry import geometry_metrics
-    from dreamer.render import volume
     from dreamer.shapes import parse_prompt, spec_mesh
     from dreamer.trainer.outputs import load_run
 
-    extract = volume.density_to_mesh
     rows = []
     for folder in sorted(d for d in args.runs.iterdir() if (d / "eval.json").exists()):  # finished runs only
         config, representation, _ = load_run(folder, device="cpu")
         truth = spec_mesh(parse_prompt(config.prompt))
         cells = []
         for fill in (False, True):
-            volume.density_to_mesh = functools.partial(extract, fill_unseen=fill)
-            mesh = representation.to_mesh(128)
+            mesh = representation.to_mesh(128, fill_unseen=fill)
             m = geometry_metrics(trimesh.Trimesh(mesh.vertices, mesh.faces), truth)
             cells += [m.volume_iou, m.fscore_005, m.volume]
-        volume.density_to_mesh = extract
         rows.append([config.prompt, *cells, m.volume_gt])
         print(rows[-1], flush=True)
     table = markdown_table(["prompt", "volume IoU (no fill)", "F@0.05 (no fill)", "volume (no fill)",

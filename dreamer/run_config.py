@@ -40,12 +40,24 @@ class TrainerConfig:
     log_every: int = 10  # steps between metrics.jsonl lines
     progress: bool = True  # show a progress bar with ETA on stderr
     evaluate: bool = True  # write eval.json at the end for prompts of the shape library
+    # share of steps whose renders are composited over a random solid colour (one per view set) instead of the
+    # representation's own background: a white object over a white background costs the prior nothing as a
+    # ghost; over a colour it must be opaque to look white (0 = off; the previews, exports and eval are unchanged)
+    random_background: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.random_background <= 1.0:
+            from dreamer.errors import UserError
+
+            raise UserError(f"trainer.random_background must lie in [0, 1], got {self.random_background}")
 
 
 @dataclass
 class ExportConfig:
     formats: list[str] = field(default_factory=lambda: ["glb"])  # any of glb, obj, ply (glb always written)
     mesh_resolution: int = 128  # marching-cubes grid side (the iso-level is chosen automatically)
+    fill_unseen: bool = True  # NeRF/Gaussians: fill space no camera sees before meshing (render.solid), so a shell
+                              # open underneath exports as a solid; eval.json records it (it raises volume IoU)
     max_faces: int = MAX_FACES  # decimate meshes with more triangles than this (UV unwrap time grows fast)
     texture: bool = True  # bake colour into a UV texture (glb, obj+mtl+png); false: vertex colours
     texture_size: int = TEXTURE_SIZE  # texture side in texels, a power of two (16 to 8192)

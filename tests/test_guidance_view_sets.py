@@ -104,3 +104,25 @@ def test_trainer_renders_view_sets_for_a_multi_view_prior(tmp_path, mv_weights, 
     assert len(cams) == 8  # 2 sets × 4 views
     el, d = cams.elevation.reshape(2, 4), cams.distance.reshape(2, 4)
     assert torch.allclose(el, el[:, :1].expand_as(el), atol=1e-3) and torch.allclose(d, d[:, :1].expand_as(d), atol=1e-4)
+
+
+def test_random_backgrounds_are_one_colour_per_view_set_and_off_by_default(tmp_path, mv_weights, tiny_run):
+    from dreamer.errors import UserError
+    from dreamer.run_config import load_run_config
+    from dreamer.trainer.run_folder import RunFolder
+    from dreamer.trainer.trainer import Trainer
+
+    base = [o for o in tiny_run if not o.startswith("prior")] + ["prompt=a white cube", "prior=tiny-mv",
+                                                                 f"prior.weights={mv_weights}", "batch_size=2"]
+    off = Trainer(load_run_config("default", dotted=base), RunFolder(tmp_path / "off"))
+    state = off.camera_generator.get_state()
+    assert off.distill_background(8) is None and torch.equal(off.camera_generator.get_state(), state)
+    on = Trainer(load_run_config("default", dotted=base + ["trainer.random_background=1.0"]), RunFolder(tmp_path / "on"))
+    colours = on.distill_background(8)
+    assert colours.shape == (8, 1, 1, 3)
+    per_set = colours.reshape(2, 4, 3)
+    assert torch.equal(per_set, per_set[:, :1].expand_as(per_set)) and not torch.equal(per_set[0], per_set[1])
+    out = on.representation.render(on.sample_cameras(), background=colours)
+    assert out.rgb.shape[0] == 8
+    with pytest.raises(UserError, match="random_background"):
+        load_run_config("default", dotted=base + ["trainer.random_background=2"])

@@ -12,6 +12,8 @@ the trainer and the exporters never probe with hasattr/getattr:
   checkpoint (lets a representation skip a costly initialisation that the checkpoint replaces).
 - `is_dynamic` (class attribute): True for 4D representations, which render each camera at its
   `Camera.time` and fulfil `Animated`; static ones ignore time.
+- `fills_unseen` (class attribute): True when `to_mesh(..., fill_unseen=True)` fills space no
+  camera sees (`render.solid`, the density fields); the others ignore `fill_unseen`.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Representation(torch.nn.Module):
     regularizer_weights: ClassVar[type] = NoRegularizers
     # 4D: renders at each camera's time and fulfils `Animated` (static representations ignore time).
     is_dynamic: ClassVar[bool] = False
+    # Whether `to_mesh` fills space no camera sees when asked (`fill_unseen`, the `export.fill_unseen` option).
+    fills_unseen: ClassVar[bool] = False
 
     def render(self, camera: Camera, background: torch.Tensor | None = None) -> RenderOutput:
         raise NotImplementedError
@@ -81,7 +85,7 @@ class Representation(torch.nn.Module):
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
         pass
 
-    def to_mesh(self, resolution: int = 128):  # -> trimesh.Trimesh with vertex colours
+    def to_mesh(self, resolution: int = 128, fill_unseen: bool = True):  # -> trimesh.Trimesh with vertex colours
         raise NotImplementedError
 
     @classmethod

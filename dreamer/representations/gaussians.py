@@ -101,6 +101,7 @@ class Gaussians(Representation, ColourField, SplatSource):
     """N anisotropic Gaussians with SH colour; `render` composites them front to back."""
 
     regularizer_weights = AlphaRegularizers  # the NeRF's: opacity, sparsity
+    fills_unseen = True
 
     def __init__(self, config: GaussiansConfig | None = None):
         super().__init__()
@@ -271,15 +272,16 @@ class Gaussians(Representation, ColourField, SplatSource):
         return density_grid(self, resolution, bound)
 
     @torch.no_grad()
-    def to_mesh(self, resolution: int = 128, fill_holes: bool = True, min_component_fraction: float = 0.01):
+    def to_mesh(self, resolution: int = 128, fill_unseen: bool = True, fill_holes: bool = True,
+                min_component_fraction: float = 0.01):
         """Marching cubes of the Gaussians' optical density, smoothed over `mesh_smoothing`, at the automatic
-        (silhouette) iso-level."""
+        (silhouette) iso-level; space no camera sees filled with `fill_unseen` (`render.solid`)."""
         import numpy as np
         import trimesh
 
         dens = self.density_grid(resolution)
-        mesh = volume.density_to_mesh(dens, 1.0, smoothing=self.config.mesh_smoothing, fill_holes=fill_holes,
-                                      min_component_fraction=min_component_fraction)
+        mesh = volume.density_to_mesh(dens, 1.0, smoothing=self.config.mesh_smoothing, fill_unseen=fill_unseen,
+                                      fill_holes=fill_holes, min_component_fraction=min_component_fraction)
         if mesh is None:
             return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
         verts, faces = mesh

@@ -237,8 +237,9 @@ class MeshRepresentation(Representation, ColourField):
 
     # ---------------------------------------------------------------- export
     @torch.no_grad()
-    def to_mesh(self, resolution: int = 128):
-        """The extracted surface itself (`resolution` is unused: the grid sets it), vertex colours from the field."""
+    def to_mesh(self, resolution: int = 128, fill_unseen: bool = True):
+        """The extracted surface itself (`resolution` and `fill_unseen` are unused: the grid sets the
+        surface), vertex colours from the field."""
         import trimesh
 
         vertices, faces, _ = self.surface()

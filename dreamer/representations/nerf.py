@@ -121,6 +121,7 @@ class NeRF(Representation, ColourField):
     """Density + albedo field on a feature grid, volume-rendered from `Camera`s."""
 
     regularizer_weights = AlphaRegularizers  # opacity, sparsity (shared with the Gaussians)
+    fills_unseen = True
 
     def __init__(self, config: NeRFConfig | None = None):
         super().__init__()
@@ -391,18 +392,19 @@ class NeRF(Representation, ColourField):
         return self._chunked(self.density, pts).view(resolution, resolution, resolution)
 
     @torch.no_grad()
-    def to_mesh(self, resolution: int = 128, fill_holes: bool = True,
+    def to_mesh(self, resolution: int = 128, fill_unseen: bool = True, fill_holes: bool = True,
                 min_component_fraction: float = 0.01):
         """Marching cubes of the density at an automatic iso-level (the level whose silhouette
-        matches the rendered alpha > 0.5 one, `volume.silhouette_iso_level`), enclosed cavities
-        filled and tiny floaters dropped, after a light smoothing of the density
-        (`config.mesh_smoothing`, see `volume.density_to_mesh`); vertex colours RGBA uint8
-        from the albedo field. An empty mesh if nothing renders opaque."""
+        matches the rendered alpha > 0.5 one, `volume.silhouette_iso_level`), space no camera sees
+        filled with `fill_unseen` (`render.solid`), enclosed cavities filled and tiny floaters
+        dropped, after a light smoothing of the density (`config.mesh_smoothing`, see
+        `volume.density_to_mesh`); vertex colours RGBA uint8 from the albedo field. An empty mesh
+        if nothing renders opaque."""
         import trimesh
 
         dens = self.density_grid(resolution)  # [R, R, R]
         mesh = volume.density_to_mesh(dens, self.config.bound, smoothing=self.config.mesh_smoothing,
-                                      fill_holes=fill_holes,
+                                      fill_unseen=fill_unseen, fill_holes=fill_holes,
                                       min_component_fraction=min_component_fraction)
         if mesh is None:
             return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))

@@ -103,8 +103,12 @@ class ParticleSet(Representation):
                                    strict=strict, assign=assign)
 
     # -- what evaluation and export see: the shown particle -------------------------------
-    def to_mesh(self, resolution: int = 128):
-        return self.members[self.shown].to_mesh(resolution)
+    def to_mesh(self, resolution: int = 128, fill_unseen: bool = True):
+        return self.members[self.shown].to_mesh(resolution, fill_unseen=fill_unseen)
+
+    @property
+    def fills_unseen(self) -> bool:  # type: ignore[override]
+        return self.members[self.shown].fills_unseen
 
     def colour_at(self, points: torch.Tensor) -> torch.Tensor:
         return self.members[self.shown].colour_at(points)

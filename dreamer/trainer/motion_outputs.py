@@ -31,7 +31,7 @@ def canonical_mesh(config, representation) -> trimesh.Trimesh:
     from dreamer.export.decimate import decimate
     from dreamer.representations.base import ColourField
 
-    mesh = representation.to_mesh(config.export.mesh_resolution)
+    mesh = representation.to_mesh(config.export.mesh_resolution, fill_unseen=config.export.fill_unseen)
     if len(mesh.faces) == 0:
         raise UserError("the mesh is empty (nothing above the iso-level): train longer or check the run")
     vertices, faces = decimate(mesh.vertices, mesh.faces, config.export.max_faces)

@@ -98,7 +98,7 @@ def _export_one(config: RunConfig, representation, folder: Path, formats: list[s
     folder.mkdir(parents=True, exist_ok=True)
     options = config.export.mesh_options(formats)
     device = next(representation.parameters()).device
-    mesh = representation.to_mesh(config.export.mesh_resolution)
+    mesh = representation.to_mesh(config.export.mesh_resolution, fill_unseen=config.export.fill_unseen)
     colour = torch_colour_fn(representation.colour_at, device) if isinstance(representation, ColourField) else None
     paths = dict(export_mesh(mesh, colour, folder, options).paths)
     if isinstance(representation, SplatSource):  # Gaussians: also the splats themselves, for splat viewers
@@ -147,11 +147,13 @@ def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: in
 
 
 def _mesh_metrics(config: RunConfig, representation, glb: Path, truth) -> dict:
-    """The 3D metrics (dreamer.eval.geometry) of the exported mesh against the ground-truth mesh."""
+    """The 3D metrics (dreamer.eval.geometry) of the exported mesh against the ground-truth mesh, and
+    `fill_unseen`: whether space no camera sees was filled before meshing (it raises volume IoU)."""
     from dreamer.eval.geometry import geometry_metrics, load_mesh
 
-    mesh = load_mesh(glb) if glb.exists() else representation.to_mesh(config.export.mesh_resolution)
-    return geometry_metrics(mesh, truth).to_dict()
+    fill = config.export.fill_unseen
+    mesh = load_mesh(glb) if glb.exists() else representation.to_mesh(config.export.mesh_resolution, fill_unseen=fill)
+    return {**geometry_metrics(mesh, truth).to_dict(), "fill_unseen": fill and representation.fills_unseen}
 
 
 def _evaluate_motion_outputs(config: RunConfig, representation, run: RunFolder, step: int) -> dict | None:
@@ -169,6 +171,7 @@ def _evaluate_motion_outputs(config: RunConfig, representation, run: RunFolder, 
     glb = run.asset("model.glb")
     mesh = load_mesh(glb) if glb.exists() else None
     result = evaluate_motion(representation, mspec, device, frames=config.motion.export_frames, mesh=mesh).to_dict()
+    result["fill_unseen"] = config.export.fill_unseen and representation.fills_unseen
     result["step"] = step
     atomic_write_text(run.asset("eval.json"), json.dumps(result, indent=2))
     return result

@@ -131,10 +131,23 @@ class Trainer:
         return sample_orbit(c.batch_size, c.camera, c.resolution, c.resolution,
                             generator=self.camera_generator).to(self.device)
 
+    def distill_background(self, renders: int) -> torch.Tensor | None:
+        """[renders, 1, 1, 3] random solid colours, one per view set, on `trainer.random_background` of the
+        steps; None (the representation's own background) otherwise. Draws from the camera generator only
+        when the option is on, so runs without it are unchanged."""
+        share = self.config.trainer.random_background
+        if share <= 0 or not bool(torch.rand((), generator=self.camera_generator) < share):
+            return None
+        views = self.prior.views_per_sample
+        colours = torch.rand(renders // views, 3, generator=self.camera_generator).repeat_interleave(views, dim=0)
+        return colours.view(renders, 1, 1, 3).to(self.device)
+
     def guided_render(self) -> tuple[RenderOutput, GuidanceOutput, float, dict]:
         """One step's render and guidance: (render, guidance output, the loss weight, extra metrics)."""
         cameras = self.sample_cameras()
-        out = self.representation.render(cameras)
+        background = self.distill_background(len(cameras))
+        out = self.representation.render(cameras) if background is None else \
+            self.representation.render(cameras, background=background)
         # the depth reaches only rules that declare they use it (GuidanceConfig.uses_depth)
         depth = {"depth": out.depth} if self.config.guidance.config.uses_depth else {}
         return out, self.guidance(out.rgb, self.embedding, cameras, self.step, **depth), 1.0, {}
