@@ -60,3 +60,26 @@ def test_the_exported_mesh_of_a_shell_density_is_closed_and_solid():
     solid = trimesh.Trimesh(solid_verts, solid_faces)
     assert solid.is_watertight and solid.volume > 0.7 * 0.7 ** 3 > 2 * abs(hollow.volume)
 
+
+
+
+def _pierced_shell(tunnel_width: int):
+    """A cube shell (walls ~5 cells thick) around a cavity, pierced from the top by a square tunnel;
+    also the tunnel's column (tunnel + the cavity cells straight under it) as a mask."""
+    sdf = torch.from_numpy(sdf_grid(parse_prompt("a red cube"), R))
+    shell = (sdf < 0) & ~(sdf < -0.15)
+    column = torch.zeros_like(shell)
+    c, h = R // 2, tunnel_width // 2
+    column[c - h:c - h + tunnel_width, :, c - h:c - h + tunnel_width] = True
+    column &= sdf < 0
+    return shell & ~(column & (torch.arange(R)[None, :, None] >= c)), column
+
+
+def test_a_cavity_seen_only_down_a_narrow_tunnel_is_filled_and_a_wide_opening_is_not():
+    shell, column = _pierced_shell(2)
+    open_tunnel = fill_unseen(shell, closing=0)
+    assert float(open_tunnel[column].float().mean()) < 0.5  # seen from the zenith down the tunnel: left empty
+    plugged = fill_unseen(shell)
+    assert bool(plugged[column].all())  # the closing plugs the tunnel: the column is seen from nowhere, filled
+    wide, column = _pierced_shell(16)
+    assert float(fill_unseen(wide)[column].float().mean()) < 0.5  # a real opening (a mug's mouth) stays open

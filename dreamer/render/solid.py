@@ -8,6 +8,13 @@ that direction, with the solid opaque, is not (nearly) zero; every other cell is
 cameras around the object from just below the horizon to straight overhead, so the space under
 a table top or a chair seat (seen from the side) and a mug's inside (seen from above) stay empty,
 while the inside of an open-bottomed shell, seen from none of them, is filled.
+
+Tunnels: a shell can also be pierced by narrow tunnels that reach an inner cavity (an exported cube
+with Euler number −18 enclosed 0.137 of its 0.343 volume); a view direction along a tunnel sees the
+cavity, so it would stay empty. Visibility is therefore judged with the solid morphologically closed
+(dilated, then eroded, by `CLOSING` cells): tunnels narrower than about 2·CLOSING cells are plugged,
+their cavities are seen from nowhere and filled, and the plugs stay in the solid. Openings wider than
+that (a mug's mouth, the space under a table) are unchanged by a closing.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ VIEW_AZIMUTHS = 12
 WORK_RESOLUTION = 64  # grids are judged at most this fine (each direction resamples the grid twice)
 SEEN_TRANSMITTANCE = 0.02  # seen: more light than this escapes (a crossing of the solid leaves e^-50; the margin absorbs resampling blur)
 OPAQUE_DEPTH = 50.0  # optical depth of one solid cell (blocks light completely)
+CLOSING = 1  # cells (at the work resolution) of the closing that plugs tunnels before visibility is judged
 
 
 def view_directions(elevations=VIEW_ELEVATIONS, azimuths: int = VIEW_AZIMUTHS) -> torch.Tensor:
@@ -71,19 +79,33 @@ def seen_cells(depth: torch.Tensor, directions: torch.Tensor | None = None) -> t
     return seen[0, 0].permute(2, 1, 0)
 
 
+def close(solid: torch.Tensor, cells: int) -> torch.Tensor:
+    """`solid` [R, R, R] bool dilated then eroded by `cells` (a (2·cells + 1)³ cube): gaps and tunnels
+    narrower than about 2·cells are filled, the outline is otherwise kept."""
+    if cells <= 0:
+        return solid
+    k = 2 * cells + 1
+    grown = F.max_pool3d(solid.float()[None, None], k, stride=1, padding=cells)
+    shrunk = -F.max_pool3d(-grown, k, stride=1, padding=cells)  # erosion (outside the grid counts as empty)
+    return solid | (shrunk[0, 0] > 0.5)
+
+
 def fill_unseen(solid: torch.Tensor, directions: torch.Tensor | None = None,
-                work_resolution: int = WORK_RESOLUTION) -> torch.Tensor:
+                work_resolution: int = WORK_RESOLUTION, closing: int = CLOSING) -> torch.Tensor:
     """`solid` [R, R, R] bool with every empty cell that no viewing direction sees filled (rays are
     blocked where they cross `solid`).
 
     Visibility is judged on a grid of at most `work_resolution` cells a side (a coarse cell's
     optical depth is that of the solid share it holds); the unseen, mostly empty coarse cells
     found there fill the fine cells they cover. (The slit this can leave along a wall is closed by
-    `density_to_mesh`'s hole filling when the wall encloses it.)"""
+    `density_to_mesh`'s hole filling when the wall encloses it.) Visibility is judged with the coarse
+    solid closed by `closing` cells (module doc: tunnels), and the plugged tunnels are filled too."""
     res = solid.shape[0]
     factor = max(1, -(-res // work_resolution))
     share = F.avg_pool3d(solid.float()[None, None], factor, ceil_mode=True)[0, 0]  # solid share per coarse cell
-    unseen = ~seen_cells(share * factor * OPAQUE_DEPTH, directions) & (share <= 0.5)
+    plugs = close(share > 0.5, closing) & (share <= 0.5)  # coarse cells the closing adds
+    share = torch.where(plugs, torch.ones_like(share), share)
+    unseen = (~seen_cells(share * factor * OPAQUE_DEPTH, directions) & (share <= 0.5)) | plugs
     unseen = unseen.float()[None, None]
     if factor > 1:
         unseen = F.interpolate(unseen, scale_factor=factor, mode="nearest")[..., :res, :res, :res]
