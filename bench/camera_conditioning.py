@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from priors import load_prior  # noqa: E402
 from report import markdown_table, write_section  # noqa: E402
 
 from dreamer.priors import schedule  # noqa: E402
@@ -45,12 +46,6 @@ class Cell:
     aligned: float  # conditional x̂0, no CFG
     aligned_cfg: float  # with CFG
     pull: float  # with CFG
-
-
-def load_prior(name: str):
-    from dreamer import registry
-
-    return registry.component_class("prior", name)(registry.default_config("prior", name), "cpu")
 
 
 def x0_estimate(prior, x_t, t, embedding, camera, scale: float | None):
@@ -111,12 +106,13 @@ def main() -> None:
     p.add_argument("--noise-steps", nargs="*", type=int, default=[200, 800])
     p.add_argument("--draws", type=int, default=8)
     p.add_argument("--guidance-scale", type=float, default=5.0)
+    p.add_argument("--weights", help="weights folder of the tiny-mv prior (default: the shipped one)")
     p.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
     args = p.parse_args()
 
     rows, summary = [], []
     for name in args.priors:
-        prior = load_prior(name)
+        prior = load_prior(name, args.weights)
         per_t: dict[int, list[Cell]] = {t: [] for t in args.noise_steps}
         for prompt in args.prompts:
             for turn in TURNS:

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from priors import load_prior  # noqa: E402
 from report import markdown_table, write_section  # noqa: E402
 
 PROMPTS = ["a red chair", "a blue house", "a brown table", "a yellow mug", "a green lamp", "a purple mushroom"]
@@ -68,14 +69,13 @@ def _turned(cams, delta: float):
     return from_spherical(cams.azimuth + delta, cams.elevation, cams.distance, cams.fovy, cams.width, cams.height)
 
 
-def run_prior(name: str, seeds: int, sheet_rows: list):
-    from dreamer import registry
+def run_prior(name: str, seeds: int, sheet_rows: list, mv_weights: str | None = None):
     from dreamer.cameras import turntable
     from dreamer.eval.classifier import default_evaluator
     from dreamer.priors.tiny.sample import SamplerConfig, sample_views
     from dreamer.shapes import parse_prompt, render_spec
 
-    prior = registry.component_class("prior", name)(registry.default_config("prior", name), "cpu")
+    prior = load_prior(name, mv_weights)
     evaluator = default_evaluator()
     size = prior.image_size
     cams = turntable(VIEWS, size, elevation=20.0, distance=2.8, fovy=42.5)
@@ -112,13 +112,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--priors", nargs="*", default=["tiny-mv", "tiny"])
     p.add_argument("--seeds", type=int, default=4, help="sets sampled per prompt (seeds 0..N−1)")
+    p.add_argument("--weights", help="weights folder of the tiny-mv prior (default: the shipped one)")
     p.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
     p.add_argument("--sheet", type=Path, help="write a PNG: per prior and prompt, seed 0's 4 views, then the truth")
     args = p.parse_args()
 
     rows, summary, sheet_rows = [], [], []
     for name in args.priors:
-        r, s = run_prior(name, args.seeds, sheet_rows)
+        r, s = run_prior(name, args.seeds, sheet_rows, args.weights)
         rows += r
         summary.append(s)
     mean_table = markdown_table(["prior", "views per sample", "sets", "mean silhouette IoU", "shape right"], summary)
