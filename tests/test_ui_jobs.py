@@ -120,3 +120,16 @@ def test_bad_submissions_are_user_errors(manager):
     with pytest.raises(UserError, match="concurrency must be a positive integer"):
         JobManager(manager.runs_dir, max_concurrent=0)
     assert list(manager.runs_dir.iterdir()) == []
+
+
+def test_the_multi_view_preset_runs_from_the_form(manager):
+    from dreamer.ui.form import FormValues, preset_choices, resolve_form
+    from ui_support import UI_TINY
+
+    assert "mvdream-sds-tiny" in preset_choices()
+    small = [o for o in UI_TINY if not o.startswith("prior")]  # the preset's own prior, at its own size
+    config = resolve_form(FormValues(prompt="a red chair", preset="mvdream-sds-tiny", steps=3), small)
+    assert (config.prior.name, config.guidance.name) == ("tiny-mv", "sds")
+    job = manager.wait(manager.submit(config).id, timeout=180)
+    assert job.status == "finished" and (job.run_dir / "model.glb").is_file()
+    assert json.loads((job.run_dir / "eval.json").read_text())["prompt"] == "a red chair"
