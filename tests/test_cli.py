@@ -1,6 +1,7 @@
 """End-to-end runs through the CLI, every bad input, resume, Ctrl-C and NaN handling."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 import trimesh
 
+from conftest import TINY_RUN
 from dreamer import cli
 from dreamer.errors import Interrupted
 
@@ -16,6 +18,23 @@ def run_cli(args, capsys):
     code = cli.main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def red_cube_run(tmp_path_factory):
+    """A finished 2-step "a red cube" run made once through the CLI (exit 0 checked here); the tests
+    that start from such a run get their own copy (`_copy_of_red_cube_run`)."""
+    out = tmp_path_factory.mktemp("red-cube-2-steps") / "run"
+    with pytest.MonkeyPatch.context() as mp:  # the cache conftest's autouse fixture sets for each test
+        mp.setenv("DREAMER_CACHE", str(tmp_path_factory.getbasetemp() / "dreamer-cache"))
+        assert cli.main(["generate", "a red cube", "--steps", "2", "--out", str(out), "--quiet", *TINY_RUN]) == 0
+    return out
+
+
+def _copy_of_red_cube_run(red_cube_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(red_cube_run, out)
+    return out
 
 
 def test_help_runs_without_gpu_or_heavy_imports():
@@ -100,9 +119,8 @@ def test_output_folder_not_writable(tmp_path, capsys):
     assert code == 2 and "cannot create output folder" in err
 
 
-def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, tiny_run, capsys):
-    out = tmp_path / "run"
-    assert run_cli(["generate", "a red cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)[0] == 0
+def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, tiny_run, capsys, red_cube_run):
+    out = _copy_of_red_cube_run(red_cube_run, tmp_path)  # `generate "a red cube" --steps 2`, exit 0
     before = (out / "checkpoints" / "last.pt").read_bytes()
     code, _, err = run_cli(["generate", "a blue cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)
     assert code == 2 and "already holds a run" in err
@@ -112,9 +130,8 @@ def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, tiny_run, caps
     assert code == 0 and "blue" in (out / "config.yaml").read_text()
 
 
-def test_resume_takes_several_overrides_without_a_prompt(tmp_path, tiny_run, capsys):
-    out = tmp_path / "run"
-    assert run_cli(["generate", "a red cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)[0] == 0
+def test_resume_takes_several_overrides_without_a_prompt(tmp_path, capsys, red_cube_run):
+    out = _copy_of_red_cube_run(red_cube_run, tmp_path)  # `generate "a red cube" --steps 2`, exit 0
     # argparse puts the first key=value where the prompt would be; all of them are overrides
     code, _, err = run_cli(["generate", "--resume", "--out", str(out), "--quiet", "steps=4", "trainer.log_every=2"],
                            capsys)
@@ -130,9 +147,8 @@ def test_bad_input_subprocess_has_no_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == ['error: the prompt is empty: give a description such as "a red chair"']
 
 
-def test_corrupt_checkpoint_is_a_clear_error_and_kept(tmp_path, tiny_run, capsys):
-    out = tmp_path / "run"
-    assert run_cli(["generate", "a red cube", "--steps", "2", "--out", str(out), "--quiet", *tiny_run], capsys)[0] == 0
+def test_corrupt_checkpoint_is_a_clear_error_and_kept(tmp_path, capsys, red_cube_run):
+    out = _copy_of_red_cube_run(red_cube_run, tmp_path)  # `generate "a red cube" --steps 2`, exit 0
     ckpt = out / "checkpoints" / "last.pt"
     ckpt.write_bytes(b"not a checkpoint")
     code, _, err = run_cli(["generate", "--resume", "--out", str(out), "--quiet"], capsys)

@@ -144,7 +144,8 @@ def test_a_4d_run_starts_from_a_3d_runs_splats_and_dreamer_eval_scores_it(tmp_pa
     """The motion stage alone (motion.static_steps=0) on the Gaussians of a 3D run (its splats.ply)."""
     static = dreamer.generate("a red cube", config="reference", out=tmp_path / "static", steps=3,
                               dotted=["representation=gaussians", "representation.num_gaussians=300",
-                                      "resolution=16", "prior.image_size=16", "prior.num_views=6"],
+                                      "resolution=16", "prior.image_size=16", "prior.num_views=6",
+                                      "export.mesh_resolution=32", "export.texture_size=64"],
                               trainer__progress=False, trainer__evaluate=False, export__video=False)
     splats = static.run_dir / "splats.ply"
     assert splats.is_file()

@@ -196,3 +196,22 @@ def test_joint_sampling_groups_a_turntable_into_evenly_spaced_sets():
     assert images.shape == (8, 3, 16, 16) and 0.0 <= float(images.min()) and float(images.max()) <= 1.0
     with pytest.raises(UserError, match="multiple of 4 views"):
         sample_views(prior, "a red chair", turntable(6, 16), SamplerConfig(steps=2))
+
+
+def test_object_weighted_loss_and_high_timesteps():
+    from dreamer.priors.tiny.train import _Run, weighted_mse
+
+    pred, target = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    target[:, :, :2] = 3.0  # the object's rows err more
+    cover = torch.zeros(2, 1, 4, 4)
+    cover[:, :, :2] = 1.0
+    assert weighted_mse(pred, target, None) == pytest.approx(5.0)
+    assert weighted_mse(pred, target, 1.0 + 4.0 * cover) == pytest.approx((9 * 5 + 1 * 1) / 6)
+    config = TinyTrainConfig(batch_size=8, unet=TINY_MV_UNET, data=MV_DATA, high_t_share=1.0)
+    assert int(_Run(config, torch.device("cpu"))._timesteps(200).min()) >= 500
+    mixed = _Run(TinyTrainConfig(**{**config.__dict__, "high_t_share": 0.5}), torch.device("cpu"))._timesteps(2000)
+    assert 0.6 < float((mixed >= 500).float().mean()) < 0.9  # half from the upper half, half uniform
+    with pytest.raises(UserError, match="object_weight"):
+        TinyTrainConfig(batch_size=8, unet=TINY_MV_UNET, data=MV_DATA, object_weight=-1.0)
+    batch = ViewSetData(MV_DATA).batch(2, torch.Generator().manual_seed(0))
+    assert batch.alpha.shape == (8, 1, 16, 16) and 0 < float(batch.alpha.mean()) < 1

@@ -85,7 +85,8 @@ def test_default_preset_runs_on_the_shipped_prior(tmp_path):
     import dreamer
 
     result = dreamer.generate("a red cube", out=tmp_path / "run", steps=2, resolution=16,
-                              trainer__progress=False, export__video=False, export__mesh_resolution=32)
+                              trainer__progress=False, export__video=False, export__mesh_resolution=32,
+                              export__texture_size=64)
     from dreamer.config import load_yaml
 
     assert load_yaml(result.run_dir / "config.yaml")["prior"]["name"] == "tiny" and result.metrics["steps"] == 2

@@ -119,8 +119,10 @@ def test_generate_with_two_particles_trains_both_and_exports_each(tmp_path, tiny
 
     preview = Image.open(out / "previews" / "latest.png")
     assert preview.size == (4 * 16, 2 * 16)
-    # resume continues both from the checkpoint
-    resumed = dreamer.generate(out=out, resume=True, steps=6, trainer__progress=False, export__video=False)
+    # resume continues both from the checkpoint (and exports both again; their evaluation was checked above,
+    # so the resumed run does not repeat it: it is the most expensive part of the test)
+    resumed = dreamer.generate(out=out, resume=True, steps=6, trainer__progress=False, export__video=False,
+                               trainer__evaluate=False)
     assert resumed.metrics["resumed_from"] == 4 and resumed.metrics["steps"] == 6
     from gltf_validator import assert_valid_gltf
 

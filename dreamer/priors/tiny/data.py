@@ -98,6 +98,7 @@ class Batch:
     caption_index: torch.Tensor  # [B] long, indices into TrainingData.captions
     cameras: torch.Tensor  # [B, 3] azimuth°, elevation°, distance
     specs: list[ObjectSpec]  # [B] the objects shown
+    alpha: torch.Tensor | None = None  # [B, 1, S, S] the object's coverage (for object-weighted losses)
 
 
 def sample_cameras(n: int, config: TinyDataConfig, generator: torch.Generator) -> torch.Tensor:
@@ -162,4 +163,4 @@ class TrainingData:
             alpha = torch.cat([r[1] for r in rendered])
         object_rgb = torch.tensor([s.rgb for s in specs])  # [B, 3]
         images = composite(premult, alpha, random_backgrounds(size, c.image_size, c, generator, object_rgb))
-        return Batch(images, self._captions(specs, generator), cameras, specs)
+        return Batch(images, self._captions(specs, generator), cameras, specs, alpha)

@@ -63,6 +63,10 @@ class TinyTrainConfig:
     max_length: int = DEFAULT_MAX_LENGTH  # text tokens per caption
     unet: TinyUNetConfig = field(default_factory=TinyUNetConfig)  # the architecture
     data: TinyDataConfig = field(default_factory=TinyDataConfig)  # the training data
+    # making the camera count in the loss (issue 27's candidates): the background and the colour dominate the
+    # pixels, and the camera only decides the object's outline, most of all at high t where x_t shows little
+    object_weight: float = 0.0  # per-pixel loss weight 1 + object_weight·coverage (normalised by the mean weight)
+    high_t_share: float = 0.0  # share of samples whose t is drawn from the upper half [T/2, T) instead of [0, T)
     # a weights folder whose network starts this run (tiny-mv starts from tiny's weights: the new inputs,
     # the raymap channels and the field-of-view feature, start at zero weight); None = random initialisation
     init_from: str | None = None
@@ -78,6 +82,8 @@ class TinyTrainConfig:
         if not (0 <= self.prompt_dropout < 1 and 0 <= self.camera_dropout < 1):
             raise UserError("tiny training: prompt_dropout and camera_dropout must be in [0, 1)")
         views = self.data.views_per_set
+        if self.object_weight < 0 or not 0 <= self.high_t_share <= 1:
+            raise UserError("tiny training: object_weight must be >= 0 and high_t_share in [0, 1]")
         if self.batch_size % views:
             raise UserError(f"tiny training: batch_size ({self.batch_size}) must be a multiple of "
                             f"data.views_per_set ({views})")
@@ -180,6 +186,15 @@ class _Run:
     def lr(self) -> float:
         return learning_rate(self.config, self.step)
 
+    def _timesteps(self, n: int) -> torch.Tensor:
+        """[n] t ~ U{0..T−1}, or from the upper half for `high_t_share` of them (drawn only when it is set)."""
+        T, gen = len(self.alphas_cumprod), self.generator
+        t = torch.randint(T, (n,), generator=gen)
+        if self.config.high_t_share > 0:
+            upper = torch.randint(T // 2, T, (n,), generator=gen)
+            t = torch.where(torch.rand(n, generator=gen) < self.config.high_t_share, upper, t)
+        return t
+
     def train_step(self, data, captions: CaptionBank) -> float:
         """One step on `batch_size` images: single views (TrainingData) or sets of V views (ViewSetData),
         where the views of a set share t, the caption and the text and camera dropouts."""
@@ -190,7 +205,7 @@ class _Run:
         batch = data.batch(n, gen)
         per_view = (lambda x: x.repeat_interleave(views, dim=0)) if views > 1 else (lambda x: x)  # noqa: E731
         x0 = (batch.images * 2.0 - 1.0).to(dev)  # [B, 3, S, S]
-        t = per_view(torch.randint(len(self.alphas_cumprod), (n,), generator=gen))  # [B]
+        t = per_view(self._timesteps(n))  # [B]
         eps = torch.randn(x0.shape, generator=gen).to(dev)  # [B, 3, S, S]
         drop_text = per_view(torch.rand(n, generator=gen) < c.prompt_dropout)  # [B]
         drop_cam = per_view(torch.rand(n, generator=gen) < c.camera_dropout)  # [B]
@@ -201,7 +216,8 @@ class _Run:
         alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, t)  # [B, 1, 1, 1]
         v_hat = network_call(self.unet, c.unet, x_t, t, text, _batch_camera(batch, c), views, drop=drop_cam,
                              spherical=batch.cameras.to(dev))
-        loss = torch.nn.functional.mse_loss(v_hat.float(), schedule.velocity(x0, eps, alpha, sigma).float())
+        loss = weighted_mse(v_hat.float(), schedule.velocity(x0, eps, alpha, sigma).float(),
+                            None if not c.object_weight else 1.0 + c.object_weight * batch.alpha.to(dev))
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"tiny-prior loss became {loss.item()} at step {self.step + 1}; "
                                    "the last checkpoint is kept: lower --lr or resume")
@@ -222,6 +238,13 @@ class _Run:
         shadow = {k: v.cpu() for k, v in self.ema.shadow.items()}
         unet.load_state_dict(shadow, strict=False)
         return unet.eval()
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error, per-pixel weighted by `weight` [B, 1, S, S] (normalised by its mean) when given."""
+    if weight is None:
+        return torch.nn.functional.mse_loss(prediction, target)
+    return ((prediction - target) ** 2 * weight).mean() / weight.mean()
 
 
 def _batch_camera(batch, config: TinyTrainConfig):

@@ -32,6 +32,7 @@ class ViewSetBatch:
     fovy: torch.Tensor  # [N·V] degrees
     specs: list[ObjectSpec]  # [N] the objects shown
     views: int  # V
+    alpha: torch.Tensor  # [N·V, 1, S, S] the object's coverage (for object-weighted losses)
 
 
 class ViewSetData:
@@ -58,6 +59,7 @@ class ViewSetData:
             alpha.append(a)
         object_rgb = torch.tensor([s.rgb for s in specs])  # [N, 3]
         backgrounds = shape_views.random_backgrounds(sets, c.image_size, c.view_config(), generator, object_rgb)
-        images = composite(torch.cat(premult), torch.cat(alpha), backgrounds.repeat_interleave(v, dim=0))
+        alpha = torch.cat(alpha)
+        images = composite(torch.cat(premult), alpha, backgrounds.repeat_interleave(v, dim=0))
         captions = self.singles._captions(specs, generator).repeat_interleave(v)
-        return ViewSetBatch(images, captions, spherical, fovy, specs, v)
+        return ViewSetBatch(images, captions, spherical, fovy, specs, v, alpha)
