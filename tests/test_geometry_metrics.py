@@ -144,3 +144,19 @@ def test_a_textured_glb_reads_back_in_the_world_frame(tmp_path, cube_truth):
     assert len(loaded.vertices) > len(moved.vertices)
     m = geometry_metrics(loaded, cube_truth)
     assert m.volume_iou == pytest.approx(0.6 / 0.8, abs=CELL_TOLERANCE)
+
+
+def test_faces_in_reach_but_ruled_out_by_their_plane_leave_the_distance_unbounded():
+    import numpy as np
+
+    from dreamer.eval.geometry import _nearest_in_group, _Triangles
+
+    corners = np.array([[[-1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [0.0, 0.0, 1.0]]])  # one large flat face
+    centroid = corners.mean(1)
+    tris = _Triangles(corners, centroid, np.linalg.norm(corners - centroid[:, None], axis=2).max(1),
+                      np.array([[0.0, 1.0, 0.0]]))
+    points = np.array([[0.0, 0.3, 0.0]])  # within the face's bounding sphere, 0.3 above its plane
+    dist, face = _nearest_in_group(points, tris, np.array([0]), np.array([0.1]))
+    assert np.isinf(dist[0]) and face[0] == -1
+    dist, face = _nearest_in_group(points, tris, np.array([0]), np.array([0.5]))
+    assert dist[0] == pytest.approx(0.3) and face[0] == 0

@@ -187,6 +187,8 @@ def _nearest_in_group(points: np.ndarray, tris: _Triangles, group: np.ndarray,
                            np.linalg.norm(offset, axis=1) - tris.radius[candidate])
         keep = lower <= bound[owner] + 1e-9
         owner, candidate = owner[keep], candidate[keep]
+        if not len(owner):  # every face in reach was ruled out by its lower bound
+            continue
         d = _triangle_distance(tris.corners[candidate], points[owner])
         order = np.lexsort((d, owner))  # by point, then distance: the first of each point wins
         first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
