@@ -77,7 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         description="Train the tiny prior into --out; resumes automatically from a checkpoint there.")
     t.add_argument("--model", choices=["tiny", "tiny-mv"], default="tiny",
                    help="which embedded prior: tiny (single view) or tiny-mv (multi-view, raymaps; default: tiny)")
-    t.add_argument("--out", help="out folder (default: assets/priors/MODEL)")
+    t.add_argument("--out", help="out folder (default: the model's shipped folder, assets/priors/tiny or tiny_mv)")
     t.add_argument("--steps", type=int, help="total steps to reach (default: the planned 2-hour run)")
     t.add_argument("--batch-size", type=int, help="images per step")
     t.add_argument("--seed", type=int, help="training seed")
@@ -110,7 +110,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truth", action="store_true", help="add a row of shape-library renders of the prompt from the same cameras")
     s.add_argument("--model", choices=["tiny", "tiny-mv"], default="tiny",
                    help="which embedded prior (tiny-mv samples its views jointly, 4 at a time; default: tiny)")
-    s.add_argument("--weights", help="weights folder (default: assets/priors/MODEL)")
+    s.add_argument("--weights", help="weights folder (default: the model's shipped folder)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
     return p
 
@@ -202,7 +202,7 @@ def _ui(args) -> int:
 def _prior_train(args) -> int:
     from dreamer.config import merge, nested_update, parse_override
     from dreamer.priors.tiny.checkpoint import checkpoint_path
-    from dreamer.priors.tiny.train import RESUMABLE, recipe, train
+    from dreamer.priors.tiny.train import PRIOR_MODELS, RESUMABLE, recipe, train
 
     updates: dict = {}
     for item in args.overrides:
@@ -212,7 +212,7 @@ def _prior_train(args) -> int:
         value = getattr(args, key)
         if value is not None:
             updates[key] = value
-    args.out = args.out or f"assets/priors/{args.model}"
+    args.out = args.out or PRIOR_MODELS[args.model]
     config = merge(recipe(args.model), updates, prefix="train")
     resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
     fixed = sorted(set(updates) - set(RESUMABLE))
@@ -236,7 +236,9 @@ def _prior_sample(args) -> int:
         raise UserError("--views must be positive")
     sampler = SamplerConfig(steps=args.steps, guidance=args.guidance, high_noise_guidance=args.high_noise_guidance,
                             eta=args.eta)
-    prior = TinyPrior(TinyPriorConfig(weights=args.weights or f"assets/priors/{args.model}"), device=args.device)
+    from dreamer.priors.tiny.train import PRIOR_MODELS
+
+    prior = TinyPrior(TinyPriorConfig(weights=args.weights or PRIOR_MODELS[args.model]), device=args.device)
     cameras = turntable(args.views, prior.image_size, elevation=args.elevation, distance=args.distance,
                         fovy=float(prior.info.data.get("fovy", 42.5)))
     images = sample_views(prior, args.prompt, cameras, sampler, seed=args.seed, negative_prompt=args.negative)

@@ -48,7 +48,7 @@ PRIORS: dict[str, Entry] = {
                        summary="exact denoiser over shape-library renders (no weights)"),
     "tiny": Entry("dreamer.priors.tiny.prior", "TinyPriorConfig", "TinyPrior",
                   summary="the project's small text + camera conditioned pixel UNet (weights from `dreamer prior train`)"),
-    "tiny-mv": Entry("dreamer.priors.tiny.prior", "TinyPriorConfig", "TinyPrior", {"weights": "assets/priors/tiny-mv"},
+    "tiny-mv": Entry("dreamer.priors.tiny.prior", "TinyPriorConfig", "TinyPrior", {"weights": "assets/priors/tiny_mv"},
                      "the tiny prior, multi-view: 4-view sets denoised jointly (cross-view attention), per-pixel "
                      "raymaps (weights from `dreamer prior train --model tiny-mv`)"),
     "sd15": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dreamer import registry
-from dreamer.cameras import VIEW_LABELS, clip_cameras, frame_times, from_spherical
+from dreamer.cameras import Camera, VIEW_LABELS, clip_cameras, frame_times, from_spherical
 from dreamer.guidance.base import Guidance, GuidanceOutput
 from dreamer.priors.base import Prior, PromptEmbedding
 from dreamer.representations.base import RenderOutput, Representation
@@ -302,13 +302,16 @@ def test_prior_encode_images_is_differentiable_and_decode_returns_images(embedde
 
 def test_prior_predict_noise_has_the_input_shape(embedded_prior):
     p = embedded_prior
+    views = p.views_per_sample  # a multi-view prior takes B samples of V views (its declaration)
+    assert isinstance(views, int) and views >= 1
+    n = B * views
     emb = p.encode_prompt("a red cube", view_dependent=True)
-    cams = _cameras(size=p.image_size)
-    x_t = torch.randn(B, *p.latent_shape, generator=_gen(2))
-    t = torch.tensor([10, p.num_train_timesteps - 10])
+    cams = Camera.cat([_cameras(size=p.image_size)] * views)
+    x_t = torch.randn(n, *p.latent_shape, generator=_gen(2))
+    t = torch.tensor([10, p.num_train_timesteps - 10]).repeat_interleave(views)
     with torch.no_grad():
-        with_camera = p.predict_noise(x_t, t, emb.conditional(cams, B), cams)
-        without = p.predict_noise(x_t, t, emb.conditional(None, B))
+        with_camera = p.predict_noise(x_t, t, emb.conditional(cams, n), cams)
+        without = p.predict_noise(x_t, t, emb.conditional(None, n))
     for eps in (with_camera, without):
         assert eps.shape == x_t.shape and eps.dtype == torch.float32 and torch.isfinite(eps).all()
 

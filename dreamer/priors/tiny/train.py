@@ -117,7 +117,8 @@ def recipe(model: str) -> TinyTrainConfig:
     raise UserError(f"unknown prior model {model!r}; known: {', '.join(PRIOR_MODELS)}")
 
 
-PRIOR_MODELS = ("tiny", "tiny-mv")
+# each embedded prior model and its shipped weights folder (a Python-package name: no hyphen)
+PRIOR_MODELS = {"tiny": "assets/priors/tiny", "tiny-mv": "assets/priors/tiny_mv"}
 
 # Settings a resumed run may change; everything else (model, data, seed, lr) comes from the checkpoint.
 RESUMABLE = ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads", "decay_start", "final_lr_ratio")
