@@ -126,3 +126,16 @@ def test_random_backgrounds_are_one_colour_per_view_set_and_off_by_default(tmp_p
     assert out.rgb.shape[0] == 8
     with pytest.raises(UserError, match="random_background"):
         load_run_config("default", dotted=base + ["trainer.random_background=2"])
+
+
+def test_gaussians_then_mesh_refine_run_with_the_multi_view_prior(tmp_path, mv_weights):
+    """The two-stage preset (Gaussians, then a DMTet mesh) on view sets of the multi-view prior."""
+    import dreamer
+
+    small = ["resolution=16", "trainer.preview_every=0", "trainer.checkpoint_every=2", "export.mesh_resolution=32",
+             "export.texture_size=64", "refine.steps=2", "refine.start_resolution=32",
+             "refine.representation.grid_resolution=16", "refine.representation.init_colour_steps=5",
+             "representation.num_gaussians=300", "prior=tiny-mv", f"prior.weights={mv_weights}"]
+    result = dreamer.generate("a red cube", config="dreamgaussian-sds-tiny", out=tmp_path / "run", steps=2,
+                              dotted=small, trainer__progress=False, export__video=False)
+    assert result.mesh.is_file() and result.metrics["steps"] == 2
