@@ -19,8 +19,9 @@ class PresetInfo:
     representation: str
     prior: str  # the (image or video) prior; 4D presets also name their image prior in `image_prior`
     image_prior: str | None  # 4D: the prior that scores single frames; None for 3D presets
-    needs_download: bool  # a prior whose weights come from a model hub (not shipped with dreamer)
-    needs_gpu: bool  # practical only on a GPU (real diffusers priors at full size)
+    # a prior whose weights come from a model hub (not shipped with dreamer); those are full-size diffusers
+    # models, practical only on a GPU, so the same flag says both
+    needs_download: bool
 
     @property
     def needs(self) -> str:
@@ -44,7 +45,7 @@ def preset_info(name: str) -> PresetInfo:
     image_prior = _name(motion, "image_prior", "reference") if motion is not None else None
     priors = [prior] + ([image_prior] if image_prior else [])
     download = any(not registry.component_class("prior", p).embedded for p in priors)
-    return PresetInfo(name, guidance, representation, prior, image_prior, download, download)
+    return PresetInfo(name, guidance, representation, prior, image_prior, download)
 
 
 def preset_table() -> list[PresetInfo]:
