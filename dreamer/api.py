@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from dreamer import registry
 from dreamer.config import list_presets, load_yaml, parse_override
-from dreamer.errors import Interrupted, OutOfVocabularyWarning, TrainingDiverged, UserError
+from dreamer.errors import DiskFull, Interrupted, OutOfVocabularyWarning, TrainingDiverged, UserError
 from dreamer.export.options import FORMATS as EXPORT_FORMATS
 from dreamer.io import atomic_write_text
 from dreamer.run_config import RunConfig, build_run_config, load_run_config, save_run_config
@@ -30,7 +30,7 @@ __all__ = [
     # for front doors (the web UI): configs, choices, errors, events
     "RunConfig", "build_run_config", "load_run_config", "save_run_config", "list_presets", "load_yaml",
     "parse_override", "COMPONENT_KINDS", "component_summaries", "EXPORT_FORMATS", "ProgressEvent",
-    "atomic_write_text", "UserError", "Interrupted", "TrainingDiverged", "OutOfVocabularyWarning",
+    "atomic_write_text", "UserError", "Interrupted", "TrainingDiverged", "DiskFull", "OutOfVocabularyWarning",
 ]
 
 COMPONENT_KINDS: tuple[str, ...] = tuple(registry.TABLES)  # guidance, representation, prior

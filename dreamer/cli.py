@@ -10,7 +10,7 @@ import argparse
 import sys
 from contextlib import contextmanager
 
-from dreamer.errors import Interrupted, TrainingDiverged, UserError
+from dreamer.errors import DiskFull, Interrupted, TrainingDiverged, UserError
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sigterm_interrupts(), _one_line_warnings():
             return handler(args)
-    except (UserError, TrainingDiverged, Interrupted) as e:
+    except (UserError, TrainingDiverged, Interrupted, DiskFull) as e:
         print(f"error: {e}" if not isinstance(e, Interrupted) else str(e), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

@@ -24,6 +24,14 @@ class Interrupted(Exception):
     exit_code = 130
 
 
+class DiskFull(OSError):
+    """A write found no space left on its device (ENOSPC or a disk quota). The file being written was
+    removed and the one it would have replaced is intact, so `--resume` continues from the last
+    checkpoint once space is freed. CLI exit code 28 (ENOSPC)."""
+
+    exit_code = 28
+
+
 class OutOfVocabularyWarning(UserWarning):
     """The prompt has words an embedded prior (`tiny`) does not know; the run goes on, but will
     not be the object asked for. `warnings.simplefilter("error", OutOfVocabularyWarning)` makes it

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dreamer.api import (Interrupted, ProgressEvent, RunConfig, TrainingDiverged, UserError, atomic_write_text,
+from dreamer.api import (DiskFull, Interrupted, ProgressEvent, RunConfig, TrainingDiverged, UserError, atomic_write_text,
                          generate, save_run_config)
 
 from dreamer.ui.history import STATUS_FILE, read_run
@@ -232,7 +232,7 @@ class JobManager:
                          should_stop=stop.is_set, **self.generate_kwargs)
         except Interrupted:
             outcome: tuple[Status, str | None] = ("cancelled", None)
-        except (UserError, TrainingDiverged) as e:
+        except (UserError, TrainingDiverged, DiskFull) as e:  # DiskFull: resume the job once space is freed
             outcome = ("failed", str(e).splitlines()[0])
         except Exception as e:  # noqa: BLE001 - a bug must not kill the worker; the trace goes to the log
             log.exception("job %s failed", job.id)
