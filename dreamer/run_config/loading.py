@@ -1,0 +1,113 @@
+"""How presets, override mappings and 'a.b=value' strings combine into a validated RunConfig, and how
+one is saved."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from dreamer import registry
+from dreamer.config import load_yaml, merge, nested_update, parse_override, resolve_preset
+from dreamer.errors import UserError
+from dreamer.run_config.regularizers import known_regularizers, regularizers_for
+from dreamer.run_config.schema import RunConfig
+from dreamer.run_config.sections import Component
+
+_COMPONENT_KEYS = tuple(registry.TABLES)
+
+
+def build_run_config(data: dict) -> RunConfig:
+    """RunConfig from a plain mapping (a merged preset); validates every key and type."""
+    data = copy.deepcopy(data)
+    sections = {}
+    for key in _COMPONENT_KEYS:
+        raw = data.pop(key, None)
+        if raw is None:
+            raw = {}
+        if isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, dict):
+            raise UserError(f"config section '{key}' must be a name or a mapping, got {raw!r}")
+        raw = dict(raw)
+        name = raw.pop("name", getattr(RunConfig(), key).name)
+        if not isinstance(name, str):
+            raise UserError(f"config key '{key}.name' must be a string, got {name!r}")
+        config = merge(registry.default_config(key, name), raw, prefix=key)
+        sections[key] = Component(name, config)
+    weights = data.pop("regularizers", None)
+    config = merge(RunConfig(), data)
+    for key, section in sections.items():
+        setattr(config, key, section)
+    config.regularizers = regularizers_for(config.representation.name, weights)
+    if config.refine.regularizers:  # checked now, even when refine.steps = 0
+        refine_name = config.refine.representation.get("name", "mesh")
+        if isinstance(refine_name, str):
+            regularizers_for(refine_name, config.refine.regularizers, prefix="refine.regularizers")
+    return config
+
+
+def load_run_config(preset: str | None = "default", overrides: dict | None = None,
+                    dotted: list[str] | None = None) -> RunConfig:
+    """Preset (name or path) ← overrides mapping ← 'a.b=value' strings, in that order.
+
+    Changing a component's name (e.g. guidance=vsd) drops the preset's options for the old one;
+    changing the representation keeps only the preset's regularizer weights the new one has
+    (representation=gaussians keeps a NeRF preset's sparsity; representation=mesh drops it).
+    """
+    data: dict = load_yaml(resolve_preset(preset)) if preset else {}
+    preset_weights = data.pop("regularizers", None)
+    preset_representation = _section_name(data, "representation")
+    for key, value in (overrides or {}).items():
+        _apply(data, key.split("."), value)
+    for text in dotted or []:
+        path, value = parse_override(text)
+        _apply(data, path, value)
+    representation = _section_name(data, "representation")
+    if isinstance(preset_weights, dict) and isinstance(representation, str) and representation != preset_representation:
+        known = known_regularizers(representation)  # the preset's weights for another representation
+        preset_weights = {k: v for k, v in preset_weights.items() if k in known}
+    given = data.pop("regularizers", None)
+    if isinstance(preset_weights, dict) and isinstance(given, (dict, type(None))):
+        given = {**preset_weights, **(given or {})}  # the overrides win, name by name
+    elif given is None:
+        given = preset_weights  # None, or not a mapping (build_run_config says so)
+    if given is not None:
+        data["regularizers"] = given
+    return build_run_config(data)
+
+
+def _section_name(data: dict, key: str) -> Any:
+    """The component name a (partly merged) config mapping chooses for section `key`."""
+    section = data.get(key)
+    if isinstance(section, str):
+        return section
+    if isinstance(section, dict) and "name" in section:
+        return section["name"]
+    return getattr(RunConfig(), key).name
+
+
+def _apply(data: dict, path: list[str], value: Any) -> None:
+    head = path[0]
+    if head in _COMPONENT_KEYS:
+        section = data.get(head)
+        if isinstance(section, str):
+            section = {"name": section}
+            data[head] = section
+        if len(path) == 1 or path[1:] == ["name"]:
+            if isinstance(value, dict):
+                data[head] = value
+                return
+            current = (section or {}).get("name") if isinstance(section, dict) else None
+            if current != value:
+                data[head] = {"name": value}  # another component: the old options don't apply
+            return
+    nested_update(data, path, value)
+
+
+def save_run_config(config: RunConfig, path: Path) -> None:
+    import yaml
+
+    from dreamer.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

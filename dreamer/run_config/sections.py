@@ -1,0 +1,131 @@
+"""The sections of a run's config: optimiser, trainer, export, refine stage and 4D motion settings,
+and `Component` (a chosen guidance rule, representation or prior with its typed config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dreamer import registry
+from dreamer.config import merge
+from dreamer.errors import UserError
+from dreamer.export.options import MAX_FACES, PADDING, TEXTURE_SIZE, MeshExportOptions
+
+
+@dataclass
+class Component:
+    """A chosen component: its table name and its config dataclass."""
+
+    name: str
+    config: Any
+
+
+@dataclass
+class OptimConfig:
+    lr_scale: float = 1.0  # multiplies every parameter group's learning rate
+    betas: tuple[float, float] = (0.9, 0.99)  # Adam betas
+    eps: float = 1e-15  # Adam epsilon (small: grid features get tiny gradients)
+    weight_decay: float = 0.0  # Adam weight decay
+
+
+@dataclass
+class TrainerConfig:
+    checkpoint_every: int = 200  # steps between atomic checkpoints (and always at the end)
+    preview_every: int = 100  # steps between preview renders in previews/ (0 = off)
+    preview_resolution: int = 128  # side of the preview render, pixels
+    log_every: int = 10  # steps between metrics.jsonl lines
+    progress: bool = True  # show a progress bar with ETA on stderr
+    evaluate: bool = True  # write eval.json at the end for prompts of the shape library
+    # share of steps whose renders are composited over a random solid colour (one per view set) instead of the
+    # representation's own background: a white object over a white background costs the prior nothing as a
+    # ghost; over a colour it must be opaque to look white (0 = off; the previews, exports and eval are unchanged)
+    random_background: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.random_background <= 1.0:
+            from dreamer.errors import UserError
+
+            raise UserError(f"trainer.random_background must lie in [0, 1], got {self.random_background}")
+
+
+@dataclass
+class ExportConfig:
+    formats: list[str] = field(default_factory=lambda: ["glb"])  # any of glb, obj, ply (glb always written)
+    mesh_resolution: int = 128  # marching-cubes grid side (the iso-level is chosen automatically)
+    fill_unseen: bool = True  # NeRF/Gaussians: fill space no camera sees before meshing (render.solid), so a shell
+                              # open underneath exports as a solid; eval.json records it (it raises volume IoU)
+    max_faces: int = MAX_FACES  # decimate meshes with more triangles than this (UV unwrap time grows fast)
+    texture: bool = True  # bake colour into a UV texture (glb, obj+mtl+png); false: vertex colours
+    texture_size: int = TEXTURE_SIZE  # texture side in texels, a power of two (16 to 8192)
+    padding: int = PADDING  # texels of chart colour dilated past chart edges (no seams under filtering)
+    video: bool = True  # write the turntable video
+    video_frames: int = 48  # frames in the turntable
+    video_resolution: int = 192  # side of the turntable frames, pixels
+    fps: int = 16  # turntable frame rate (48 frames: a 3 s turn)
+
+    def mesh_options(self, formats: list[str] | None = None) -> MeshExportOptions:
+        """The mesh exporter's options (validated: a one-line UserError for a bad value)."""
+        return MeshExportOptions(formats=list(self.formats if formats is None else formats),
+                                 max_faces=self.max_faces, texture=self.texture,
+                                 texture_size=self.texture_size, padding=self.padding).validate()
+
+
+@dataclass
+class RefineConfig:
+    """A second stage: the first stage's result turned into a mesh and optimised on (Magic3D, DreamGaussian)."""
+
+    steps: int = 0  # steps of the second stage; 0 = no second stage
+    representation: dict[str, Any] = field(default_factory=lambda: {"name": "mesh"})  # its section (name + options)
+    resolution: int = 0  # training render side in the second stage (0 = the run's `resolution`)
+    start_resolution: int = 64  # marching-cubes side of the first stage's surface that the mesh starts from
+    lr_scale: float = 1.0  # the second stage's optim.lr_scale
+    regularizers: dict[str, float] = field(default_factory=dict)  # the second stage's regularizer weights (checked
+                                                                  # against refine.representation's, like `regularizers`)
+
+
+@dataclass
+class MotionConfig:
+    """4D runs (a representation with `is_dynamic`, e.g. gaussians4d): clips, stages and the hybrid schedule.
+
+    The run's `prior` and `guidance` are the video prior and its rule (video steps on clips); the
+    image prior and rule here score single frames: every step of the static stage (the canonical
+    asset alone, Dream-in-4D's first stage) and every `image_every`-th step after it (4D-fy's hybrid).
+    """
+
+    frames: int = 0  # frames per training clip; 0 = the video prior's num_frames
+    video_resolution: int = 0  # side of the clips' frames in video steps, pixels (0 = the run's `resolution`);
+                               # a video prior smaller than the run's renders needs no more (F renders per step)
+    static_steps: int = 0  # first stage: the canonical asset alone, image prior only (0: start from a static run,
+                           # e.g. representation.init=points representation.init_points=<3D run>/splats.ply)
+    image_prior: dict[str, Any] = field(default_factory=lambda: {"name": "reference"})  # single-frame prior (name + options)
+    image_guidance: dict[str, Any] = field(default_factory=lambda: {"name": "sds"})  # its rule (name + options)
+    image_negative_prompt: str = ""  # the image prior's negative prompt (the run's is motion-averse, for the video prior)
+    image_every: int = 0  # after the static stage, every n-th step is an image step at a random time (0: none)
+    image_weight: float = 1.0  # loss weight of an image step
+    video_weight: float = 1.0  # loss weight of a video step
+    freeze_canonical: bool = True  # the motion stage trains only the deformation (Dream-in-4D); false: both
+    export_frames: int = 16  # T: frames of the exported loop (animated GLB, PLY sequence, videos, eval)
+    fps: int = 8  # playback rate of the loop (16 frames: 2 s)
+
+    def validate(self) -> "MotionConfig":
+        if self.frames < 0 or self.frames == 1:
+            raise UserError(f"motion.frames must be 0 (the prior's) or at least 2, got {self.frames}")
+        if self.video_resolution < 0:
+            raise UserError(f"motion.video_resolution must be 0 (the run's resolution) or positive, got {self.video_resolution}")
+        if self.static_steps < 0 or self.image_every < 0:
+            raise UserError("motion.static_steps and motion.image_every must be 0 or positive")
+        if self.export_frames < 2 or self.fps < 1:
+            raise UserError(f"motion.export_frames must be >= 2 and motion.fps >= 1, got {self.export_frames}, {self.fps}")
+        if self.image_weight < 0 or self.video_weight < 0:
+            raise UserError("motion.image_weight and motion.video_weight must be >= 0")
+        for key in ("image_prior", "image_guidance"):
+            section = getattr(self, key)
+            if not isinstance(section, dict) or not isinstance(section.get("name"), str):
+                raise UserError(f"motion.{key} must be a mapping with a name, got {section!r}")
+        return self
+
+    def component(self, kind: str) -> Component:
+        """The image prior ("prior") or image rule ("guidance") as a typed component."""
+        raw = dict(self.image_prior if kind == "prior" else self.image_guidance)
+        name = raw.pop("name")
+        return Component(name, merge(registry.default_config(kind, name), raw, prefix=f"motion.image_{kind}"))
