@@ -30,6 +30,8 @@ __all__ = [
     # for front doors (the web UI): configs, choices, errors, events
     "RunConfig", "build_run_config", "load_run_config", "save_run_config", "list_presets", "load_yaml",
     "parse_override", "COMPONENT_KINDS", "component_summaries", "EXPORT_FORMATS", "ProgressEvent",
+    # one generator for many prompts (dreamer.amortized)
+    "train_amortized", "generate_amortized", "amortized_interpolate",
     "atomic_write_text", "UserError", "Interrupted", "TrainingDiverged", "DiskFull", "OutOfVocabularyWarning",
 ]
 
@@ -219,3 +221,29 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 def read_eval(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / "eval.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def train_amortized(out: str | Path, *, guidance: str = "", prompts: str = "", steps: int | None = None,
+                    resume: bool = False, dotted: list[str] | None = None, progress: bool = False):
+    """Train one text-conditioned generator for many prompts (`dreamer amortized train`); returns its
+    `TrainSummary`. `dotted`: `train.*`, `generator.*` and per-prompt run keys."""
+    from dreamer.amortized.train import train
+
+    return train(out, dotted or [], guidance, prompts, steps, resume, progress=progress)
+
+
+def generate_amortized(prompt: str, generator: str | Path, *, out: str | Path | None = None,
+                       overwrite: bool = False, dotted: list[str] | None = None) -> Result:
+    """Prompt -> run folder with the trained generator in `generator` (one forward pass; exports and eval
+    as `generate`). `dotted`: export.* overrides."""
+    from dreamer.amortized.use import generate_amortized as run
+
+    return run(prompt, generator, out, overwrite, dotted)
+
+
+def amortized_interpolate(generator: str | Path, start: str, end: str, out: str | Path, frames: int = 16) -> Path:
+    """A video morphing from `start` to `end` through the generator's mixed text vectors."""
+    from dreamer.amortized.use import interpolate
+
+    return interpolate(generator, start, end, out, frames=frames)
+

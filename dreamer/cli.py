@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from contextlib import contextmanager
 
 from dreamer.errors import DiskFull, Interrupted, TrainingDiverged, UserError
@@ -36,6 +37,8 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--formats", help="extra export formats, comma separated: obj,ply (caps: export.max_faces=N, "
                    "export.texture_size=N, export.texture=false)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--amortized", metavar="DIR", help="make the asset with the trained generator in DIR "
+                   "(dreamer amortized train): one forward pass instead of an optimisation")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. guidance.guidance_scale=20")
 
     e = sub.add_parser("export", help="export a run folder's asset",
@@ -69,6 +72,21 @@ def _build_parser() -> argparse.ArgumentParser:
     u.add_argument("--auth", help="require a login USER:PASSWORD (default: the DREAMER_UI_AUTH variable, else none)")
     u.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides applied to every job, e.g. steps=300 prior=reference")
+
+    am = sub.add_parser("amortized", help="train or use one generator for many prompts (amortised, ASD)",
+                        description="One text-conditioned generator for many prompts. Use a trained one with "
+                                    "`dreamer generate PROMPT --amortized DIR`.")
+    asub = am.add_subparsers(dest="amortized_command", required=True, metavar="ACTION")
+    from dreamer.amortized.arguments import add_arguments as add_amortized_train_arguments
+
+    add_amortized_train_arguments(asub.add_parser(
+        "train", help="train (or --resume) a generator; several processes: torchrun -m dreamer.amortized.train"))
+    ai = asub.add_parser("interpolate", help="a video morphing between two prompts")
+    ai.add_argument("generator", metavar="DIR", help="the folder of a trained generator")
+    ai.add_argument("start", help='the first prompt, e.g. "a red cube"')
+    ai.add_argument("end", help='the last prompt, e.g. "a blue sphere"')
+    ai.add_argument("--frames", type=int, default=16, help="frames (mixtures) in the video (default 16)")
+    ai.add_argument("--out", default=None, help="video path (default: DIR/interpolation.mp4)")
 
     pr = sub.add_parser("prior", help="train or sample the embedded tiny prior",
                         description="Train the tiny prior on shape-library renders, or sample from it.")
@@ -126,6 +144,8 @@ def _generate(args) -> int:
     from dreamer.api import generate
 
     prompt, dotted = _split_overrides(args.overrides, args.prompt)
+    if args.amortized:
+        return _generate_amortized(args, prompt, dotted)
     if prompt is None and not args.resume:
         raise UserError('no prompt given: run `dreamer generate "a red chair"`')
     overrides = {}
@@ -147,6 +167,41 @@ def _generate(args) -> int:
         print(f"{name:>6}: {path}")
     if "eval" in result.metrics:
         print(f"  eval: {_eval_line(result.metrics['eval'])}")
+    return 0
+
+
+def _generate_amortized(args, prompt: str | None, dotted: list[str]) -> int:
+    from dreamer.api import generate_amortized
+
+    if args.resume or args.config != "default" or any(getattr(args, k) is not None for k in (
+            "guidance", "representation", "prior", "steps", "seed", "negative_prompt")):
+        raise UserError("--amortized makes the asset in one forward pass: it takes a prompt, --out, --overwrite, "
+                        "--formats, --device and export.* overrides, not training options")
+    if prompt is None:
+        raise UserError('no prompt given: run `dreamer generate "a red chair" --amortized DIR`')
+    if args.formats:
+        from dreamer.export.options import parse_formats
+
+        dotted = [*dotted, f"export.formats={parse_formats(args.formats)}"]
+    result = generate_amortized(prompt, args.amortized, out=args.out, overwrite=args.overwrite, dotted=dotted)
+    print(f"run folder: {result.run_dir} (generator forward pass {result.metrics['forward_seconds']:.2f} s)")
+    for name, path in result.exports.items():
+        print(f"{name:>6}: {path}")
+    if "eval" in result.metrics:
+        print(f"  eval: {_eval_line(result.metrics['eval'])}")
+    return 0
+
+
+def _amortized(args) -> int:
+    if args.amortized_command == "train":
+        from dreamer.amortized.train import run_from_args
+
+        return run_from_args(args)
+    from dreamer.api import amortized_interpolate
+
+    out = args.out or str(Path(args.generator) / "interpolation.mp4")
+    path = amortized_interpolate(args.generator, args.start, args.end, out, frames=args.frames)
+    print(f"video: {path}")
     return 0
 
 
@@ -287,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets, "ui": _ui,
-               "prior": _prior}[args.command]
+               "prior": _prior, "amortized": _amortized}[args.command]
     from dreamer.signals import sigterm_interrupts
 
     try:

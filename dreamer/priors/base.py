@@ -74,6 +74,16 @@ class Prior(torch.nn.Module):
     embedded: ClassVar[bool] = False  # True for priors that ship with dreamer (no download, CPU-sized)
     is_video: ClassVar[bool] = False  # True for video priors (dreamer.priors.video): tensors carry a frame axis
 
+    def text_vector(self, embedding: PromptEmbedding) -> torch.Tensor:
+        """[D] one vector for a prompt, the mean of its conditional token features: what an amortised
+        generator (dreamer.amortized) is conditioned on. A prior whose conditioning is not text features
+        (the reference prior's is an index into its reference sets) refuses in one line."""
+        cond = embedding.cond
+        if not cond.is_floating_point() or cond.ndim != 3:
+            raise UserError(f"prior {type(self).__name__} has no text features to condition a generator on: "
+                            "use a text prior such as tiny")
+        return cond[0].float().mean(dim=0)
+
     @classmethod
     def declared_views(cls, config) -> int:
         """`views_per_sample` of the prior `config` builds, known before loading it (run validation)."""

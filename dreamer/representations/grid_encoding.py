@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 
-__all__ = ["DenseGrid", "TriplaneGrid", "HashGrid", "make_encoding"]
+__all__ = ["DenseGrid", "TriplaneGrid", "HashGrid", "make_encoding", "sample_triplane"]
 
 
 class DenseGrid(torch.nn.Module):
@@ -71,13 +71,20 @@ class TriplaneGrid(torch.nn.Module):
             torch.randn(3, features, resolution, resolution) * init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [S, 3] -> [S, out_dim]
-        coords = torch.stack([x[:, :2], x[:, ::2], x[:, 1:]], dim=0)  # [3, S, 2]: xy, xz, yz
-        out = F.grid_sample(self.planes, coords[:, :, None, :], mode="bilinear",
-                            padding_mode="border", align_corners=True)  # [3, C, S, 1]
-        out = out[..., 0]  # [3, C, S]
-        if self.reduce == "sum":
-            return out.sum(dim=0).t()  # [S, C]
-        return out.permute(2, 0, 1).reshape(x.shape[0], self.out_dim)  # [S, 3C]
+        return sample_triplane(self.planes, x, self.reduce)
+
+
+def sample_triplane(planes: torch.Tensor, x: torch.Tensor, reduce: str = "concat") -> torch.Tensor:
+    """Features [S, 3C] (concat) or [S, C] (sum) of points x [S, 3] in [−1, 1]³ from planes [3, C, R, R]
+    (xy, xz, yz), bilinearly interpolated: the triplane lookup of `TriplaneGrid` and of planes that a
+    network writes (dreamer.amortized)."""
+    coords = torch.stack([x[:, :2], x[:, ::2], x[:, 1:]], dim=0)  # [3, S, 2]: xy, xz, yz
+    out = F.grid_sample(planes, coords[:, :, None, :].to(planes.dtype), mode="bilinear",
+                        padding_mode="border", align_corners=True)  # [3, C, S, 1]
+    out = out[..., 0]  # [3, C, S]
+    if reduce == "sum":
+        return out.sum(dim=0).t()  # [S, C]
+    return out.permute(2, 0, 1).reshape(x.shape[0], -1)  # [S, 3C]
 
 
 _PRIMES = (1, 2654435761, 805459861)

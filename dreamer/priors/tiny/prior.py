@@ -137,7 +137,9 @@ class TinyPrior(Prior):
 
     def network_output(self, net: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,
                        camera: Camera | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """`net`'s v̂ [B, 3, S, S] in float32, with the camera's features (zeros = no camera); keeps the graph."""
+        """`net`'s v̂ [B, 3, S, S] in float32 (float64 for float64 inputs, when the prior itself was cast to
+        float64: the amortised trainer's equivalence runs), with the camera's features (zeros = no camera);
+        keeps the graph."""
         batch, device, views = x_t.shape[0], self.device, self.views_per_sample
         assert tuple(x_t.shape[1:]) == self.latent_shape, (tuple(x_t.shape), self.latent_shape)
         if batch % views:
@@ -146,7 +148,7 @@ class TinyPrior(Prior):
         assert embedding.shape[0] == batch, (tuple(embedding.shape), batch)
         camera = self._batch_cameras(camera, batch) if camera is not None else None
         return network_call(net, self.info.unet, x_t.to(device), t, embedding.to(device), camera, views,
-                            dtype=dtype or self.model_dtype).float()
+                            dtype=dtype or self.model_dtype).to(torch.promote_types(x_t.dtype, torch.float32))
 
     def _timesteps(self, t: torch.Tensor, batch: int) -> torch.Tensor:
         return timesteps(t, batch, self.device, self.num_train_timesteps)
