@@ -32,6 +32,8 @@ __all__ = [
     "parse_override", "COMPONENT_KINDS", "component_summaries", "EXPORT_FORMATS", "ProgressEvent",
     # one generator for many prompts (dreamer.amortized)
     "train_amortized", "generate_amortized", "amortized_interpolate",
+    # many prompts on Ray (dreamer.batch)
+    "batch",
     "atomic_write_text", "UserError", "Interrupted", "TrainingDiverged", "DiskFull", "OutOfVocabularyWarning",
 ]
 
@@ -246,4 +248,13 @@ def amortized_interpolate(generator: str | Path, start: str, end: str, out: str 
     from dreamer.amortized.use import interpolate
 
     return interpolate(generator, start, end, out, frames=frames)
+
+
+def batch(prompts: str | Path, out: str | Path, *, address: str | None = None, parallel: int = 1, threads: int = 1,
+          config: str = "default", dotted: list[str] | None = None, gpus_per_task: float = 0.0, progress: bool = False):
+    """Every prompt of the file `prompts` as a Ray task (`dreamer batch`); returns a `BatchSummary`."""
+    from dreamer.batch.runner import run_batch
+
+    return run_batch(prompts, out, address=address, parallel=parallel, threads=threads, config=config, dotted=dotted,
+                     gpus_per_task=gpus_per_task, progress=progress)
 

@@ -73,6 +73,21 @@ def _build_parser() -> argparse.ArgumentParser:
     u.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides applied to every job, e.g. steps=300 prior=reference")
 
+    b = sub.add_parser("batch", help="make an asset for every prompt of a file, on Ray (local or a cluster)",
+                       description="Each prompt of PROMPTS (one per line) is a Ray task running `dreamer generate`, "
+                                   "into DIR/<index>-<prompt>/. Finished prompts are skipped when the batch runs "
+                                   "again, interrupted ones resume; a killed worker's task is retried. Writes "
+                                   "DIR/batch.json and the contact sheet DIR/batch.png.")
+    b.add_argument("prompts", metavar="PROMPTS", help="a text file, one prompt per line (# comments)")
+    b.add_argument("--out", required=True, help="the batch folder")
+    b.add_argument("--address", default=None, help="a running Ray cluster to join (default: start a local Ray)")
+    b.add_argument("--parallel", type=int, default=1, help="prompts run at once (default 1)")
+    b.add_argument("--threads", type=int, default=1, help="CPU threads per prompt (default 1)")
+    b.add_argument("--gpus", type=float, default=0.0, help="GPUs per prompt on a GPU cluster (default 0)")
+    b.add_argument("--config", default="default", help="preset for every prompt (default: default)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every prompt")
+
     am = sub.add_parser("amortized", help="train or use one generator for many prompts (amortised, ASD)",
                         description="One text-conditioned generator for many prompts. Use a trained one with "
                                     "`dreamer generate PROMPT --amortized DIR`.")
@@ -190,6 +205,19 @@ def _generate_amortized(args, prompt: str | None, dotted: list[str]) -> int:
     if "eval" in result.metrics:
         print(f"  eval: {_eval_line(result.metrics['eval'])}")
     return 0
+
+
+def _batch(args) -> int:
+    from dreamer.api import batch
+
+    summary = batch(args.prompts, args.out, address=args.address, parallel=args.parallel, threads=args.threads,
+                    config=args.config, dotted=args.overrides, gpus_per_task=args.gpus, progress=not args.quiet)
+    print(f"{summary.count('finished')} made, {summary.count('skipped')} already there, {summary.count('failed')} failed "
+          f"in {summary.seconds:.0f} s: {summary.out / 'batch.json'}")
+    for r in summary.results:
+        if r.status == "failed":
+            print(f"  failed: {r.prompt}: {r.error}")
+    return 0 if not summary.count("failed") else 1
 
 
 def _amortized(args) -> int:
@@ -342,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     handler = {"generate": _generate, "export": _export, "eval": _eval, "presets": _presets, "ui": _ui,
-               "prior": _prior, "amortized": _amortized}[args.command]
+               "prior": _prior, "amortized": _amortized, "batch": _batch}[args.command]
     from dreamer.signals import sigterm_interrupts
 
     try:
