@@ -190,3 +190,36 @@ def test_bad_input_is_one_line(generator_folder, tmp_path, capsys):
     code, _, err = run_cli(["amortized", "train", "--out", str(tmp_path / "x"), "--prompts", str(tmp_path / "no.txt")],
                            capsys)
     assert code == 2 and "no such file" in err
+
+
+def test_the_web_ui_makes_an_asset_with_a_trained_generator(generator_folder, tmp_path):
+    import shutil
+
+    from dreamer.ui import amortized
+    from dreamer.ui.app import Page
+    from dreamer.ui.jobs import JobManager
+
+    runs = tmp_path / "runs"
+    assert amortized.list_generators(runs) == []
+    shutil.copytree(generator_folder, runs / "generators" / "vocab")
+    (runs / "generators" / "not-a-generator").mkdir()
+    assert amortized.list_generators(runs) == ["vocab"]
+    manager = JobManager(runs, max_concurrent=1)
+    try:
+        page = Page(manager)
+        message, model, video, evaluation = page.on_make("vocab", "a purple cube")
+        assert message.startswith("Made in one forward pass") and "error" not in message
+        assert model.endswith("model.glb") and Path(model).is_file() and Path(model).is_relative_to(runs)
+        assert video is not None and Path(video).is_file()
+        assert "Evaluation" in evaluation and "volume IoU" in evaluation
+        # an ordinary run folder: the History tab lists it
+        from dreamer.ui.history import list_runs
+
+        assert any(r.prompt == "a purple cube" for r in list_runs(runs))
+        for generator, prompt, expected in ((None, "a red cube", "choose a generator"),
+                                            ("nope", "a red cube", "no generator named 'nope'"),
+                                            ("vocab", "  ", "the prompt is empty")):
+            message, model, video, _ = page.on_make(generator, prompt)
+            assert message.startswith("error: ") and expected in message and model is None
+    finally:
+        manager.shutdown()

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from dreamer.api import EXACT_PRIORS, OutOfVocabularyWarning, UserError, check_prompt, prompt_notice
-from dreamer.ui import form, views
+from dreamer.ui import amortized, form, views
 from dreamer.ui.history import list_runs, run_outputs
 from dreamer.ui.jobs import JobManager, JobState
 from dreamer.ui.paths import CACHE_NAME, inside_runs, runs_root
@@ -237,6 +237,21 @@ class Page:
                 [self.served(p) for p in out.downloads] or None, views.eval_markdown(out.eval))
 
     # -- history ------------------------------------------------------------------------------
+    # -- the one-generator tab ----------------------------------------------------------------
+    def on_generators(self):
+        names = amortized.list_generators(self.runs_dir)
+        return gr.Dropdown(choices=names, value=names[0] if names else None)
+
+    def on_make(self, generator: str | None, prompt: str):
+        """(message, model, video, eval) of an asset made by a trained generator, shown at once."""
+        try:
+            made = amortized.make(self.runs_dir, generator, prompt)
+        except UserError as e:
+            return _problem(str(e)), None, None, ""
+        message = f"Made in one forward pass ({made.forward_seconds:.1f} s, then export) → `{made.run_dir.name}`"
+        video = self.served(made.video) if made.video is not None else None
+        return message, self.served(made.model), video, views.eval_markdown(made.eval)
+
     def on_history(self):
         records = list_runs(self.runs_dir)
         gallery, ids = [], []
@@ -356,6 +371,23 @@ def build_app(page: Page) -> gr.Blocks:
                         evaluation = gr.Markdown(elem_id="result-eval")
                         files = gr.File(label="Downloads", file_count="multiple", interactive=False,
                                         elem_id="result-files", height=240)
+            with gr.Tab("One generator", id="amortized") as amortized_tab:
+                gr.Markdown("A generator trained on many prompts (`dreamer amortized train --out "
+                            "<runs>/generators/NAME`) makes an asset in one forward pass instead of an optimisation.")
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        generator_name = gr.Dropdown([], label="Generator", elem_id="amortized-generator")
+                        generator_prompt = gr.Textbox(label="Prompt", placeholder="a purple cube",
+                                                      elem_id="amortized-prompt")
+                        make = gr.Button("Make", variant="primary", elem_id="amortized-make")
+                        made_message = gr.Markdown(elem_id="amortized-message")
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            made_model = gr.Model3D(label="model.glb", elem_id="amortized-model", height=320,
+                                                    clear_color=(1.0, 1.0, 1.0, 1.0))
+                            made_video = gr.Video(label="turntable", elem_id="amortized-video", autoplay=True,
+                                                  loop=True, interactive=False, height=320)
+                        made_eval = gr.Markdown(elem_id="amortized-eval")
             with gr.Tab("History", id="history") as history_tab:
                 refresh = gr.Button("Refresh", size="sm")
                 gallery = gr.Gallery(label="Runs with a preview (click to open)", columns=3, fit_columns=False,
@@ -388,6 +420,9 @@ def build_app(page: Page) -> gr.Blocks:
         picker.input(lambda job_id: job_id, picker, selected).then(page.on_poll, [selected, shown], panel, **quiet)
         queue.select(page.on_pick_row, None, selected).then(page.on_poll, [selected, shown], panel, **quiet)
         gr.Timer(POLL_S).tick(page.on_poll, [selected, shown], panel, **quiet)
+
+        amortized_tab.select(page.on_generators, None, generator_name)
+        make.click(page.on_make, [generator_name, generator_prompt], [made_message, made_model, made_video, made_eval])
 
         history_outputs = [gallery, runs, history_ids]
         refresh.click(page.on_history, None, history_outputs)
