@@ -76,8 +76,8 @@ def test_no_held_out_pair_is_a_training_prompt(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ processes
-def test_two_processes_at_batch_b_equal_one_process_at_2b_in_float64(tmp_path):
-    common = ["--steps", "3", "train.dtype=float64", "train.log_every=1", "train.batch_size=4", *SMALL]
+def _one_against_two(tmp_path, *args):
+    common = ["--steps", "3", "train.dtype=float64", "train.log_every=1", "train.batch_size=4", *SMALL, *args]
     one = single(tmp_path / "one", *common)
     assert one.returncode == 0, one.stderr[-2000:]
     two = torchrun(tmp_path / "two", 2, *common)  # 2 prompts per process per step
@@ -85,14 +85,31 @@ def test_two_processes_at_batch_b_equal_one_process_at_2b_in_float64(tmp_path):
     a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 3
+    lines = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    lines2 = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [r["step"] for r in lines2] == [1, 2, 3]
+    return a, b, lines, lines2
+
+
+def test_two_processes_at_batch_b_equal_one_process_at_2b_in_float64(tmp_path):
+    a, b, lines, lines2 = _one_against_two(tmp_path)
     for key, value in a["model"].items():
         assert value.dtype == torch.float64 or not value.is_floating_point()
         assert torch.allclose(value, b["model"][key], rtol=0, atol=1e-10), key
-    lines = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    lines2 = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in lines] == [1, 2, 3]
     for r, s in zip(lines, lines2):
         assert r["loss"] == pytest.approx(s["loss"], rel=1e-9) and r["grad_norm"] == pytest.approx(s["grad_norm"], rel=1e-9)
+
+
+def test_vsd_lora_is_averaged_over_the_processes(tmp_path):
+    # VSD's LoRA (the rule's own network) stays float32, so agreement is to float32 precision
+    a, b, _, _ = _one_against_two(tmp_path, "--guidance", "vsd")
+    assert a["guidance"] and a["guidance"].keys() == b["guidance"].keys()
+    assert any(float(v.abs().sum()) > 0 for k, v in a["guidance"].items() if "lora_B" in k)  # trained (starts at 0)
+    for key, value in a["guidance"].items():
+        assert torch.allclose(value, b["guidance"][key], rtol=0, atol=1e-6), key
+    for key, value in a["model"].items():
+        if value.is_floating_point():
+            assert torch.allclose(value, b["model"][key], rtol=0, atol=1e-6), key
 
 
 def test_a_twenty_step_two_process_run_completes_and_resumes(tmp_path):

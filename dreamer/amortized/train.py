@@ -159,7 +159,7 @@ class AmortizedTrainer:
         torch.manual_seed(t.seed)  # the same initial generator on every process and at every world size
         self.model = AmortizedNeRF(self.text.shape[1], setup.generator).to(device, self.dtype)
         self.guidance = build_guidance(run, self.prior, torch.Generator(), t.steps)
-        self.guidance.to(device)
+        self.guidance.to(device)  # a rule's own network (VSD's LoRA) stays in its dtype, float32
         self.rule_parameters = list(self.guidance.trainable_parameters())
         groups = [{"params": list(self.model.parameters()), "lr": t.lr}]
         if self.rule_parameters:
