@@ -38,7 +38,8 @@ def test_two_jobs_queue_in_order_and_both_finish(manager):
     for job in done:
         assert (job.run_dir / "model.glb").is_file() and (job.run_dir / "turntable.mp4").is_file()
         assert job.preview is not None and job.preview.parent == job.run_dir / "previews"
-        assert json.loads((job.run_dir / STATUS_FILE).read_text()) == {"status": "finished", "error": None}
+        saved = json.loads((job.run_dir / STATUS_FILE).read_text())
+        assert (saved["status"], saved["error"], saved["submitted"]) == ("finished", None, job.submitted_at)
     assert first.run_dir.parent == second.run_dir.parent == manager.runs_dir
 
 
@@ -133,3 +134,31 @@ def test_the_multi_view_preset_runs_from_the_form(manager):
     job = manager.wait(manager.submit(config).id, timeout=180)
     assert job.status == "finished" and (job.run_dir / "model.glb").is_file()
     assert json.loads((job.run_dir / "eval.json").read_text())["prompt"] == "a red chair"
+
+
+def test_a_restart_queues_again_what_was_queued_or_running_and_nothing_runs_twice(tmp_path):
+    runs = tmp_path / "runs"
+    before = JobManager(runs, max_concurrent=1)
+    done = before.submit(tiny_config("a red cube", steps=4))
+    assert before.wait(done.id, timeout=120).status == "finished"
+    running = before.submit(tiny_config("a green torus", steps=200))
+    queued = [before.submit(tiny_config(p, steps=4)) for p in ("a blue sphere", "a red cone")]
+    cancelled = before.submit(tiny_config("a gray cube", steps=4))
+    before.cancel(cancelled.id)  # the user's own cancel: not resumed by a restart
+    wait_until(lambda: before.get(running.id).step >= 3, what="step 3")
+    before.shutdown()  # the server stops with one job running and two queued
+    stopped_at = read_run(running.run_dir).step
+    assert 3 <= stopped_at < 200
+
+    after = JobManager(runs, max_concurrent=1, recover=True)
+    try:
+        assert after.recovered == [running.id] + [q.id for q in queued]  # in their original order
+        finished = [after.wait(job_id, timeout=180) for job_id in after.recovered]
+        assert [j.status for j in finished] == ["finished"] * 3
+        assert _metric_steps(running.run_dir) == list(range(1, 201))  # resumed from its checkpoint, no step twice
+        for job in queued:
+            assert _metric_steps(job.run_dir) == [1, 2, 3, 4]
+        assert after.get(done.id) is None and read_run(done.run_dir).status == "finished"  # not run again
+        assert after.get(cancelled.id) is None and read_run(cancelled.run_dir).status == "cancelled"
+    finally:
+        after.shutdown()

@@ -458,7 +458,9 @@ def launch(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860,
     # Gradio copies each file it serves (and each upload) into its cache: keep that inside the runs folder.
     os.environ["GRADIO_TEMP_DIR"] = str(runs_dir / CACHE_NAME)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    manager = JobManager(runs_dir, concurrency)
+    manager = JobManager(runs_dir, concurrency, recover=True)  # jobs a previous server left queued or running
+    if manager.recovered:
+        print(f"queued again after a restart: {len(manager.recovered)} job(s)", flush=True)
     demo = build_app(Page(manager, overrides))
     demo.queue(default_concurrency_limit=4)
     print(f"runs folder: {runs_dir}  (jobs: {concurrency} at a time)", flush=True)

@@ -17,7 +17,7 @@ from dreamer.api import UserError, build_run_config, load_yaml, read_eval
 
 from dreamer.ui.frames import FRAMES_ZIP, frames_zip
 
-STATUS_FILE = "ui-job.json"  # {"status": "failed"|"cancelled"|"finished", "error": str|None}
+STATUS_FILE = "ui-job.json"  # {"status": queued|running|interrupted|cancelled|failed|finished, "error": str|None}
 THUMBNAIL = Path("previews") / "latest.png"
 MOTION_VIDEO = "motion.mp4"  # 4D runs: the motion from a fixed front camera
 # What a finished run offers for download, in this order (those present).

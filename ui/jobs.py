@@ -5,6 +5,12 @@ tab that started it. Each job is a run folder under the runs folder; its `config
 when the job is queued, so a job is in the history (and resumable) from that moment on. A job
 runs `dreamer.api.generate(..., out=run_dir)`; Cancel makes its `should_stop` true, the trainer
 saves a checkpoint and raises `Interrupted`, and Resume runs `generate(resume=True, out=run_dir)`.
+
+Restarts lose nothing: each job's state is also on disk (`ui-job.json`: queued, running, interrupted —
+stopped by the server's own shutdown — cancelled, failed or finished). A manager started with
+`recover=True` (the server) queues again, in their original order, the jobs a previous server left
+queued, running or interrupted (also after a crash): from their checkpoint when they have one, else
+from step 0. Finished jobs and jobs the user cancelled are left alone, so none runs twice.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ class JobState:
 class JobManager:
     """Queue, run, cancel and resume jobs; `max_concurrent` run at once, the rest wait in order."""
 
-    def __init__(self, runs_dir: Path | str, max_concurrent: int = 1, generate_kwargs: dict[str, Any] | None = None):
+    def __init__(self, runs_dir: Path | str, max_concurrent: int = 1, generate_kwargs: dict[str, Any] | None = None,
+                 recover: bool = False):
         if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise UserError(f"concurrency must be a positive integer, got {max_concurrent!r}")
         self.runs_dir = runs_root(runs_dir)
@@ -69,6 +76,8 @@ class JobManager:
         self._pending: deque[str] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        with self._cond:
+            self.recovered: list[str] = self._recover() if recover else []  # job ids queued again at start-up
         self._workers = [threading.Thread(target=self._work, name=f"dreamer-job-{i}", daemon=True)
                          for i in range(max_concurrent)]
         for worker in self._workers:
@@ -85,6 +94,7 @@ class JobManager:
             self._check_open()
             self._jobs[job.id] = job
             self._enqueue(job)
+            self._write_status(job, "queued")
             return self._snapshot(job)
 
     def cancel(self, job_id: str) -> JobState:
@@ -113,6 +123,7 @@ class JobManager:
             job.eta_s = None
             self._jobs[job.id] = job
             self._enqueue(job)
+            self._write_status(job, "queued")
             return self._snapshot(job)
 
     def get(self, job_id: str) -> JobState | None:
@@ -193,11 +204,40 @@ class JobManager:
         job.error = error
         job.finished_at = time.time()
         job.eta_s = None if status != "finished" else 0.0
-        try:
-            atomic_write_text(job.run_dir / STATUS_FILE, json.dumps({"status": status, "error": error}))
-        except OSError as e:  # the folder went away: the page still shows the state
-            log.warning("cannot write %s in %s: %s", STATUS_FILE, job.run_dir, e)
+        # stopped by the server's shutdown, not by the user: the next server queues it again
+        self._write_status(job, "interrupted" if status == "cancelled" and self._closed else status, error)
         self._cond.notify_all()
+
+    def _write_status(self, job: JobState, status: str, error: str | None = None) -> None:
+        try:
+            atomic_write_text(job.run_dir / STATUS_FILE, json.dumps({"status": status, "error": error,
+                                                                     "submitted": job.submitted_at}))
+        except OSError as e:  # the folder went away, or the disk is full: the page still shows the state
+            log.warning("cannot write %s in %s: %s", STATUS_FILE, job.run_dir, e)
+
+    def _recover(self) -> list[str]:
+        """Queue again the jobs a previous server left queued, running or interrupted (oldest first)."""
+        from dreamer.ui.history import read_status_file
+
+        found = []
+        for run_dir in self.runs_dir.iterdir() if self.runs_dir.is_dir() else []:
+            if run_dir.name.startswith(".") or not (run_dir / "config.yaml").is_file():
+                continue
+            if (run_dir / "model.glb").is_file():
+                continue  # finished (its status may not have been written before a crash)
+            saved = read_status_file(run_dir)
+            if saved.get("status") in ("queued", "running", "interrupted"):
+                found.append((float(saved.get("submitted") or 0.0), run_dir.name))
+        ids = []
+        for submitted, job_id in sorted(found):
+            job = self._from_disk(job_id)
+            job.submitted_at = submitted or job.submitted_at
+            job.resume = (job.run_dir / "checkpoints" / "last.pt").is_file()
+            job.error = None
+            self._jobs[job.id] = job
+            self._enqueue(job)
+            ids.append(job.id)
+        return ids
 
     # -- the worker threads (lock not held) ---------------------------------------------------
     def _work(self) -> None:
@@ -213,7 +253,7 @@ class JobManager:
                 stop = self._stop[job.id]
                 resume = job.resume
                 self._cond.notify_all()
-            (job.run_dir / STATUS_FILE).unlink(missing_ok=True)  # the outcome of an earlier try no longer holds
+            self._write_status(job, "running")  # the outcome of an earlier try no longer holds
             self._run(job, stop, resume)
 
     def _run(self, job: JobState, stop: threading.Event, resume: bool) -> None:
