@@ -108,13 +108,16 @@ def test_trainer_renders_view_sets_for_a_multi_view_prior(tmp_path, mv_weights, 
 
 def test_random_backgrounds_are_one_colour_per_view_set_and_off_by_default(tmp_path, mv_weights, tiny_run):
     from dreamer.errors import UserError
-    from dreamer.run_config import load_run_config
+    from dreamer.run_config import RunConfig, load_run_config
     from dreamer.trainer.run_folder import RunFolder
     from dreamer.trainer.trainer import Trainer
 
     base = [o for o in tiny_run if not o.startswith("prior")] + ["prompt=a white cube", "prior=tiny-mv",
                                                                  f"prior.weights={mv_weights}", "batch_size=2"]
-    off = Trainer(load_run_config("default", dotted=base), RunFolder(tmp_path / "off"))
+    # off unless a preset turns it on (the default preset does: white objects, issue 27)
+    assert RunConfig().trainer.random_background == 0.0
+    assert load_run_config("default").trainer.random_background == 1.0
+    off = Trainer(load_run_config("default", dotted=base + ["trainer.random_background=0"]), RunFolder(tmp_path / "off"))
     state = off.camera_generator.get_state()
     assert off.distill_background(8) is None and torch.equal(off.camera_generator.get_state(), state)
     on = Trainer(load_run_config("default", dotted=base + ["trainer.random_background=1.0"]), RunFolder(tmp_path / "on"))

@@ -37,8 +37,9 @@ class Made:
     forward_seconds: float
 
 
-def make(runs_dir: Path, generator: str | None, prompt: str) -> Made:
-    """The asset for `prompt` from the generator named `generator`, in a new run folder."""
+def make(runs_dir: Path, generator: str | None, prompt: str, overrides: list[str] | None = None) -> Made:
+    """The asset for `prompt` from the generator named `generator`, in a new run folder; the server's
+    `export.*` overrides apply (the others are training settings, which a forward pass has none of)."""
     names = list_generators(runs_dir)
     if not generator:
         raise UserError(f"choose a generator (train one with: dreamer amortized train --out {runs_dir / GENERATORS}/NAME)")
@@ -48,6 +49,7 @@ def make(runs_dir: Path, generator: str | None, prompt: str) -> Made:
         raise UserError('the prompt is empty: describe one object such as "a red cube"')
     out = new_run_dir(runs_dir, prompt)
     with _lock:
-        result = generate_amortized(prompt, runs_dir / GENERATORS / generator, out=out, overwrite=True)
+        result = generate_amortized(prompt, runs_dir / GENERATORS / generator, out=out, overwrite=True,
+                                    dotted=[o for o in overrides or [] if o.startswith("export.")])
     return Made(result.run_dir, result.mesh, result.video, result.metrics.get("eval", {}),
                 result.metrics["forward_seconds"])

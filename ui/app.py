@@ -245,7 +245,7 @@ class Page:
     def on_make(self, generator: str | None, prompt: str):
         """(message, model, video, eval) of an asset made by a trained generator, shown at once."""
         try:
-            made = amortized.make(self.runs_dir, generator, prompt)
+            made = amortized.make(self.runs_dir, generator, prompt, self.overrides)
         except UserError as e:
             return _problem(str(e)), None, None, ""
         message = f"Made in one forward pass ({made.forward_seconds:.1f} s, then export) → `{made.run_dir.name}`"

@@ -150,7 +150,9 @@ class AmortizedTrainer:
         device = processes.device
         self.prior = build_prior(run, device)
         self.prior.requires_grad_(False)
-        self.embeddings = [self._embed(p) for p in prompts]
+        first = self._embed(prompts[0])
+        self.prior.text_vector(first)  # a prior without text features refuses before the other prompts are encoded
+        self.embeddings = [first] + [self._embed(p) for p in prompts[1:]]
         self.text = torch.stack([self.prior.text_vector(e) for e in self.embeddings]).to(device, self.dtype)
         if self.dtype == torch.float64:  # the equivalence runs: the whole computation in float64
             self.prior.to(torch.float64)

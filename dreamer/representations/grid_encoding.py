@@ -84,7 +84,7 @@ def sample_triplane(planes: torch.Tensor, x: torch.Tensor, reduce: str = "concat
     out = out[..., 0]  # [3, C, S]
     if reduce == "sum":
         return out.sum(dim=0).t()  # [S, C]
-    return out.permute(2, 0, 1).reshape(x.shape[0], -1)  # [S, 3C]
+    return out.permute(2, 0, 1).reshape(x.shape[0], 3 * planes.shape[1])  # [S, 3C]
 
 
 _PRIMES = (1, 2654435761, 805459861)
