@@ -47,12 +47,14 @@ ARMS = {
 }
 
 
-def train_arm(arm: str, seed: int, prompts_file: Path, out: Path, steps: int, batch: int) -> subprocess.Popen:
+def train_arm(arm: str, seed: int, prompts_file: Path, out: Path, steps: int, batch: int,
+              common: list[str]) -> subprocess.Popen:
     rule, extra = ARMS[arm]
     cmd = [sys.executable, "-m", "dreamer.amortized.train", "--out", str(out), "--guidance", rule, "--prompts",
            str(prompts_file), "--steps", str(steps), "--quiet", f"train.seed={seed}", f"train.batch_size={batch}",
-           "train.log_every=5", "train.threads=1", "guidance.weighting=sigma_over_alpha", *SCHEDULE[rule], *extra]
-    log = open(out.with_suffix(".log"), "w")
+           "train.log_every=5", "train.threads=1", "guidance.weighting=sigma_over_alpha", *SCHEDULE[rule], *extra,
+           *common]
+    log = open(out.parent / f"{out.name}.log", "w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=2, help="trainings at once (1 thread each)")
     parser.add_argument("--label", default="pilot")
     parser.add_argument("--out", default="runs/amortized-arms")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings for every arm (held equal)")
     args = parser.parse_args(argv)
 
     from dreamer.amortized.prompts import held_out_prompts, vocabulary_prompts
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             if (folder / "generator.pt").is_file() and json.loads((folder / "done.json").read_text()
                                                                  if (folder / "done.json").is_file() else "{}"):
                 continue  # finished earlier (resumable bench)
-            running[(arm, seed)] = train_arm(arm, seed, prompts_file, folder, args.steps, args.batch)
+            running[(arm, seed)] = train_arm(arm, seed, prompts_file, folder, args.steps, args.batch, args.overrides)
             started[(arm, seed)] = time.perf_counter()
         for key, proc in list(running.items()):
             if proc.poll() is not None:
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     body = (f"{state.describe()}. K = {args.prompts} training prompts (draw seed {args.draw_seed}: "
             f"{', '.join(prompts)}), {args.steps} steps × {args.batch} prompts per step "
             f"({args.steps * args.batch / args.prompts:.0f} renders per prompt), seeds {args.seeds}; "
-            f"held-out: the 18 pairs never trained on. Settings held equal as in the script's docstring; "
+            f"held-out: the 18 pairs never trained on. Settings held equal as in the script's docstring"
+            f"{' and ' + ', '.join(args.overrides) if args.overrides else ''}; "
             f"1 torch thread per training, {args.parallel} at once.\n\n{table}\n")
     command = "python bench/amortized_arms.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_section(f"amortized-arms-{args.label}", f"Amortised generator: SDS against ASD ({args.label})", body, command)

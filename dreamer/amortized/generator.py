@@ -101,7 +101,8 @@ class AmortizedNeRF(nn.Module):
     def snapshot(self, planes: torch.Tensor) -> NeRF:
         """A plain NeRF (float32, trainable grid) holding one prompt's planes [3, C, R, R] and the
         shared decoder: the run folder's representation, which `dreamer export` and eval read back."""
-        nerf = NeRF(nerf_config(self.config, occupancy=False))
+        nerf = NeRF(nerf_config(self.config, occupancy=True))
         nerf.encoding.planes.copy_(planes.float())
         nerf.mlp.load_state_dict({k: v.float() for k, v in self.renderer.mlp.state_dict().items()})
+        nerf.update_occupancy(torch.Generator().manual_seed(0))  # renders skip empty space, as a trained NeRF's do
         return nerf.eval()

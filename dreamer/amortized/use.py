@@ -68,7 +68,7 @@ def asset_config(loaded: LoadedGenerator, prompt: str, overrides: list[str] | No
 
     data = loaded.run.to_dict()
     data["prompt"] = prompt
-    data["representation"] = {"name": "nerf", **to_dict(nerf_config(loaded.model.config, occupancy=False))}
+    data["representation"] = {"name": "nerf", **to_dict(nerf_config(loaded.model.config, occupancy=True))}
     data["steps"] = max(loaded.step, 1)
     for text in overrides or []:
         path, value = parse_override(text)
