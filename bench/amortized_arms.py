@@ -58,7 +58,11 @@ def train_arm(arm: str, seed: int, prompts_file: Path, out: Path, steps: int, ba
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def divergence(metrics: list[dict]) -> str:
+def divergence(metrics: list[dict], seen: list[dict]) -> str:
+    """NaN/inf, "collapsed" (the late losses far above the early ones) or "emptied" (every seen prompt's
+    asset empty at the end: the field gave up its density), else "no"."""
+    if seen and all(r["volume_iou"] == 0.0 and r["right_views"] == 0 for r in seen):
+        return "emptied"
     losses = [m["loss"] for m in metrics]
     if not losses:
         return "no log"
@@ -147,8 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         done = json.loads((folder / "done.json").read_text())
         metrics = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()] \
             if (folder / "metrics.jsonl").is_file() else []
-        diverged = "NaN/inf" if done["returncode"] != 0 else divergence(metrics)
         seen = evaluate(folder, prompts) if done["returncode"] == 0 else []
+        diverged = "NaN/inf" if done["returncode"] != 0 else divergence(metrics, seen)
         unseen = evaluate(folder, held) if done["returncode"] == 0 else []
         s_ok, s_iou = summarise(seen) if seen else (0.0, 0.0)
         h_ok, h_iou = summarise(unseen) if unseen else (0.0, 0.0)

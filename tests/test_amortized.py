@@ -54,6 +54,14 @@ def test_the_shards_of_an_epoch_are_disjoint_and_cover_every_prompt():
     assert epoch_order(7, 0, count) != epoch_order(8, 0, count)
 
 
+def test_options_of_another_rule_than_the_presets_are_kept():
+    from dreamer.amortized.train import make_setup
+
+    setup = make_setup(["guidance.eta=0.0", "guidance.guidance_scale=3.0", "train.steps=5"], guidance="asd")
+    assert setup.run.guidance.name == "asd" and setup.train.steps == 5
+    assert setup.run.guidance.config.eta == 0.0 and setup.run.guidance.config.guidance_scale == 3.0
+
+
 def test_randomness_depends_on_seed_step_and_prompt_only():
     a = torch.rand(4, generator=sample_generator(3, 10, 5))
     assert torch.equal(a, torch.rand(4, generator=sample_generator(3, 10, 5)))

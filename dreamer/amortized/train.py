@@ -79,7 +79,9 @@ def make_setup(overrides: list[str], guidance: str = "", prompts: str = "", step
         train_data["steps"] = steps
     train = merge(AmortizedTrainConfig(), train_data, prefix="train")
     generator = merge(GeneratorConfig(), gen_data, prefix="generator").validate()
-    dotted = run_overrides + ([f"guidance={train.guidance}"] if train.guidance else [])
+    # the rule's name first: naming another rule than the preset's drops the preset's options for it, and
+    # must not drop the guidance.* overrides given for the new one
+    dotted = ([f"guidance={train.guidance}"] if train.guidance else []) + run_overrides
     # any training prompt validates the run settings; each step sets its own
     run = load_run_config(train.preset, {"prompt": "a red cube"}, dotted).validate()
     return AmortizedSetup(train, generator, run, run_overrides)
