@@ -1,11 +1,25 @@
 import os
 
-import pytest
+# Under pytest-xdist (`make test`: one worker per CPU) each worker, and every process it starts, gets its
+# share of the cores: torch's default of one thread per core in every worker oversubscribes them, and
+# OpenMP threads that spin while they wait make that far slower still.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import tiny_diffusers
+import pytest  # noqa: E402
+
+import tiny_diffusers  # noqa: E402
 
 # Keep the reference-prior cache inside the test's temp folders, never in ~/.cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)

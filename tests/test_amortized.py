@@ -2,9 +2,6 @@
 resume, `generate --amortized`, interpolation, and the one-line errors."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -25,18 +22,6 @@ def run_cli(args, capsys):
     code = cli.main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def torchrun(out: Path, nproc: int, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "dreamer.amortized.train", "--out", str(out), "--quiet", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-
-
-def single(out: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "dreamer.amortized.train", "--out", str(out), "--quiet", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 # ------------------------------------------------------------------------------------------ prompts
@@ -81,60 +66,6 @@ def test_no_held_out_pair_is_a_training_prompt(tmp_path):
     only_held.write_text(held[1] + "\n")
     with pytest.raises(UserError, match="no training prompt left"):
         load_prompts(str(only_held))
-
-
-# ------------------------------------------------------------------------------------------ processes
-def _one_against_two(tmp_path, *args):
-    common = ["--steps", "3", "train.dtype=float64", "train.log_every=1", "train.batch_size=4", *SMALL, *args]
-    one = single(tmp_path / "one", *common)
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = torchrun(tmp_path / "two", 2, *common)  # 2 prompts per process per step
-    assert two.returncode == 0, two.stderr[-2000:]
-    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=True)
-    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
-    assert a["step"] == b["step"] == 3
-    lines = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    lines2 = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in lines] == [r["step"] for r in lines2] == [1, 2, 3]
-    return a, b, lines, lines2
-
-
-def test_two_processes_at_batch_b_equal_one_process_at_2b_in_float64(tmp_path):
-    a, b, lines, lines2 = _one_against_two(tmp_path)
-    for key, value in a["model"].items():
-        assert value.dtype == torch.float64 or not value.is_floating_point()
-        assert torch.allclose(value, b["model"][key], rtol=0, atol=1e-10), key
-    for r, s in zip(lines, lines2):
-        assert r["loss"] == pytest.approx(s["loss"], rel=1e-9) and r["grad_norm"] == pytest.approx(s["grad_norm"], rel=1e-9)
-
-
-def test_vsd_lora_is_averaged_over_the_processes(tmp_path):
-    # VSD's LoRA (the rule's own network) stays float32, so agreement is to float32 precision
-    a, b, _, _ = _one_against_two(tmp_path, "--guidance", "vsd")
-    assert a["guidance"] and a["guidance"].keys() == b["guidance"].keys()
-    assert any(float(v.abs().sum()) > 0 for k, v in a["guidance"].items() if "lora_B" in k)  # trained (starts at 0)
-    for key, value in a["guidance"].items():
-        assert torch.allclose(value, b["guidance"][key], rtol=0, atol=1e-6), key
-    for key, value in a["model"].items():
-        if value.is_floating_point():
-            assert torch.allclose(value, b["model"][key], rtol=0, atol=1e-6), key
-
-
-def test_a_twenty_step_two_process_run_completes_and_resumes(tmp_path):
-    out = tmp_path / "gen"
-    first = torchrun(out, 2, "--steps", "10", "train.batch_size=2", "train.checkpoint_every=5", "train.log_every=5",
-                     *SMALL)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 10
-    again = torchrun(out, 2, "--steps", "20", "train.batch_size=2")
-    assert again.returncode != 0 and "add --resume" in again.stderr  # torchrun exits 1 when a worker fails
-    resumed = torchrun(out, 2, "--steps", "20", "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 20
-    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [5, 10, 15, 20]
-    changed = torchrun(out, 2, "--steps", "30", "--resume", "train.lr=0.5")
-    assert changed.returncode != 0 and "train.lr" in changed.stderr and "cannot change" in changed.stderr
 
 
 # ------------------------------------------------------------------------------------------ use
