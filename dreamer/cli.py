@@ -177,21 +177,25 @@ def _generate(args) -> int:
     result = generate(prompt, config=args.config, out=args.out, resume=args.resume, overwrite=args.overwrite,
                       dotted=dotted,
                       **{k.replace(".", "__"): v for k, v in overrides.items()})
-    print(f"run folder: {result.run_dir}")
+    _print_result(result)
+    return 0
+
+
+def _print_result(result, note: str = "") -> None:
+    print(f"run folder: {result.run_dir}{note}")
     for name, path in result.exports.items():
         print(f"{name:>6}: {path}")
     if "eval" in result.metrics:
         print(f"  eval: {_eval_line(result.metrics['eval'])}")
-    return 0
 
 
 def _generate_amortized(args, prompt: str | None, dotted: list[str]) -> int:
     from dreamer.api import generate_amortized
 
     if args.resume or args.config != "default" or any(getattr(args, k) is not None for k in (
-            "guidance", "representation", "prior", "steps", "seed", "negative_prompt")):
-        raise UserError("--amortized makes the asset in one forward pass: it takes a prompt, --out, --overwrite, "
-                        "--formats, --device and export.* overrides, not training options")
+            "guidance", "representation", "prior", "steps", "seed", "negative_prompt", "device")):
+        raise UserError("--amortized makes the asset in one forward pass on the CPU: it takes a prompt, --out, "
+                        "--overwrite, --formats and export.* overrides, not training options")
     if prompt is None:
         raise UserError('no prompt given: run `dreamer generate "a red chair" --amortized DIR`')
     if args.formats:
@@ -199,11 +203,7 @@ def _generate_amortized(args, prompt: str | None, dotted: list[str]) -> int:
 
         dotted = [*dotted, f"export.formats={parse_formats(args.formats)}"]
     result = generate_amortized(prompt, args.amortized, out=args.out, overwrite=args.overwrite, dotted=dotted)
-    print(f"run folder: {result.run_dir} (generator forward pass {result.metrics['forward_seconds']:.2f} s)")
-    for name, path in result.exports.items():
-        print(f"{name:>6}: {path}")
-    if "eval" in result.metrics:
-        print(f"  eval: {_eval_line(result.metrics['eval'])}")
+    _print_result(result, f" (generator forward pass {result.metrics['forward_seconds']:.2f} s)")
     return 0
 
 
