@@ -67,14 +67,14 @@ def test_a_twenty_step_two_process_run_completes_and_resumes(tmp_path):
                      *SMALL)
     assert first.returncode == 0, first.stderr[-2000:]
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 10
-    again = torchrun(out, 2, "--steps", "20", "train.batch_size=2")
-    assert again.returncode != 0 and "add --resume" in again.stderr  # torchrun exits 1 when a worker fails
+    again = single(out, "--steps", "20", "train.batch_size=2")  # refused before any process group starts
+    assert again.returncode == 2 and "add --resume" in again.stderr
     resumed = torchrun(out, 2, "--steps", "20", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"] == 20
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [5, 10, 15, 20]
-    changed = torchrun(out, 2, "--steps", "30", "--resume", "train.lr=0.5")
-    assert changed.returncode != 0 and "train.lr" in changed.stderr and "cannot change" in changed.stderr
+    changed = single(out, "--steps", "30", "--resume", "train.lr=0.5")
+    assert changed.returncode == 2 and "train.lr" in changed.stderr and "cannot change" in changed.stderr
 
 
