@@ -162,3 +162,34 @@ def test_a_restart_queues_again_what_was_queued_or_running_and_nothing_runs_twic
         assert after.get(cancelled.id) is None and read_run(cancelled.run_dir).status == "cancelled"
     finally:
         after.shutdown()
+
+
+def test_after_a_crash_the_states_left_on_disk_are_recovered(tmp_path):
+    """A server killed outright writes nothing more: its jobs are left "queued" or "running" on disk."""
+    import dreamer
+    from dreamer.errors import Interrupted
+    from dreamer.run_config import save_run_config
+    from dreamer.ui.paths import new_run_dir
+
+    runs = tmp_path / "runs"
+    config = tiny_config("a blue sphere", steps=6)
+    running_dir, queued_dir = new_run_dir(runs, "a blue sphere"), new_run_dir(runs, "a red cone")
+    for folder, prompt in ((running_dir, "a blue sphere"), (queued_dir, "a red cone")):
+        config.prompt = prompt
+        save_run_config(config, folder / "config.yaml")
+    with pytest.raises(Interrupted):  # stopped at step 3, as a crash mid-run would leave it: a checkpoint
+        progress = {}
+        dreamer.generate(config=str(running_dir / "config.yaml"), out=running_dir, trainer__progress=False,
+                         on_progress=lambda e: progress.update(step=e.step), should_stop=lambda: progress.get("step", 0) >= 3)
+    (running_dir / STATUS_FILE).write_text(json.dumps({"status": "running", "error": None, "submitted": 1.0}))
+    (queued_dir / STATUS_FILE).write_text(json.dumps({"status": "queued", "error": None, "submitted": 2.0}))
+
+    after = JobManager(runs, max_concurrent=1, recover=True)
+    try:
+        assert after.recovered == [running_dir.name, queued_dir.name]
+        done = [after.wait(job_id, timeout=120) for job_id in after.recovered]
+        assert [j.status for j in done] == ["finished", "finished"]
+        assert _metric_steps(running_dir) == [1, 2, 3, 4, 5, 6]  # resumed after step 3, nothing twice
+        assert (queued_dir / "model.glb").is_file()
+    finally:
+        after.shutdown()
