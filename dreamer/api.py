@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from dreamer import registry
 from dreamer.config import list_presets, load_yaml, parse_override
+from dreamer.amortized.config import WEIGHTS as AMORTIZED_WEIGHTS
 from dreamer.errors import DiskFull, Interrupted, OutOfVocabularyWarning, TrainingDiverged, UserError
 from dreamer.export.options import FORMATS as EXPORT_FORMATS
 from dreamer.io import atomic_write_text
@@ -31,7 +32,7 @@ __all__ = [
     "RunConfig", "build_run_config", "load_run_config", "save_run_config", "list_presets", "load_yaml",
     "parse_override", "COMPONENT_KINDS", "component_summaries", "EXPORT_FORMATS", "ProgressEvent",
     # one generator for many prompts (dreamer.amortized)
-    "train_amortized", "generate_amortized", "amortized_interpolate",
+    "train_amortized", "generate_amortized", "amortized_interpolate", "AMORTIZED_WEIGHTS",
     # many prompts on Ray (dreamer.batch)
     "batch",
     "atomic_write_text", "UserError", "Interrupted", "TrainingDiverged", "DiskFull", "OutOfVocabularyWarning",

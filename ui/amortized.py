@@ -12,11 +12,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreamer.api import UserError, generate_amortized
+from dreamer.api import AMORTIZED_WEIGHTS, UserError, generate_amortized
 from dreamer.ui.paths import new_run_dir
 
 GENERATORS = "generators"
-WEIGHTS = "generator.pt"
 _lock = threading.Lock()  # one forward pass at a time: they are short, and share the CPU threads
 
 
@@ -25,7 +24,7 @@ def list_generators(runs_dir: Path) -> list[str]:
     root = runs_dir / GENERATORS
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / WEIGHTS).is_file())
+    return sorted(p.name for p in root.iterdir() if (p / AMORTIZED_WEIGHTS).is_file())
 
 
 @dataclass

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from dreamer.errors import UserError
 
+WEIGHTS = "generator.pt"  # a trained generator's file in its folder (weights, settings, prompts)
+
 
 @dataclass
 class GeneratorConfig:

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 
 from dreamer.amortized.arguments import add_arguments
-from dreamer.amortized.config import AmortizedTrainConfig, GeneratorConfig
+from dreamer.amortized.config import WEIGHTS, AmortizedTrainConfig, GeneratorConfig
 from dreamer.amortized.generator import AmortizedNeRF
 from dreamer.amortized.prompts import load_prompts, sample_generator, shard, step_prompts
 from dreamer.cameras import sample_orbit
@@ -39,9 +39,9 @@ from dreamer.errors import Interrupted, TrainingDiverged, UserError
 from dreamer.io import atomic_save, atomic_write_text
 from dreamer.run_config import RunConfig, load_run_config
 from dreamer.trainer.build import build_guidance, build_prior
+from dreamer.trainer.trainer import random_backgrounds
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
-WEIGHTS = "generator.pt"
 
 
 @dataclass
@@ -189,10 +189,8 @@ class AmortizedTrainer:
 
     # -- one sample, one step
     def _background(self, g: torch.Generator) -> torch.Tensor | None:
-        share = self.setup.run.trainer.random_background
-        if share <= 0 or not bool(torch.rand((), generator=g) < share):
-            return None
-        return torch.rand(3, generator=g).view(1, 1, 1, 3).to(self.proc.device, self.dtype)
+        colours = random_backgrounds(self.setup.run.trainer.random_background, 1, 1, g)
+        return None if colours is None else colours.to(self.proc.device, self.dtype)
 
     def sample_loss(self, planes: torch.Tensor, index: int) -> tuple[torch.Tensor, dict]:
         run, t = self.setup.run, self.setup.train

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamer.amortized.config import GeneratorConfig
+from dreamer.amortized.config import WEIGHTS, GeneratorConfig
 from dreamer.amortized.generator import AmortizedNeRF, nerf_config
-from dreamer.amortized.train import WEIGHTS
 from dreamer.config import merge, to_dict
 from dreamer.errors import UserError
 from dreamer.run_config import RunConfig, build_run_config

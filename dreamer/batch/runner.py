@@ -10,7 +10,6 @@ result, so an interrupted batch leaves a true record, and a contact sheet goes b
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,8 +45,9 @@ def read_prompts(path: Path | str) -> list[str]:
 
 
 def run_folder_name(index: int, prompt: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40].strip("-") or "prompt"
-    return f"{index:04d}-{slug}"
+    from dreamer.api import slugify
+
+    return f"{index:04d}-{slugify(prompt)}"
 
 
 def _start_ray(address: str | None, parallel: int, threads: int, gpus: bool):

@@ -40,6 +40,15 @@ def _make_generator(seed: int) -> torch.Generator:
     return g
 
 
+def random_backgrounds(share: float, renders: int, views: int, generator: torch.Generator) -> torch.Tensor | None:
+    """[renders, 1, 1, 3] random solid colours, one per set of `views` renders, with probability `share`
+    (one draw decides); None otherwise. Draws nothing when `share` is 0."""
+    if share <= 0 or not bool(torch.rand((), generator=generator) < share):
+        return None
+    colours = torch.rand(renders // views, 3, generator=generator).repeat_interleave(views, dim=0)
+    return colours.view(renders, 1, 1, 3)
+
+
 class Trainer:
     def __init__(self, config: RunConfig, run: RunFolder,
                  on_progress: Callable[[ProgressEvent], None] | None = None,
@@ -135,12 +144,9 @@ class Trainer:
         """[renders, 1, 1, 3] random solid colours, one per view set, on `trainer.random_background` of the
         steps; None (the representation's own background) otherwise. Draws from the camera generator only
         when the option is on, so runs without it are unchanged."""
-        share = self.config.trainer.random_background
-        if share <= 0 or not bool(torch.rand((), generator=self.camera_generator) < share):
-            return None
-        views = self.prior.views_per_sample
-        colours = torch.rand(renders // views, 3, generator=self.camera_generator).repeat_interleave(views, dim=0)
-        return colours.view(renders, 1, 1, 3).to(self.device)
+        colours = random_backgrounds(self.config.trainer.random_background, renders, self.prior.views_per_sample,
+                                     self.camera_generator)
+        return None if colours is None else colours.to(self.device)
 
     def guided_render(self) -> tuple[RenderOutput, GuidanceOutput, float, dict]:
         """One step's render and guidance: (render, guidance output, the loss weight, extra metrics)."""
