@@ -113,6 +113,40 @@ def test_uploaded_configs_are_validated(page, tmp_path):
     assert text == good.read_text() and use_yaml is True and check == "✓ valid config"
 
 
+def test_the_form_says_whether_it_holds_the_shown_jobs_settings_and_can_take_them(page):
+    assert page.on_form_match(None, *_fields(page, "a red cube"), False, "") == ""
+    _, job_id = page.on_generate(*_fields(page, "a red cube", steps=4), False, "")
+    assert page.on_form_match(job_id, *_fields(page, "a red cube", steps=4), False, "") == \
+        "✓ The form holds this job's settings."
+    line = page.on_form_match(job_id, *_fields(page, "a blue cube", steps=9), False, "")
+    assert line.startswith("**The form differs from this job** (2 settings): `prompt` a red cube here, a blue cube "
+                           "in the form; `steps` 4 here, 9 in the form.")
+    assert page.on_form_match(job_id, *_fields(page, "a red cube", steps=4), True, "prompt: [") == ""  # typing YAML
+
+    # a job the fields can hold: its preset and fields go into the form, and the form then matches it
+    fields = _fields(page, "a green cone", steps=3)
+    fields[FIELDS.index("seed")], fields[FIELDS.index("formats")] = 11, ["obj"]
+    _, plain = page.on_generate(*fields, False, "")
+    fill = page.on_use_job(plain)
+    assert (fill.prompt, fill.steps, fill.seed, fill.formats, fill.use_yaml) == ("a green cone", 3, 11, ["obj"], False)
+    assert _is_skip(fill.yaml_text) and fill.action == f"the form now holds the settings of `{plain}` (preset {fill.preset})"
+    filled = [getattr(fill, name) for name in ("prompt", "negative", "preset", "guidance", "representation", "prior",
+                                                "steps", "seed", "resolution", "formats")]
+    assert page.on_form_match(plain, *filled, False, "").startswith("✓")
+
+    # a job with a setting no field holds (from the YAML panel): its whole config goes to the YAML panel, ticked
+    text = form.config_to_yaml(form.resolve_form(form.FormValues(prompt="a red cube", steps=3), page.overrides))
+    _, custom = page.on_generate(*_fields(page, "ignored"), True, text.replace("guidance_scale: 5.0", "guidance_scale: 33.0"))
+    line = page.on_form_match(custom, *_fields(page, "a red cube", steps=3), False, "")
+    assert line.startswith("**The form differs from this job** (1 setting): `guidance.guidance_scale` 33.0 here, "
+                           "5.0 in the form.")
+    fill = page.on_use_job(custom)
+    assert fill.use_yaml is True and "guidance_scale: 33.0" in fill.yaml_text and _is_skip(fill.preset)
+    assert "cannot hold" in fill.action and fill.prompt == "a red cube"
+    assert page.on_form_match(custom, *_fields(page, "whatever"), True, fill.yaml_text).startswith("✓")
+    assert page.on_use_job(None).action == "error: no job selected"
+
+
 def test_the_page_builds_and_on_load_picks_the_newest_run(page):
     assert isinstance(build_app(page), gr.Blocks)
     assert page.on_load() is None

@@ -15,14 +15,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from ui_support import UI_TINY, App, http_status
+from ui_support import UI_TINY, App, chromium_path, http_status, playwright_sync
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 APP_SETTINGS = [*UI_TINY, "trainer.preview_every=10", "trainer.preview_resolution=64", "export.mesh_resolution=48",
                 "export.video_frames=16", "export.video_resolution=96"]
 STEP = re.compile(r"step (\d+) / (\d+)")
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"browser test cannot run in CI: {reason}")
-    pytest.skip(reason)
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        _unavailable("Chromium not found: apt-get install chromium (Debian's package; no browser downloads)")
-    return path
 
 
 @pytest.fixture
@@ -92,11 +78,8 @@ def _submit(page, prompt: str, steps: int) -> None:
 
 
 def test_generate_watch_cancel_resume_and_history_after_restart(tmp_path, shots):
-    chromium = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed: pip install -e '.[dev]'")
+    chromium = chromium_path()
+    sync_playwright = playwright_sync()
     runs = (tmp_path / "runs").resolve()
     served = []  # every file URL the browser fetched
     started = time.monotonic()
@@ -219,11 +202,8 @@ def test_an_animated_model_glb_plays_in_the_viewer(tmp_path):
     from dreamer.export.video import write_video
     from dreamer.run_config import load_run_config, save_run_config
 
-    chromium = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed: pip install -e '.[dev]'")
+    chromium = chromium_path()
+    sync_playwright = playwright_sync()
     run = tmp_path / "runs" / "20260101-000000-a-red-cube-sliding"
     run.mkdir(parents=True)
     save_run_config(load_run_config("4d", {"prompt": "a red cube sliding", "steps": 4}), run / "config.yaml")

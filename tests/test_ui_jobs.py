@@ -193,3 +193,34 @@ def test_after_a_crash_the_states_left_on_disk_are_recovered(tmp_path):
         assert (queued_dir / "model.glb").is_file()
     finally:
         after.shutdown()
+
+
+RACE = """
+import sys, threading, torch
+from dreamer.run_config import load_run_config
+from dreamer.trainer.build import build_prior
+config = load_run_config("default", {"prompt": "a red cube"}, ["prior=reference", "prior.image_size=16"])
+barrier, errors = threading.Barrier(4), []
+def start():
+    barrier.wait()
+    try:
+        build_prior(config, torch.device("cpu"))
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=start) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+sys.exit(1 if errors else 0)
+"""
+
+
+def test_jobs_that_start_together_build_their_priors_one_at_a_time():
+    """Four threads build a prior at the same moment in a fresh interpreter (diffusers not yet imported),
+    as UI jobs starting together do. Unlocked, this failed every time with "cannot import name
+    'DDPMScheduler' from 'diffusers'": diffusers' lazy attributes are not thread-safe."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from conftest import TINY_RUN
 
 from dreamer.run_config import RunConfig, load_run_config
@@ -87,3 +89,25 @@ class App:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def browser_unavailable(reason: str):
+    """Skip here; fail in CI (CI=true), where a skip would hide a broken set-up."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"browser test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        browser_unavailable("Chromium not found: apt-get install chromium (Debian's package; no browser downloads)")
+    return path
+
+
+def playwright_sync():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("Playwright is not installed: pip install -e '.[dev]'")
+    return sync_playwright

@@ -80,6 +80,24 @@ class JobPanel(NamedTuple):
     shown: Shown  # the tab's state after this poll
 
 
+class FormFill(NamedTuple):
+    """What "Use this job's settings" sets (outputs of `on_use_job`, wired by these names)."""
+
+    prompt: Any
+    negative: Any
+    preset: Any
+    guidance: Any
+    representation: Any
+    prior: Any
+    steps: Any
+    seed: Any
+    resolution: Any
+    formats: Any
+    use_yaml: Any
+    yaml_text: Any
+    action: Any  # one line: what was done
+
+
 @dataclass
 class Page:
     """The callbacks, bound to one job manager and the server's `key=value` overrides."""
@@ -163,7 +181,43 @@ class Page:
         return (f"{queued}. Warning: the `{config.prior.name}` prior does not know this prompt; "
                 "see the notice under the prompt." if notice else queued), job.id
 
+    def on_api_jobs(self) -> list[dict]:
+        """The `/jobs` HTTP endpoint: this server's jobs, oldest first, as the jobs table shows them."""
+        return [{"id": j.id, "prompt": j.prompt, "status": j.status, "step": j.step, "total": j.total,
+                 "queue_position": j.queue_position} for j in self.manager.jobs()]
+
     # -- the selected job ---------------------------------------------------------------------
+    def on_form_match(self, job_id: str | None, *args) -> str:
+        """Under the job on display: whether the form holds that job's settings (empty when no job)."""
+        *fields, use_yaml, text = args
+        if not job_id:
+            return ""
+        try:
+            job = form.read_job_config(self.manager.state(job_id).run_dir)
+            ours = form.config_from_yaml(text) if use_yaml else form.resolve_form(self.values(*fields), self.overrides)
+        except UserError:  # no config to compare (yet), or the YAML being typed is not valid: say nothing
+            return ""
+        return views.form_match_markdown(form.config_differences(ours, job))
+
+    def on_use_job(self, job_id: str | None) -> FormFill:
+        """The job on display's settings into the form: its preset and fields when they reproduce the job
+        exactly, else the fields it has and its whole config in the YAML panel, ticked for the next job."""
+        if not job_id:
+            return FormFill(*(skip() for _ in FormFill._fields[:-1]), "error: no job selected")
+        try:
+            job = form.read_job_config(self.manager.state(job_id).run_dir)
+        except UserError as e:
+            return FormFill(*(skip() for _ in FormFill._fields[:-1]), f"error: {e}")
+        values = form.form_for_job(job, self.overrides)
+        exact = values is not None
+        values = values or form.values_of(job, "default")
+        said = (f"the form now holds the settings of `{job_id}` (preset {values.preset})" if exact else
+                f"`{job_id}` has settings the form's fields cannot hold: its whole config is in the YAML panel, "
+                "which the next Generate uses")
+        return FormFill(values.prompt, values.negative_prompt, values.preset if exact else skip(), values.guidance,
+                        values.representation, values.prior, values.steps, values.seed, values.resolution,
+                        values.formats, not exact, skip() if exact else form.config_to_yaml(job), said)
+
     def on_cancel(self, job_id: str | None) -> str:
         return self._act(self.manager.cancel, job_id, "cancel requested")
 
@@ -351,6 +405,10 @@ def build_app(page: Page) -> gr.Blocks:
                                              interactive=False, elem_id="job-table", wrap=True, max_height=220)
                         picker = gr.Dropdown([], label="Showing", elem_id="job-picker", interactive=True)
                         title = gr.Markdown(elem_id="job-title")
+                        with gr.Row():
+                            form_match = gr.Markdown(elem_id="form-match")
+                            use_job = gr.Button("Use this job's settings", size="sm", scale=0,
+                                                elem_id="use-job-settings")
                         status = gr.Markdown(elem_id="job-status")
                         bar = gr.HTML(elem_id="job-progress")
                         preview = gr.Image(label="Preview (front, side, back, side)", type="filepath",
@@ -400,7 +458,8 @@ def build_app(page: Page) -> gr.Blocks:
                       "preview": preview, "cancel": cancel, "resume": resume, "model": model, "splats": splats,
                       "video": video, "motion": motion, "files": files, "evaluation": evaluation, "shown": shown,
                       "negative": negative, "guidance": guidance, "representation": representation, "prior": prior,
-                      "steps": steps, "seed": seed, "resolution": resolution, "formats": formats}
+                      "steps": steps, "seed": seed, "resolution": resolution, "formats": formats, "prompt": prompt,
+                      "preset": preset, "use_yaml": use_yaml, "yaml_text": yaml_text, "action": action}
         panel = [components[name] for name in JobPanel._fields]
         quiet = {"show_progress": "hidden"}
 
@@ -412,13 +471,21 @@ def build_app(page: Page) -> gr.Blocks:
             f.change(page.on_notice, [prompt, prior], notice, **latest)
         yaml_text.input(page.on_yaml, yaml_text, yaml_check, **latest)
         upload.upload(page.on_upload, upload, [yaml_text, use_yaml, yaml_check])
-        generate.click(page.on_generate, [*fields, use_yaml, yaml_text], [message, selected]).then(
+        # HTTP clients (gradio_client) submit with /generate and watch the queue with /jobs
+        generate.click(page.on_generate, [*fields, use_yaml, yaml_text], [message, selected], api_name="generate").then(
             page.on_poll, [selected, shown], panel, **quiet)
+
+        # the job on display against the form: re-checked when either changes
+        match_inputs = [selected, *fields, use_yaml, yaml_text]
+        for source in (selected, *fields, use_yaml, yaml_text):
+            source.change(page.on_form_match, match_inputs, form_match, **latest)
+        use_job.click(page.on_use_job, selected, [components[name] for name in FormFill._fields])
 
         cancel.click(page.on_cancel, selected, action).then(page.on_poll, [selected, shown], panel, **quiet)
         resume.click(page.on_resume, selected, action).then(page.on_poll, [selected, shown], panel, **quiet)
         picker.input(lambda job_id: job_id, picker, selected).then(page.on_poll, [selected, shown], panel, **quiet)
         queue.select(page.on_pick_row, None, selected).then(page.on_poll, [selected, shown], panel, **quiet)
+        gr.api(page.on_api_jobs, api_name="jobs")
         gr.Timer(POLL_S).tick(page.on_poll, [selected, shown], panel, **quiet)
 
         amortized_tab.select(page.on_generators, None, generator_name)

@@ -5,11 +5,16 @@ guidance rule, prior, representation or preset appears in the page without a UI 
 order of precedence is: preset ← the server's `key=value` overrides ← the form's fields; the form
 starts from the first two, so it shows what a job will really use. The YAML panel is checked by
 the project's own config loader and its one-line `UserError`.
+
+When the page shows a job, `config_differences` says where the form's config and the job's differ,
+and `form_for_job` finds the preset and field values that reproduce the job (None when the job has
+settings the fields cannot hold: the page then uses the job's YAML instead).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -119,4 +124,59 @@ def yaml_problem(text: str) -> str | None:
         config_from_yaml(text)
     except UserError as e:
         return str(e)
+    return None
+
+
+# The settings the form's own fields set, in the order the page names differences.
+FORM_KEYS: tuple[str, ...] = ("prompt", "negative_prompt", "guidance.name", "representation.name", "prior.name",
+                              "steps", "seed", "resolution", "export.formats")
+
+
+def read_job_config(run_dir: Path) -> RunConfig:
+    """The config a job ran (or will run) with: its run folder's config.yaml."""
+    path = Path(run_dir) / "config.yaml"
+    try:
+        return config_from_yaml(path.read_text())
+    except OSError:
+        raise UserError(f"{path.parent.name} has no readable config.yaml") from None
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"guidance": {"name": "sds"}} -> {"guidance.name": "sds"}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(form_config: RunConfig, job_config: RunConfig) -> list[tuple[str, Any, Any]]:
+    """(key, the job's value, the form's value) for every setting that differs: the form's own fields
+    first, then the others in alphabetical order."""
+    ours, theirs = flatten(form_config.to_dict()), flatten(job_config.to_dict())
+    keys = [k for k in sorted(ours.keys() | theirs.keys()) if ours.get(k) != theirs.get(k)]
+    keys.sort(key=lambda k: (FORM_KEYS.index(k) if k in FORM_KEYS else len(FORM_KEYS), k))
+    return [(k, theirs.get(k), ours.get(k)) for k in keys]
+
+
+def values_of(config: RunConfig, preset: str) -> FormValues:
+    """The form's fields as `config` sets them, on top of `preset`."""
+    return FormValues(prompt=config.prompt, negative_prompt=config.negative_prompt, preset=preset,
+                      guidance=config.guidance.name, representation=config.representation.name,
+                      prior=config.prior.name, steps=config.steps, seed=config.seed, resolution=config.resolution,
+                      formats=[f for f in config.export.formats if f in EXTRA_FORMATS])
+
+
+def form_for_job(job_config: RunConfig, overrides: list[str]) -> FormValues | None:
+    """The form values (preset and fields) whose resolved config is exactly the job's, else None."""
+    target = job_config.to_dict()
+    for preset in preset_choices():
+        values = values_of(job_config, preset)
+        try:
+            if resolve_form(values, overrides).to_dict() == target:
+                return values
+        except UserError:  # e.g. a server override that this preset's components do not have
+            continue
     return None

@@ -151,3 +151,19 @@ def _table(ev: dict, fields, caption: str) -> str:
 
 def title_line(job: JobState) -> str:
     return f"### {html.escape(job.prompt) or job.id}\n`{job.id}`"
+
+
+def form_match_markdown(differences: list[tuple[str, object, object]], shown: int = 4) -> str:
+    """Under the job on display: whether the form holds its settings, and where not, how they differ."""
+    if not differences:
+        return "✓ The form holds this job's settings."
+    items = [f"`{key}` {_short(job)} here, {_short(form)} in the form" for key, job, form in differences[:shown]]
+    more = len(differences) - shown
+    tail = f"; and {more} more" if more > 0 else ""
+    return (f"**The form differs from this job** ({len(differences)} setting{'s' if len(differences) > 1 else ''}): "
+            + "; ".join(items) + tail + ". *Use this job's settings* puts them in the form.")
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = "–" if value is None else "(empty)" if value == "" else str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -1,13 +1,33 @@
-"""Build the components of a run from its RunConfig (names looked up in dreamer.registry)."""
+"""Build the components of a run from its RunConfig (names looked up in dreamer.registry).
+
+One build at a time per process: the web UI runs jobs in threads, and building (1) resolves
+diffusers' lazy attributes, which are not thread-safe (two jobs starting at once failed with
+"cannot import name 'DDPMScheduler' from 'diffusers'"), and (2) seeds torch's global generator for
+the representation's initialisation, which another thread's draw would disturb.
+"""
 
 from __future__ import annotations
+
+import functools
+import threading
 
 import torch
 
 from dreamer import registry
 from dreamer.run_config import RunConfig
 
+_BUILDING = threading.RLock()
 
+
+def _one_at_a_time(build):
+    @functools.wraps(build)
+    def locked(*args, **kwargs):
+        with _BUILDING:
+            return build(*args, **kwargs)
+    return locked
+
+
+@_one_at_a_time
 def build_representation(config: RunConfig, device: torch.device):
     """The run's representation; a ParticleSet of n of them when the guidance asks for n particles (VSD/ESD)."""
     cls = registry.component_class("representation", config.representation.name)
@@ -20,11 +40,13 @@ def build_representation(config: RunConfig, device: torch.device):
     return ParticleSet([cls(config.representation.config) for _ in range(count)]).to(device)
 
 
+@_one_at_a_time
 def build_prior(config: RunConfig, device: torch.device):
     cls = registry.component_class("prior", config.prior.name)
     return cls(config.prior.config, device)
 
 
+@_one_at_a_time
 def build_guidance(config: RunConfig, prior, generator: torch.Generator, total_steps: int | None = None):
     """The run's rule; its schedules span `total_steps` (default: the run's steps)."""
     cls = registry.component_class("guidance", config.guidance.name)

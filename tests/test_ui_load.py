@@ -1,0 +1,175 @@
+"""The web UI under load and a restart (issue 28 §6), with the real server, HTTP clients and a browser.
+
+Twenty jobs are submitted at once by four HTTP clients (four sessions, as four browser tabs would be,
+through the page's own `/generate` endpoint); the `/jobs` endpoint lists them in one queue. The server
+is stopped (SIGTERM, as a service manager would) with jobs still queued and running, and started
+again on the same runs folder; two browser tabs show the recovered jobs in the jobs table. Then every
+job finishes with its assets; none is lost, and none runs twice:
+
+- a job finished before the restart is not touched (its model.glb keeps its modification time);
+- a job stopped mid-run resumes from its checkpoint (saved as it stopped): its metrics keep the steps of the first server,
+  and the clock of the second (`elapsed_s`, which restarts with each run of the trainer) starts again
+  right after the checkpoint's step;
+- a job that never started starts once, from step 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from ui_support import UI_TINY, App, chromium_path, playwright_sync, wait_until
+
+from dreamer.ui import form
+
+pytestmark = pytest.mark.slow
+
+JOBS, CLIENTS, STEPS = 20, 4, 8
+COLOURS = ("red", "blue", "green", "yellow", "purple")
+SHAPES = ("cube", "sphere", "cone", "cylinder")
+SETTINGS = [*UI_TINY, "trainer.checkpoint_every=3", "trainer.evaluate=false"]  # eval: covered elsewhere
+RUN_ID = re.compile(r"\d{8}-\d{6}-[a-z0-9-]+")  # a run folder's name
+
+
+def _prompts() -> list[str]:
+    return [f"a {colour} {shape}" for shape in SHAPES for colour in COLOURS][:JOBS]
+
+
+def _submit_all(url: str) -> list[tuple[str, str]]:
+    """JOBS submissions at once from CLIENTS sessions (threads); their (message, job id) replies (the id as
+    the message names it: the page keeps the selected job in session state, which the API does not return)."""
+    from gradio_client import Client
+
+    values = form.defaults_for("default", SETTINGS)
+    replies: list[tuple[str, str] | BaseException] = []
+    lock = threading.Lock()
+
+    def client_submits(prompts: list[str]) -> None:
+        try:
+            client = Client(url, verbose=False)
+            for prompt in prompts:
+                message = client.predict(prompt, values.negative_prompt, "default", values.guidance,
+                                         values.representation, values.prior, STEPS, values.seed, values.resolution,
+                                         [], False, "", api_name="/generate")  # the page's message (the id is state)
+                found = re.search(r"as `([^`]+)`", message)
+                with lock:
+                    replies.append((message, found.group(1) if found else ""))
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            with lock:
+                replies.append(e)
+
+    prompts = _prompts()
+    threads = [threading.Thread(target=client_submits, args=(prompts[i::CLIENTS],)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    errors = [r for r in replies if isinstance(r, BaseException)]
+    assert not errors, errors
+    return replies  # type: ignore[return-value]
+
+
+def _jobs(url: str) -> list[dict]:
+    from gradio_client import Client
+
+    return Client(url, verbose=False).predict(api_name="/jobs")
+
+
+def _listed(tab, expected: int) -> dict[str, str]:
+    """{run id: its row's text} of the jobs in the tab's jobs table, once `expected` are found (or after
+    60 looks). The table draws only the rows in view (a virtual list), so this scrolls it with the
+    mouse wheel and gathers what each view shows."""
+    tab.wait_for_function("() => document.querySelectorAll('#job-table [role=row]').length > 1", timeout=30_000)
+    rows = tab.locator("#job-table [role=row]")
+    rows.nth(1).hover()
+    listed: dict[str, str] = {}
+    for _ in range(60):
+        for text in rows.all_inner_texts():
+            found = RUN_ID.search(text)
+            if found:
+                listed[found.group(0)] = " ".join(text.split())
+        if len(listed) >= expected:
+            break
+        tab.mouse.wheel(0, 120)
+        tab.wait_for_timeout(150)
+    return listed
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_twenty_jobs_from_several_clients_survive_a_restart_none_lost_none_run_twice(tmp_path):
+    chromium = chromium_path()
+    sync_playwright = playwright_sync()
+    runs = (tmp_path / "runs").resolve()
+    shots = Path("docs/screenshots") if os.environ.get("SCREENSHOTS") == "1" else tmp_path
+    app = App(runs, tmp_path / "app.log", SETTINGS, "--concurrency", "2")
+    try:
+        replies = _submit_all(app.url)
+        ids = [job_id for _, job_id in replies]
+        assert len(replies) == JOBS and len(set(ids)) == JOBS
+        assert all(message.startswith("queued **a ") for message, _ in replies), replies
+        assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == sorted(ids)
+
+        listed = _jobs(app.url)  # the queue as an HTTP client sees it
+        assert sorted(j["id"] for j in listed) == sorted(ids)
+        assert sorted(j["queue_position"] for j in listed if j["status"] == "queued") == \
+            list(range(1, 1 + sum(j["status"] == "queued" for j in listed)))
+
+        finished_first = wait_until(lambda: [j["id"] for j in _jobs(app.url) if j["status"] == "finished"]
+                                    if sum(j["status"] == "finished" for j in _jobs(app.url)) >= 3 else None,
+                                    timeout=180, interval=0.5, what="three finished jobs")
+        app.stop()  # SIGTERM with jobs running and queued
+        assert app.proc.returncode == 0, app.tail()
+
+        glb_times = {i: (runs / i / "model.glb").stat().st_mtime_ns for i in ids if (runs / i / "model.glb").is_file()}
+        assert set(finished_first) <= set(glb_times)
+        stopped = {i: _metrics(runs / i)[-1]["step"] for i in ids
+                   if i not in glb_times and (runs / i / "metrics.jsonl").is_file()}
+        never_started = [i for i in ids if i not in glb_times and i not in stopped]
+        assert never_started, "the restart should find jobs still queued"
+        unfinished = sorted(set(ids) - set(glb_times))
+
+        app = App(runs, tmp_path / "app2.log", SETTINGS, "--concurrency", "2")
+        assert f"queued again after a restart: {len(unfinished)} job(s)" in app.tail()
+        assert sorted(j["id"] for j in _jobs(app.url)) == unfinished
+        with sync_playwright() as pw:  # the queue view of the new server, in two tabs of one browser
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            context = browser.new_context(viewport={"width": 1400, "height": 1100})
+            tabs = [context.new_page() for _ in range(2)]
+            for tab in tabs:
+                tab.goto(app.url)
+            for tab in tabs:
+                listed = _listed(tab, len(unfinished))
+                assert sorted(listed) == unfinished, listed
+                assert all(re.search(r"queued #\d+|running|finished", row) for row in listed.values()), listed
+            tabs[0].screenshot(path=str(shots / "ui-queue.png"), full_page=True)
+            browser.close()
+        wait_until(lambda: all(j["status"] == "finished" for j in _jobs(app.url)), timeout=300, interval=0.5,
+                   what="every recovered job to finish")
+    except Exception:
+        print(app.tail())
+        raise
+    finally:
+        app.stop()
+
+    for job_id in ids:  # none lost: every job has its assets
+        assert (runs / job_id / "model.glb").stat().st_size > 0 and (runs / job_id / "turntable.mp4").is_file()
+        assert json.loads((runs / job_id / "ui-job.json").read_text())["status"] == "finished"
+        steps = [r["step"] for r in _metrics(runs / job_id)]
+        assert steps == list(range(1, STEPS + 1)), (job_id, steps)
+    for job_id, mtime in glb_times.items():  # finished before the restart: not run again
+        assert (runs / job_id / "model.glb").stat().st_mtime_ns == mtime, job_id
+    for job_id, last_step in stopped.items():  # stopped mid-run: resumed from the checkpoint, not from step 0
+        records = _metrics(runs / job_id)
+        restarts = [r["step"] for previous, r in zip(records, records[1:]) if r["elapsed_s"] < previous["elapsed_s"]]
+        # (a job stopped while exporting has every step: it resumes by exporting only)
+        assert restarts == ([last_step + 1] if last_step < STEPS else []), (job_id, last_step, records)
+    for job_id in never_started:  # queued at the restart: one run, from step 0
+        elapsed = [r["elapsed_s"] for r in _metrics(runs / job_id)]
+        assert elapsed == sorted(elapsed), job_id
