@@ -4,6 +4,7 @@ failing prompt reported in one line, and a worker killed with SIGKILL retried fr
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -99,3 +100,44 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     listed.write_text("a red cube\n")
     assert cli.main(["batch", str(listed), "--out", str(tmp_path / "b"), "guidance.nonsense=1"]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_a_full_disk_stops_the_batch_in_one_line_and_a_rerun_resumes(tmp_path, capsys):
+    """The disk fills up while the first prompt trains: the batch stops with one line (exit 28), the
+    prompt's last checkpoint is intact, and once space is freed the same command resumes it."""
+    import torch
+    from small_disk import SmallDisk, mount_tmpfs
+
+    mount = tmp_path / "small-disk"
+    if not mount_tmpfs(mount):  # Ray's workers are other processes: only a real small disk reaches them
+        pytest.skip("mounting a tmpfs needs root (CI's container has it)")
+    try:
+        disk = SmallDisk(mount, True, None)
+        prompts = tmp_path / "prompts.txt"
+        prompts.write_text("a red cube\na blue sphere\n")
+        out = mount / "batch"
+        args = ["batch", str(prompts), "--out", str(out), "--quiet", *settings(200)]
+        codes = []
+        worker = threading.Thread(target=lambda: codes.append(cli.main(args)))
+        worker.start()
+        partial = out / ".0000-a-red-cube.partial"
+        checkpoint = partial / "checkpoints" / "last.pt"
+        deadline = time.monotonic() + 120
+        while not checkpoint.is_file():
+            assert time.monotonic() < deadline, "the first task never checkpointed"
+            time.sleep(0.05)
+        disk.fill()
+        worker.join(timeout=300)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert codes == [28] and len(err) == 1 and err[0].startswith("error: no space left"), (codes, err)
+        saved = torch.load(checkpoint, weights_only=True)["step"]  # intact and loadable
+        assert 2 <= saved < 200
+
+        disk.free()
+        assert cli.main(args) == 0
+        report = json.loads((out / "batch.json").read_text())
+        assert [r["status"] for r in report["results"]] == ["finished", "finished"]
+        steps = [json.loads(line)["step"] for line in (out / "0000-a-red-cube" / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, 201))  # resumed from the checkpoint: no gap, no repeat
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

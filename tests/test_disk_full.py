@@ -7,7 +7,6 @@ allows mounting (root, as in CI's container); elsewhere they inject ENOSPC into 
 
 import errno
 import hashlib
-import os
 import shutil
 import subprocess
 import uuid
@@ -20,8 +19,7 @@ from conftest import TINY_RUN
 from dreamer import cli
 from dreamer.errors import DiskFull
 from dreamer.io import atomic_path, atomic_save, atomic_write_text
-
-MOUNT_MB = 64
+from small_disk import SmallDisk, mount_tmpfs
 
 
 def _digest(path: Path) -> str:
@@ -79,57 +77,10 @@ def test_no_room_for_the_temporary_file_is_disk_full(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- a real small disk
-def _mount_tmpfs(folder: Path) -> bool:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={MOUNT_MB}m", "tmpfs", str(folder)],
-                          capture_output=True)
-    return done.returncode == 0
-
-
-class SmallDisk:
-    """A folder whose file system can be filled up and freed again: a tmpfs when mounting is allowed,
-    else a plain folder whose dreamer writes fail with ENOSPC while it is "full" (injected)."""
-
-    def __init__(self, root: Path, real: bool, monkeypatch):
-        self.root, self.real, self._monkeypatch = root, real, monkeypatch
-        self._filler = root / "filler.bin"
-
-    def fill(self) -> None:
-        if self.real:  # write until the device refuses, in ever smaller blocks
-            fd = os.open(self._filler, os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                for size in (1 << 20, 1 << 14, 1 << 10, 1):
-                    try:
-                        while True:
-                            os.write(fd, b"\0" * size)
-                    except OSError as e:
-                        assert e.errno == errno.ENOSPC
-            finally:
-                os.close(fd)
-            assert shutil.disk_usage(self.root).free < (1 << 14)
-        else:
-            real_mkstemp = __import__("tempfile").mkstemp
-
-            def full_mkstemp(*args, dir=None, **kwargs):
-                if dir is not None and Path(dir).resolve().is_relative_to(self.root.resolve()):
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                return real_mkstemp(*args, dir=dir, **kwargs)
-
-            self._monkeypatch.setattr("dreamer.io.tempfile.mkstemp", full_mkstemp)
-
-    def free(self) -> None:
-        if self.real:
-            self._filler.unlink(missing_ok=True)
-        else:
-            self._monkeypatch.undo()
-
-
 @pytest.fixture(scope="module")
 def mounted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("small-disk") / f"mnt-{uuid.uuid4().hex[:8]}"
-    real = _mount_tmpfs(folder)
+    real = mount_tmpfs(folder)
     if not real:
         folder.mkdir(parents=True, exist_ok=True)
     yield folder, real

@@ -59,22 +59,22 @@ def run_prompt(index: int, prompt: str, final_dir: str, config: str = "default",
         return done
     work = partial_dir(final)
     attempts_file = work / "batch-attempts"
-    work.mkdir(parents=True, exist_ok=True)
-    attempts = int(attempts_file.read_text()) + 1 if attempts_file.is_file() else 1
-    attempts_file.write_text(str(attempts))
-    (work / "batch-worker.pid").write_text(str(os.getpid()))  # lets a test kill this very worker
-    began = time.perf_counter()
-    resume = (work / "checkpoints" / "last.pt").is_file()
-    try:
-        result = generate(prompt, config=config, out=work, resume=resume, overwrite=not resume, dotted=list(dotted or []),
-                          trainer__progress=False)
+    attempts, began = 1, time.perf_counter()
+    try:  # every write, the bookkeeping included, may meet a full disk: that is a failed prompt, in one line
+        work.mkdir(parents=True, exist_ok=True)
+        attempts = int(attempts_file.read_text()) + 1 if attempts_file.is_file() else 1
+        atomic_write_text(attempts_file, str(attempts))
+        atomic_write_text(work / "batch-worker.pid", str(os.getpid()))  # lets a test kill this very worker
+        resume = (work / "checkpoints" / "last.pt").is_file()
+        result = generate(prompt, config=config, out=work, resume=resume, overwrite=not resume,
+                          dotted=list(dotted or []), trainer__progress=False)
+        ev = result.metrics.get("eval", {})
+        summary = PromptResult(index, prompt, "finished", str(final), time.perf_counter() - began,
+                               {k: ev[k] for k in EVAL_SUMMARY_KEYS if k in ev}, attempts=attempts)
+        atomic_write_text(work / DONE_MARKER, json.dumps(asdict(summary)))
     except (UserError, TrainingDiverged, DiskFull) as e:
         return PromptResult(index, prompt, "failed", str(final), time.perf_counter() - began,
                             error=str(e).splitlines()[0], attempts=attempts)
-    ev = result.metrics.get("eval", {})
-    summary = PromptResult(index, prompt, "finished", str(final), time.perf_counter() - began,
-                           {k: ev[k] for k in EVAL_SUMMARY_KEYS if k in ev}, attempts=attempts)
-    atomic_write_text(work / DONE_MARKER, json.dumps(asdict(summary)))
     if final.exists():  # an unfinished leftover under the final name (an older dreamer): replace it
         shutil.rmtree(final)
     os.replace(work, final)
