@@ -24,6 +24,12 @@ benchmark's (top prompt right in ≥ 5 of 8 views and volume IoU ≥ 0.6). Diver
 the last 10 % of logged losses above 10× the median of the first 10 %, or every seen asset empty.
 Writes docs/benchmarks.md, section `amortized-arms-<label>`, with the commit, a gradient-norm plot and
 a contact sheet of held-out results (docs/amortized-arms-<label>-*.png).
+
+    python bench/amortized_arms.py --evaluate GENERATOR_DIR [--eval-prompts 16] [--device cuda]
+
+evaluates one trained generator (bench/amortized_gpu.sh's) the same way: seen = --eval-prompts of its
+own training prompts (drawn by --draw-seed), held-out, paraphrase; prints the table and writes
+eval.json into the folder (not the docs: copy the printed table by hand, naming the card).
 """
 
 from __future__ import annotations
@@ -96,7 +102,7 @@ def run_job(job_file: Path) -> None:
     (folder / "eval.json").write_text(json.dumps({**evaluation, "seconds": time.perf_counter() - started}))
 
 
-def evaluate(folder: Path, sets: dict[str, dict[str, str]]) -> dict[str, list[dict]]:
+def evaluate(folder: Path, sets: dict[str, dict[str, str]], device: str = "cpu") -> dict[str, list[dict]]:
     """{set name: per-prompt rows} for sets {name: {prompt given to the generator: canonical prompt}}."""
     import numpy as np
     import torch
@@ -107,9 +113,10 @@ def evaluate(folder: Path, sets: dict[str, dict[str, str]]) -> dict[str, list[di
     from dreamer.eval.metrics import eval_cameras, evaluate_representation
     from dreamer.shapes import parse_prompt, spec_mesh
 
-    torch.set_num_threads(1)
-    loaded = load_generator(folder)
-    view = eval_cameras()[SHEET_VIEW]
+    if device == "cpu":
+        torch.set_num_threads(1)
+    loaded = load_generator(folder, device)
+    view = eval_cameras()[SHEET_VIEW].to(device)
     tiles = folder / "tiles"
     tiles.mkdir(exist_ok=True)
     out = {}
@@ -118,12 +125,12 @@ def evaluate(folder: Path, sets: dict[str, dict[str, str]]) -> dict[str, list[di
         for given, canonical in prompts.items():
             with torch.no_grad():
                 nerf = loaded.model.snapshot(loaded.planes([given])[0])
-            ev = evaluate_representation(nerf, canonical, "cpu").to_dict()
+            ev = evaluate_representation(nerf, canonical, device).to_dict()
             right = sum(p == canonical for p in ev["predicted_prompts"])
             mesh = nerf.to_mesh(64)
             viou = geometry_metrics(mesh, spec_mesh(parse_prompt(canonical))).volume_iou if len(mesh.faces) else 0.0
             with torch.no_grad():
-                rgb = nerf.render(view, background=torch.ones(3)).rgb[0].clamp(0, 1)
+                rgb = nerf.render(view, background=torch.ones(3, device=device)).rgb[0].clamp(0, 1).cpu()
             tile = f"{name}-{len(rows):02d}.png"
             Image.fromarray((rgb.numpy() * 255).round().astype(np.uint8)).save(tiles / tile)
             rows.append({"prompt": given, "canonical": canonical, "right_views": right, "volume_iou": float(viou),
@@ -213,6 +220,25 @@ def contact_sheet(folders: dict[str, Path], rows_by_job: dict[str, list[dict]], 
     return out
 
 
+def evaluate_one(folder: Path, count: int, draw_seed: int, device: str) -> None:
+    """The --evaluate mode: one trained generator on its own seen prompts, the held-out pairs, paraphrases."""
+    import torch
+
+    from dreamer.amortized.prompts import held_out_prompts
+
+    trained = torch.load(folder / "generator.pt", map_location="cpu", weights_only=True).get("prompts", [])
+    seen = random.Random(draw_seed).sample(trained, min(count, len(trained)))
+    sets = {"seen": {p: p for p in seen}, "held-out": {p: p for p in held_out_prompts()},
+            "paraphrase": paraphrases(seen)}
+    started = time.perf_counter()
+    evaluation = evaluate(folder, sets, device)
+    (folder / "eval.json").write_text(json.dumps(evaluation, indent=2))
+    rows = [[name, len(evaluation[name]), f"{100 * summarise(evaluation[name])[0]:.0f} %",
+             summarise(evaluation[name])[1]] for name in sets]
+    print(markdown_table(["set", "prompts", "success", "volume IoU"], rows))
+    print(f"{len(trained)} training prompts; evaluated in {time.perf_counter() - started:.0f} s on {device}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", default="16", help="comma-separated training-set sizes K (each ≤ 158)")
@@ -225,10 +251,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="pilot")
     parser.add_argument("--out", default="runs/amortized-arms")
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)  # internal: run one job file
+    parser.add_argument("--evaluate", type=Path, metavar="GENERATOR_DIR", help="evaluate one trained generator")
+    parser.add_argument("--eval-prompts", type=int, default=16, help="--evaluate: seen prompts to evaluate")
+    parser.add_argument("--device", default="cpu", help="--evaluate: cpu or cuda")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings for every arm (held equal)")
     args = parser.parse_args(argv)
     if args.job:
         return run_job(args.job)
+    if args.evaluate:
+        return evaluate_one(args.evaluate, args.eval_prompts, args.draw_seed, args.device)
 
     from dreamer.amortized.prompts import held_out_prompts, vocabulary_prompts
 

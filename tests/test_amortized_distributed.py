@@ -12,6 +12,8 @@ import torch
 
 from test_amortized import SMALL
 
+pytestmark = pytest.mark.slow
+
 
 def torchrun(out: Path, nproc: int, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",

@@ -14,6 +14,8 @@ from conftest import TINY_RUN
 from dreamer import cli
 from dreamer.batch.runner import run_batch
 
+pytestmark = pytest.mark.slow
+
 ray = pytest.importorskip("ray")
 
 
