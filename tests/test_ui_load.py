@@ -7,9 +7,8 @@ again on the same runs folder; two browser tabs show the recovered jobs in the j
 job finishes with its assets; none is lost, and none runs twice:
 
 - a job finished before the restart is not touched (its model.glb keeps its modification time);
-- a job stopped mid-run resumes from its checkpoint (saved as it stopped): its metrics keep the steps of the first server,
-  and the clock of the second (`elapsed_s`, which restarts with each run of the trainer) starts again
-  right after the checkpoint's step;
+- a job stopped mid-run resumes from its checkpoint (saved as it stopped): `/jobs` says so, and its
+  metrics keep the first server's lines as they were (timings included) before the second's;
 - a job that never started starts once, from step 0.
 """
 
@@ -28,10 +27,10 @@ from dreamer.ui import form
 
 pytestmark = pytest.mark.slow
 
-JOBS, CLIENTS, STEPS = 20, 4, 8
+JOBS, CLIENTS, STEPS = 20, 4, 10
 COLOURS = ("red", "blue", "green", "yellow", "purple")
 SHAPES = ("cube", "sphere", "cone", "cylinder")
-SETTINGS = [*UI_TINY, "trainer.checkpoint_every=3", "trainer.evaluate=false"]  # eval: covered elsewhere
+SETTINGS = [*UI_TINY, "trainer.checkpoint_every=3", "trainer.evaluate=false", "export.video=false"]  # covered elsewhere
 RUN_ID = re.compile(r"\d{8}-\d{6}-[a-z0-9-]+")  # a run folder's name
 
 
@@ -99,6 +98,10 @@ def _listed(tab, expected: int) -> dict[str, str]:
     return listed
 
 
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.is_file() else []
+
+
 def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -121,23 +124,29 @@ def test_twenty_jobs_from_several_clients_survive_a_restart_none_lost_none_run_t
         assert sorted(j["queue_position"] for j in listed if j["status"] == "queued") == \
             list(range(1, 1 + sum(j["status"] == "queued" for j in listed)))
 
-        finished_first = wait_until(lambda: [j["id"] for j in _jobs(app.url) if j["status"] == "finished"]
-                                    if sum(j["status"] == "finished" for j in _jobs(app.url)) >= 3 else None,
-                                    timeout=180, interval=0.5, what="three finished jobs")
+        # stop the server as soon as two jobs have finished: most are still queued then (a look at the
+        # runs folder is quicker than a request, so the queue cannot drain between the look and the stop)
+        def finished() -> list[str]:
+            return [i for i in ids if (runs / i / "model.glb").is_file()]
+
+        finished_first = wait_until(lambda: len(finished()) >= 2 and finished(), timeout=180, interval=0.05,
+                                    what="two finished jobs")
         app.stop()  # SIGTERM with jobs running and queued
         assert app.proc.returncode == 0, app.tail()
 
         glb_times = {i: (runs / i / "model.glb").stat().st_mtime_ns for i in ids if (runs / i / "model.glb").is_file()}
         assert set(finished_first) <= set(glb_times)
-        stopped = {i: _metrics(runs / i)[-1]["step"] for i in ids
-                   if i not in glb_times and (runs / i / "metrics.jsonl").is_file()}
+        stopped = {i: _lines(runs / i / "metrics.jsonl") for i in ids  # (a job stopped before its first step
+                   if i not in glb_times and (runs / i / "checkpoints" / "last.pt").is_file()}  # has no lines yet)
         never_started = [i for i in ids if i not in glb_times and i not in stopped]
         assert never_started, "the restart should find jobs still queued"
         unfinished = sorted(set(ids) - set(glb_times))
 
         app = App(runs, tmp_path / "app2.log", SETTINGS, "--concurrency", "2")
         assert f"queued again after a restart: {len(unfinished)} job(s)" in app.tail()
-        assert sorted(j["id"] for j in _jobs(app.url)) == unfinished
+        recovered = {j["id"]: j for j in _jobs(app.url)}
+        assert sorted(recovered) == unfinished
+        assert all(recovered[i]["resume"] == (i in stopped) for i in unfinished)  # from the checkpoint or step 0
         with sync_playwright() as pw:  # the queue view of the new server, in two tabs of one browser
             browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             context = browser.new_context(viewport={"width": 1400, "height": 1100})
@@ -159,17 +168,15 @@ def test_twenty_jobs_from_several_clients_survive_a_restart_none_lost_none_run_t
         app.stop()
 
     for job_id in ids:  # none lost: every job has its assets
-        assert (runs / job_id / "model.glb").stat().st_size > 0 and (runs / job_id / "turntable.mp4").is_file()
+        assert (runs / job_id / "model.glb").stat().st_size > 0
         assert json.loads((runs / job_id / "ui-job.json").read_text())["status"] == "finished"
         steps = [r["step"] for r in _metrics(runs / job_id)]
         assert steps == list(range(1, STEPS + 1)), (job_id, steps)
     for job_id, mtime in glb_times.items():  # finished before the restart: not run again
         assert (runs / job_id / "model.glb").stat().st_mtime_ns == mtime, job_id
-    for job_id, last_step in stopped.items():  # stopped mid-run: resumed from the checkpoint, not from step 0
-        records = _metrics(runs / job_id)
-        restarts = [r["step"] for previous, r in zip(records, records[1:]) if r["elapsed_s"] < previous["elapsed_s"]]
-        # (a job stopped while exporting has every step: it resumes by exporting only)
-        assert restarts == ([last_step + 1] if last_step < STEPS else []), (job_id, last_step, records)
+    for job_id, before in stopped.items():  # stopped mid-run: resumed, so the first server's steps are kept as
+        # they were logged (a run from step 0 would have rewritten them, with other timings)
+        assert _lines(runs / job_id / "metrics.jsonl")[:len(before)] == before, job_id
     for job_id in never_started:  # queued at the restart: one run, from step 0
         elapsed = [r["elapsed_s"] for r in _metrics(runs / job_id)]
         assert elapsed == sorted(elapsed), job_id

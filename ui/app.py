@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,9 +183,10 @@ class Page:
                 "see the notice under the prompt." if notice else queued), job.id
 
     def on_api_jobs(self) -> list[dict]:
-        """The `/jobs` HTTP endpoint: this server's jobs, oldest first, as the jobs table shows them."""
+        """The `/jobs` HTTP endpoint: this server's jobs, oldest first, as the jobs table shows them
+        (`resume`: the job continues from its checkpoint when it starts)."""
         return [{"id": j.id, "prompt": j.prompt, "status": j.status, "step": j.step, "total": j.total,
-                 "queue_position": j.queue_position} for j in self.manager.jobs()]
+                 "queue_position": j.queue_position, "resume": j.resume} for j in self.manager.jobs()]
 
     # -- the selected job ---------------------------------------------------------------------
     def on_form_match(self, job_id: str | None, *args) -> str:
@@ -536,9 +538,17 @@ def launch(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860,
     known = inspect.signature(demo.launch).parameters
     try:
         demo.launch(server_name=host, server_port=port, auth=credentials, allowed_paths=[str(runs_dir)],
-                    max_file_size=MAX_UPLOAD, ssr_mode=False, css=CSS,
+                    max_file_size=MAX_UPLOAD, ssr_mode=False, css=CSS, prevent_thread_lock=True,
                     **{k: v for k, v in optional.items() if k in known})
     except OSError as e:
-        raise UserError(f"cannot serve on {host}:{port} ({e}); choose another --port") from None
-    finally:
         manager.shutdown()
+        raise UserError(f"cannot serve on {host}:{port} ({e}); choose another --port") from None
+    try:
+        while True:  # serve until Ctrl-C or SIGTERM (both arrive as KeyboardInterrupt)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping: running jobs save a checkpoint; the next server queues them again", flush=True)
+    finally:
+        # the queue first, so that no job starts while the web server closes
+        manager.shutdown()
+        demo.close()
