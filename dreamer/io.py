@@ -84,6 +84,20 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def append_text(path: Path | str, text: str) -> None:
+    """Append `text` to a log such as metrics.jsonl (not atomic: its readers skip a line cut short);
+    a full disk raises DiskFull, like every other write of a run."""
+    path = Path(path)
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+            f.flush()
+    except OSError as error:
+        if _is_disk_full(error, path.parent):
+            raise disk_full_error(path) from None
+        raise
+
+
 def atomic_write_text(path: Path | str, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

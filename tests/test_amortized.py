@@ -180,5 +180,14 @@ def test_the_web_ui_makes_an_asset_with_a_trained_generator(generator_folder, tm
                                             ("vocab", "  ", "the prompt is empty")):
             message, model, video, _ = page.on_make(generator, prompt)
             assert message.startswith("error: ") and expected in message and model is None
+        # two prompts: an interpolation video inside the runs folder
+        message, video = page.on_blend("vocab", "a red cube", "a blue sphere", 4)
+        assert message.startswith("Interpolated a red cube → a blue sphere") and Path(video).is_file()
+        assert Path(video).is_relative_to(runs) and Path(video).name == "interpolation.mp4"
+        for frames, expected in ((1, "at least 2"), (2.5, "whole number"), (None, "whole number")):
+            message, video = page.on_blend("vocab", "a red cube", "a blue sphere", frames)
+            assert message.startswith("error: frames must be") and expected in message and video is None
+        assert page.on_blend("vocab", "", "a blue sphere", 4)[0] == "error: the start prompt is empty"
+        assert len([p for p in runs.iterdir() if p.name.endswith("to-a-blue-sphere")]) == 1  # no empty folders left
     finally:
         manager.shutdown()

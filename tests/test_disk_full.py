@@ -171,3 +171,19 @@ def test_a_ui_job_that_hits_a_full_disk_fails_in_one_line_and_resumes(small_disk
         assert (job.run_dir / "model.glb").is_file()
     finally:
         jobs.shutdown()
+
+
+def test_a_full_disk_while_appending_metrics_is_disk_full(tmp_path, monkeypatch):
+    from dreamer.io import append_text
+
+    log = tmp_path / "metrics.jsonl"
+    append_text(log, '{"step": 1}\n')
+
+    def full_open(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("builtins.open", full_open)
+    with pytest.raises(DiskFull, match="while writing metrics.jsonl"):
+        append_text(log, '{"step": 2}\n')
+    monkeypatch.undo()
+    assert log.read_text() == '{"step": 1}\n'

@@ -116,6 +116,7 @@ def test_uploaded_configs_are_validated(page, tmp_path):
 def test_the_form_says_whether_it_holds_the_shown_jobs_settings_and_can_take_them(page):
     assert page.on_form_match(None, *_fields(page, "a red cube"), False, "") == ""
     _, job_id = page.on_generate(*_fields(page, "a red cube", steps=4), False, "")
+    page.manager.wait(job_id, timeout=120)  # a run rewrites its config.yaml (with the server's progress=false)
     assert page.on_form_match(job_id, *_fields(page, "a red cube", steps=4), False, "") == \
         "✓ The form holds this job's settings."
     line = page.on_form_match(job_id, *_fields(page, "a blue cube", steps=9), False, "")

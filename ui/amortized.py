@@ -1,6 +1,7 @@
 """The web UI's "One generator" tab: pick a trained amortised generator, type a prompt, and the asset
 is made in one forward pass (dreamer.amortized) and shown at once, as an ordinary run folder that the
-History tab lists too.
+History tab lists too. Two prompts and a frame count make an interpolation video instead (the text
+vectors mixed from one prompt to the other), written to `<runs>/<time>-<start>-to-<end>/`.
 
 Generators are the folders holding a `generator.pt` directly under `<runs>/generators/` (train one
 there with `dreamer amortized train --out <runs>/generators/NAME`).
@@ -12,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreamer.api import AMORTIZED_WEIGHTS, UserError, generate_amortized
+from dreamer.api import AMORTIZED_WEIGHTS, UserError, amortized_interpolate, generate_amortized
 from dreamer.ui.paths import new_run_dir
 
 GENERATORS = "generators"
@@ -36,19 +37,37 @@ class Made:
     forward_seconds: float
 
 
+def _generator_dir(runs_dir: Path, generator: str | None) -> Path:
+    if not generator:
+        raise UserError(f"choose a generator (train one with: dreamer amortized train --out {runs_dir / GENERATORS}/NAME)")
+    if generator not in list_generators(runs_dir):
+        raise UserError(f"no generator named '{generator}' in {runs_dir / GENERATORS}")
+    return runs_dir / GENERATORS / generator
+
+
 def make(runs_dir: Path, generator: str | None, prompt: str, overrides: list[str] | None = None) -> Made:
     """The asset for `prompt` from the generator named `generator`, in a new run folder; the server's
     `export.*` overrides apply (the others are training settings, which a forward pass has none of)."""
-    names = list_generators(runs_dir)
-    if not generator:
-        raise UserError(f"choose a generator (train one with: dreamer amortized train --out {runs_dir / GENERATORS}/NAME)")
-    if generator not in names:
-        raise UserError(f"no generator named '{generator}' in {runs_dir / GENERATORS}")
+    folder = _generator_dir(runs_dir, generator)
     if not prompt or not prompt.strip():
         raise UserError('the prompt is empty: describe one object such as "a red cube"')
     out = new_run_dir(runs_dir, prompt)
     with _lock:
-        result = generate_amortized(prompt, runs_dir / GENERATORS / generator, out=out, overwrite=True,
+        result = generate_amortized(prompt, folder, out=out, overwrite=True,
                                     dotted=[o for o in overrides or [] if o.startswith("export.")])
     return Made(result.run_dir, result.mesh, result.video, result.metrics.get("eval", {}),
                 result.metrics["forward_seconds"])
+
+
+def blend(runs_dir: Path, generator: str | None, start: str, end: str, frames: int | float | None) -> Path:
+    """An interpolation video from `start` to `end` (`frames` frames) by the generator named `generator`."""
+    folder = _generator_dir(runs_dir, generator)
+    if frames is None or float(frames) != int(frames) or int(frames) < 2:
+        raise UserError(f"frames must be a whole number of at least 2, got {frames!r}")
+    out = new_run_dir(runs_dir, f"{start or ''} to {end or ''}")
+    try:
+        with _lock:
+            return amortized_interpolate(folder, start, end, out / "interpolation.mp4", frames=int(frames))
+    except UserError:
+        out.rmdir()  # nothing was written: leave no empty folder behind
+        raise

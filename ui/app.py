@@ -308,6 +308,14 @@ class Page:
         video = self.served(made.video) if made.video is not None else None
         return message, self.served(made.model), video, views.eval_markdown(made.eval)
 
+    def on_blend(self, generator: str | None, start: str, end: str, frames):
+        """(message, video) of an interpolation between two prompts by a trained generator."""
+        try:
+            video = amortized.blend(self.runs_dir, generator, start, end, frames)
+        except UserError as e:
+            return _problem(str(e)), None
+        return f"Interpolated {start.strip()} → {end.strip()} → `{video.parent.name}`", self.served(video)
+
     def on_history(self):
         records = list_runs(self.runs_dir)
         gallery, ids = [], []
@@ -448,6 +456,17 @@ def build_app(page: Page) -> gr.Blocks:
                             made_video = gr.Video(label="turntable", elem_id="amortized-video", autoplay=True,
                                                   loop=True, interactive=False, height=320)
                         made_eval = gr.Markdown(elem_id="amortized-eval")
+                with gr.Accordion("Interpolate between two prompts", open=False):
+                    with gr.Row():
+                        with gr.Column(scale=2):
+                            blend_start = gr.Textbox(label="From", placeholder="a red cube", elem_id="blend-start")
+                            blend_end = gr.Textbox(label="To", placeholder="a blue sphere", elem_id="blend-end")
+                            blend_frames = gr.Number(16, label="Frames", precision=0, minimum=2, elem_id="blend-frames")
+                            blend_button = gr.Button("Interpolate", elem_id="blend")
+                            blend_message = gr.Markdown(elem_id="blend-message")
+                        with gr.Column(scale=3):
+                            blend_video = gr.Video(label="interpolation", elem_id="blend-video", autoplay=True,
+                                                   loop=True, interactive=False, height=320)
             with gr.Tab("History", id="history") as history_tab:
                 refresh = gr.Button("Refresh", size="sm")
                 gallery = gr.Gallery(label="Runs with a preview (click to open)", columns=3, fit_columns=False,
@@ -492,6 +511,8 @@ def build_app(page: Page) -> gr.Blocks:
 
         amortized_tab.select(page.on_generators, None, generator_name)
         make.click(page.on_make, [generator_name, generator_prompt], [made_message, made_model, made_video, made_eval])
+        blend_button.click(page.on_blend, [generator_name, blend_start, blend_end, blend_frames],
+                           [blend_message, blend_video])
 
         history_outputs = [gallery, runs, history_ids]
         refresh.click(page.on_history, None, history_outputs)

@@ -152,11 +152,15 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# How a run reports, not what it makes: the server turns the progress bar off in every job's config.
+NOT_COMPARED: frozenset[str] = frozenset({"trainer.progress"})
+
+
 def config_differences(form_config: RunConfig, job_config: RunConfig) -> list[tuple[str, Any, Any]]:
-    """(key, the job's value, the form's value) for every setting that differs: the form's own fields
-    first, then the others in alphabetical order."""
+    """(key, the job's value, the form's value) for every setting that differs (NOT_COMPARED aside):
+    the form's own fields first, then the others in alphabetical order."""
     ours, theirs = flatten(form_config.to_dict()), flatten(job_config.to_dict())
-    keys = [k for k in sorted(ours.keys() | theirs.keys()) if ours.get(k) != theirs.get(k)]
+    keys = [k for k in sorted(ours.keys() | theirs.keys()) if ours.get(k) != theirs.get(k) and k not in NOT_COMPARED]
     keys.sort(key=lambda k: (FORM_KEYS.index(k) if k in FORM_KEYS else len(FORM_KEYS), k))
     return [(k, theirs.get(k), ours.get(k)) for k in keys]
 
@@ -171,11 +175,10 @@ def values_of(config: RunConfig, preset: str) -> FormValues:
 
 def form_for_job(job_config: RunConfig, overrides: list[str]) -> FormValues | None:
     """The form values (preset and fields) whose resolved config is exactly the job's, else None."""
-    target = job_config.to_dict()
     for preset in preset_choices():
         values = values_of(job_config, preset)
         try:
-            if resolve_form(values, overrides).to_dict() == target:
+            if not config_differences(resolve_form(values, overrides), job_config):
                 return values
         except UserError:  # e.g. a server override that this preset's components do not have
             continue

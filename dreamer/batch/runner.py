@@ -4,7 +4,8 @@ With no address it starts a local Ray on this machine (`--parallel` tasks at onc
 `--threads` CPU threads); with `--address` it joins a running cluster. A task whose worker dies (killed,
 out of memory, a node lost) is retried by Ray and resumes from its checkpoint; prompts that finished
 earlier are skipped. `batch.json` (each prompt's status, figures and folder) is rewritten after every
-result, so an interrupted batch leaves a true record, and a contact sheet goes beside it.
+result, so an interrupted batch leaves a true record, and a contact sheet goes beside it. A prompt
+that finds the disk full stops the batch (DiskFull, exit 28): the prompts after it would fail too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dreamer.batch.task import PromptResult, run_prompt
-from dreamer.errors import UserError
+from dreamer.errors import DiskFull, UserError
 from dreamer.io import atomic_write_text
 
 TASK_RETRIES = 3  # Ray re-runs a task whose worker died this many times
@@ -95,6 +96,10 @@ def run_batch(prompts_file: Path | str, out: Path | str, *, address: str | None 
                 index, prompt, folder = running.pop(ref)
                 results[index] = _collect(ray, ref, index, prompt, folder)
                 _write_json(out, prompts, results, time.perf_counter() - began)
+                if results[index].disk_full:  # stop: every prompt after it would fail the same way
+                    for pending in running:
+                        ray.cancel(pending, force=True)
+                    raise DiskFull(results[index].error)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(failed=sum(r.status == "failed" for r in results.values()))

@@ -28,6 +28,7 @@ class PromptResult:
     eval: dict = field(default_factory=dict)  # eval.json's summary figures (library prompts)
     error: str | None = None  # one line, when failed
     attempts: int = 1  # how many times the task started (a killed worker's task starts again)
+    disk_full: bool = False  # failed for want of space: the batch stops (the next prompts would fail too)
 
 
 def partial_dir(final: Path) -> Path:
@@ -74,7 +75,7 @@ def run_prompt(index: int, prompt: str, final_dir: str, config: str = "default",
         atomic_write_text(work / DONE_MARKER, json.dumps(asdict(summary)))
     except (UserError, TrainingDiverged, DiskFull) as e:
         return PromptResult(index, prompt, "failed", str(final), time.perf_counter() - began,
-                            error=str(e).splitlines()[0], attempts=attempts)
+                            error=str(e).splitlines()[0], attempts=attempts, disk_full=isinstance(e, DiskFull))
     if final.exists():  # an unfinished leftover under the final name (an older dreamer): replace it
         shutil.rmtree(final)
     os.replace(work, final)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from dreamer.errors import UserError
-from dreamer.io import atomic_save
+from dreamer.io import append_text, atomic_save
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -68,9 +68,7 @@ class RunFolder:
 
     # -- metrics --------------------------------------------------------------------------
     def append_metrics(self, record: dict) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_text(self.metrics_path, json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict]:
         if not self.metrics_path.exists():
