@@ -91,7 +91,7 @@ def run_job(job_file: Path) -> None:
     folder = Path(job["folder"])
     started = time.perf_counter()
     if not (folder / "train-done.json").is_file():
-        resume = ["--resume"] if (folder / "checkpoint.pt").is_file() else []
+        resume = ["--resume"] if (folder / "checkpoints" / "last.pt").is_file() else []
         result = subprocess.run(job["command"] + resume, stdout=open(folder.parent / f"{folder.name}.log", "a"),
                                 stderr=subprocess.STDOUT)
         (folder / "train-done.json").write_text(json.dumps(
@@ -309,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
         metrics = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()] \
             if (folder / "metrics.jsonl").is_file() else []
         seen_rows = evaluation.get("seen", [])
-        diverged = "NaN/inf" if trained["returncode"] != 0 else divergence(metrics, seen_rows)
+        # exit 1 is the trainer's TrainingDiverged (a non-finite loss); any other failure is named as such
+        diverged = divergence(metrics, seen_rows) if trained["returncode"] == 0 else \
+            "NaN/inf" if trained["returncode"] == 1 else f"failed (exit {trained['returncode']})"
         figures = {name: summarise(evaluation.get(name, [])) for name in sets}
         norms = [m["grad_norm"] for m in metrics]
         n = max(1, len(norms) // 10)

@@ -184,7 +184,8 @@ def test_the_web_ui_makes_an_asset_with_a_trained_generator(generator_folder, tm
         message, video = page.on_blend("vocab", "a red cube", "a blue sphere", 4)
         assert message.startswith("Interpolated a red cube → a blue sphere") and Path(video).is_file()
         assert Path(video).is_relative_to(runs) and Path(video).name == "interpolation.mp4"
-        for frames, expected in ((1, "at least 2"), (2.5, "whole number"), (None, "whole number")):
+        for frames, expected in ((1, "from 2 to 256"), (2.5, "whole number"), (None, "whole number"),
+                                 (float("nan"), "whole number"), (10_000, "from 2 to 256")):
             message, video = page.on_blend("vocab", "a red cube", "a blue sphere", frames)
             assert message.startswith("error: frames must be") and expected in message and video is None
         assert page.on_blend("vocab", "", "a blue sphere", 4)[0] == "error: the start prompt is empty"

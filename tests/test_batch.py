@@ -143,3 +143,19 @@ def test_a_full_disk_stops_the_batch_in_one_line_and_a_rerun_resumes(tmp_path, c
         assert steps == list(range(1, 201))  # resumed from the checkpoint: no gap, no repeat
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_no_room_for_the_partial_folder_is_a_disk_full_result(tmp_path, monkeypatch):
+    """A directory needs a block on most file systems (not on tmpfs): a full disk at the partial
+    folder's mkdir is a disk-full result too, so the batch stops."""
+    import errno
+    from pathlib import Path
+
+    from dreamer.batch.task import run_prompt
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "mkdir", full)
+    result = run_prompt(0, "a red cube", str(tmp_path / "0000-a-red-cube"), dotted=settings(2))
+    assert result.status == "failed" and result.disk_full and result.error.startswith("no space left")

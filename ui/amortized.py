@@ -9,6 +9,7 @@ there with `dreamer amortized train --out <runs>/generators/NAME`).
 
 from __future__ import annotations
 
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from dreamer.api import AMORTIZED_WEIGHTS, UserError, amortized_interpolate, gen
 from dreamer.ui.paths import new_run_dir
 
 GENERATORS = "generators"
+MAX_FRAMES = 256  # an interpolation's frames are rendered and held in memory at once
 _lock = threading.Lock()  # one forward pass at a time: they are short, and share the CPU threads
 
 
@@ -62,12 +64,16 @@ def make(runs_dir: Path, generator: str | None, prompt: str, overrides: list[str
 def blend(runs_dir: Path, generator: str | None, start: str, end: str, frames: int | float | None) -> Path:
     """An interpolation video from `start` to `end` (`frames` frames) by the generator named `generator`."""
     folder = _generator_dir(runs_dir, generator)
-    if frames is None or float(frames) != int(frames) or int(frames) < 2:
-        raise UserError(f"frames must be a whole number of at least 2, got {frames!r}")
+    try:
+        whole = int(frames) if float(frames) == int(frames) else None
+    except (TypeError, ValueError, OverflowError):  # None, text, NaN, infinity
+        whole = None
+    if whole is None or not 2 <= whole <= MAX_FRAMES:
+        raise UserError(f"frames must be a whole number from 2 to {MAX_FRAMES}, got {frames!r}")
     out = new_run_dir(runs_dir, f"{start or ''} to {end or ''}")
     try:
         with _lock:
-            return amortized_interpolate(folder, start, end, out / "interpolation.mp4", frames=int(frames))
-    except UserError:
-        out.rmdir()  # nothing was written: leave no empty folder behind
+            return amortized_interpolate(folder, start, end, out / "interpolation.mp4", frames=whole)
+    except Exception:
+        shutil.rmtree(out, ignore_errors=True)  # no half-written video left behind
         raise

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from dreamer.api import EXACT_PRIORS, OutOfVocabularyWarning, UserError, check_prompt, prompt_notice
+from dreamer.api import DiskFull, EXACT_PRIORS, OutOfVocabularyWarning, UserError, check_prompt, prompt_notice
 from dreamer.ui import amortized, form, views
 from dreamer.ui.history import list_runs, run_outputs
 from dreamer.ui.jobs import JobManager, JobState
@@ -312,7 +312,7 @@ class Page:
         """(message, video) of an interpolation between two prompts by a trained generator."""
         try:
             video = amortized.blend(self.runs_dir, generator, start, end, frames)
-        except UserError as e:
+        except (UserError, DiskFull) as e:
             return _problem(str(e)), None
         return f"Interpolated {start.strip()} → {end.strip()} → `{video.parent.name}`", self.served(video)
 
@@ -558,18 +558,17 @@ def launch(runs: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860,
     optional = {"run_history": False, "footer_links": [], "mcp_server": False}
     known = inspect.signature(demo.launch).parameters
     try:
-        demo.launch(server_name=host, server_port=port, auth=credentials, allowed_paths=[str(runs_dir)],
-                    max_file_size=MAX_UPLOAD, ssr_mode=False, css=CSS, prevent_thread_lock=True,
-                    **{k: v for k, v in optional.items() if k in known})
-    except OSError as e:
-        manager.shutdown()
-        raise UserError(f"cannot serve on {host}:{port} ({e}); choose another --port") from None
-    try:
+        try:
+            demo.launch(server_name=host, server_port=port, auth=credentials, allowed_paths=[str(runs_dir)],
+                        max_file_size=MAX_UPLOAD, ssr_mode=False, css=CSS, prevent_thread_lock=True,
+                        **{k: v for k, v in optional.items() if k in known})
+        except OSError as e:
+            raise UserError(f"cannot serve on {host}:{port} ({e}); choose another --port") from None
         while True:  # serve until Ctrl-C or SIGTERM (both arrive as KeyboardInterrupt)
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("stopping: running jobs save a checkpoint; the next server queues them again", flush=True)
     finally:
-        # the queue first, so that no job starts while the web server closes
+        # the queue first (also when start-up fails), so that no job starts while the web server closes
         manager.shutdown()
         demo.close()

@@ -51,7 +51,7 @@ def run_prompt(index: int, prompt: str, final_dir: str, config: str = "default",
 
     from dreamer.api import EVAL_SUMMARY_KEYS, generate
     from dreamer.errors import DiskFull, TrainingDiverged, UserError
-    from dreamer.io import atomic_write_text
+    from dreamer.io import FULL_ERRNOS, atomic_write_text, disk_full_error
 
     torch.set_num_threads(max(1, int(threads)))  # Ray reuses worker processes: set it in every task
     final = Path(final_dir)
@@ -76,6 +76,11 @@ def run_prompt(index: int, prompt: str, final_dir: str, config: str = "default",
     except (UserError, TrainingDiverged, DiskFull) as e:
         return PromptResult(index, prompt, "failed", str(final), time.perf_counter() - began,
                             error=str(e).splitlines()[0], attempts=attempts, disk_full=isinstance(e, DiskFull))
+    except OSError as e:  # our own bare writes (the partial folder itself) on a full disk
+        if e.errno not in FULL_ERRNOS:
+            raise
+        return PromptResult(index, prompt, "failed", str(final), time.perf_counter() - began,
+                            error=str(disk_full_error(work / "batch-attempts")), attempts=attempts, disk_full=True)
     if final.exists():  # an unfinished leftover under the final name (an older dreamer): replace it
         shutil.rmtree(final)
     os.replace(work, final)

@@ -3,7 +3,9 @@
 One build at a time per process: the web UI runs jobs in threads, and building (1) resolves
 diffusers' lazy attributes, which are not thread-safe (two jobs starting at once failed with
 "cannot import name 'DDPMScheduler' from 'diffusers'"), and (2) seeds torch's global generator for
-the representation's initialisation, which another thread's draw would disturb.
+the representation's initialisation, which another build's seeding would disturb. (A job already
+training in another thread still draws from that generator: concurrent UI jobs are not bit-for-bit
+reproducible; a run alone is.)
 """
 
 from __future__ import annotations
