@@ -24,13 +24,7 @@ RESUME=${RESUME:-0}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
-if [ -d .gpu/whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
-  export PYTHONPATH="/tmp/site:$PWD" DREAMER_MINILM="$PWD/.gpu/minilm"
-fi
-export PYTHONUNBUFFERED=1
-PY=${PY:-python3}
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+. "$(dirname "$0")/gpu_offline_env.sh"
 
 # Larger than the 2-core defaults: 64² planes of 16 features, wider convs and decoder, 64 px renders.
 SIZE=(generator.plane_resolution=64 generator.seed_resolution=8 generator.channels=64 generator.plane_features=16

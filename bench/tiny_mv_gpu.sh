@@ -26,13 +26,7 @@ RUN=${RUN:-/tmp/tiny-mv-run}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
-if [ -d .gpu/whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
-  export PYTHONPATH="/tmp/site:$PWD" DREAMER_MINILM="$PWD/.gpu/minilm"
-fi
-export PYTHONUNBUFFERED=1
-PY=${PY:-python3}
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+. "$(dirname "$0")/gpu_offline_env.sh"
 
 echo "== probe: $PROBE steps ($(($(date +%s) - START)) s)"
 $PY -m dreamer prior train --model tiny-mv --out "$RUN" --steps "$PROBE" --batch-size "$BATCH" --device "$DEVICE" \
