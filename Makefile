@@ -35,9 +35,10 @@ $(VALIDATOR): Makefile
 validator: $(VALIDATOR)
 
 # Test files run in parallel, one worker per CPU (pytest-xdist); a file's tests stay on one worker, so
-# their module-scoped fixtures (a trained generator, a local Ray, a tiny run) are built once.
+# their module-scoped fixtures (a trained generator, a local Ray, a tiny run) are built once. The files go
+# out longest first (tests/conftest.py orders them; --no-loadscope-reorder keeps that order).
 test: install validator
-	$(BIN)/python -m pytest -n auto --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 # The web UI's screenshots in docs/screenshots/, taken by its browser test (needs Debian's chromium).
 screenshots: install

@@ -23,10 +23,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Slow tests first. `make test` hands whole files to the workers as they free up (xdist's
-    --dist loadfile), so a slow file collected last would run alone at the end while the other
-    worker idles; started first, the short files fill in around it."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)  # stable: order kept within each
+    """Slow tests first, the longest first (`@pytest.mark.slow(seconds=N)`: about how long the file takes on
+    one worker). `make test` hands whole files to the workers as they free up (xdist's --dist loadfile,
+    with --no-loadscope-reorder so that xdist keeps this order instead of putting the files with the most
+    tests first), so a slow file collected last would run alone at the end while the other worker idles;
+    started first, longest first, the short files fill in around them."""
+    def cost(item) -> float:
+        marker = item.get_closest_marker("slow")
+        return float(marker.kwargs.get("seconds", 1)) if marker else 0.0
+
+    items.sort(key=lambda item: -cost(item))  # stable: collection order kept among equals
 
 
 @pytest.fixture(autouse=True)

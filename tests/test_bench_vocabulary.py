@@ -79,6 +79,7 @@ def bench(tmp_path, monkeypatch):
     fake = FakeGenerate(sys.modules["child"])
     monkeypatch.setattr(vocab, "run_generate", fake)
     monkeypatch.setattr(vocab, "contact_row", lambda folder, draw: torch.ones(4, 16, 3))
+    monkeypatch.setattr(vocab, "truth_views", lambda draw: 4 if draw.shape == "pyramid" else 8)
     vocab.fake, vocab.doc, vocab.configs = fake, docs / "benchmarks.md", configs
     vocab.out = ["--out", str(tmp_path / "runs")]
     return vocab
@@ -258,3 +259,17 @@ def test_any_preset_by_name_including_ones_added_later(bench):
         unknown.value)
     with pytest.raises(SystemExit, match="4D preset"):
         bench.main(["--sample", "2", "--seed", "9", "--config", "4d", *bench.out])
+
+
+def test_the_truths_own_reading_is_measured_and_reported(bench):
+    real = load_vocabulary()
+    assert real.truth_views(real.Draw("a red cube", "cube", "red", False)) == 8
+    # read as a cone, or a cylinder, from the four face-on views: these prompts cannot succeed
+    assert real.truth_views(real.Draw("a blue pyramid", "pyramid", "blue", False)) < real.SUCCESS_VIEWS
+    assert real.truth_views(real.Draw("a blue cube", "cube", "blue", False)) < real.SUCCESS_VIEWS
+    bench.main(["--sample", "12", "--seed", "5", *bench.out])
+    text = bench.doc.read_text()
+    draws = bench.draw_prompts(12, 5)
+    pyramids = sum(d.shape == "pyramid" for d in draws)
+    assert "truth's R views" in text
+    assert f"the evaluator passes the ground truth itself on {12 - pyramids} of 12 prompts" in text

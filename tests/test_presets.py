@@ -10,6 +10,8 @@ import pytest
 
 from dreamer.run_config import load_run_config
 
+pytestmark = pytest.mark.slow(seconds=50)  # many end-to-end runs: scheduled early (tests/conftest.py)
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
 SD_PRESETS = [name for name in PRESETS if load_run_config(name).prior.name in ("sd15", "sd21", "sd21-base")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -226,13 +227,13 @@ def test_out_of_vocabulary_prompt_raises(shared_cache):
 
 def test_cache_hit_and_corrupt_file(shared_cache, monkeypatch):
     calls = []
-    real = ref_mod.render_references
+    real = ref_mod.render_reference_layers
 
     def counting(spec, cameras, config):
         calls.append(spec)
         return real(spec, cameras, config)
 
-    monkeypatch.setattr(ref_mod, "render_references", counting)
+    monkeypatch.setattr(ref_mod, "render_reference_layers", counting)
     first = ReferencePrior(_small_config(shared_cache))
     idx = int(first.encode_prompt("a red cube").cond)
     ref_set = first.reference_set(idx)
@@ -253,3 +254,99 @@ def test_cache_hit_and_corrupt_file(shared_cache, monkeypatch):
     fourth = ReferencePrior(_small_config(shared_cache))
     fourth.encode_prompt("a red cube")
     assert calls == []
+
+
+# ---- random solid backgrounds, marginalised ------------------------------------------------
+
+def _quadrature_denoise(x, alpha, sigma, refs, uncovered, var, grid):
+    """The random-background denoiser by brute force: every (reference, background on a grid)
+    pair as a point of an ordinary mixture, weighted by the background's Gaussian prior."""
+    n, pixels = uncovered.shape
+    channels = refs.shape[1] // pixels
+    betas = torch.cartesian_prod(*[grid] * channels).reshape(-1, channels)  # [K, C]
+    points = (refs[:, None, :].reshape(n, 1, channels, pixels)
+              + uncovered[:, None, None, :] * betas[None, :, :, None]).reshape(n * len(betas), -1)
+    log_prior = (-(betas ** 2).sum(-1) / (2 * var)).repeat(n)
+    return exact_denoise(x, alpha, sigma, points, log_prior[None].expand(len(x), -1))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_random_background_denoise_matches_quadrature(channels):
+    g = torch.Generator().manual_seed(5)
+    n, pixels = 3, 6
+    alpha_img = (torch.rand(n, pixels, generator=g) > 0.5).double() * torch.rand(n, pixels, generator=g).double()
+    colour = torch.rand(n, channels, pixels, generator=g).double() * 2 - 1
+    refs = (alpha_img[:, None] * colour).reshape(n, -1)
+    uncovered = 1 - alpha_img
+    x = torch.randn(4, channels * pixels, generator=g).double()
+    a = torch.tensor([0.9, 0.6, 0.3, 0.1]).double()
+    sig = (1 - a ** 2).sqrt()
+    grid = torch.linspace(-4.0, 4.0, 801 if channels == 1 else 241).double()
+    expected = _quadrature_denoise(x, a, sig, refs, uncovered, 1 / 3, grid)
+    got = exact_denoise(x, a, sig, refs, uncovered=uncovered, background_var=1 / 3)
+    assert torch.allclose(got, expected, atol=2e-5), (got - expected).abs().max()
+
+
+def test_opaque_references_ignore_the_background_term():
+    g = torch.Generator().manual_seed(6)
+    refs = torch.rand(5, 3 * 8, generator=g).double() * 2 - 1
+    x = torch.randn(3, 3 * 8, generator=g).double()
+    a, sig = torch.tensor([0.8, 0.5, 0.2]).double(), torch.tensor([0.6, 0.86, 0.98]).double()
+    assert torch.allclose(exact_denoise(x, a, sig, refs, uncovered=torch.zeros(5, 8).double()),
+                          exact_denoise(x, a, sig, refs), atol=1e-12)
+
+
+def test_random_background_white_cube_stays_visible(tmp_path):
+    """A white cube over a random colour is recovered with its background: the prior sees the object,
+    where a white-backed prior's x̂0 of the same input is a white square smeared over the colour."""
+    config = ReferencePriorConfig(image_size=S, num_views=8, background="random", camera_aware=False,
+                                  uncond_colours=("red",), uncond_views=1, cache_dir=str(tmp_path))
+    assert config.random_background and config.background_rgb() == (0.0, 0.0, 0.0)
+    prior = ReferencePrior(config)
+    emb = prior.encode_prompt("a white cube")
+    ref_set = prior.reference_set(int(emb.cond))
+    assert ref_set.alpha is not None and ref_set.alpha.shape == (8, 1, S, S)
+    assert 0.05 < float(ref_set.alpha.mean()) < 0.9
+    # Loaded again from the cache, alpha included.
+    again = ReferencePrior(config)
+    cached = again.reference_set(int(again.encode_prompt("a white cube").cond))
+    assert cached.path == ref_set.path and torch.equal(cached.alpha, ref_set.alpha)
+    # The truth: view 3 over teal.
+    teal = torch.tensor([0.1, 0.6, 0.5]).view(1, 3, 1, 1)
+    truth = ref_set.images[3:4] + (1 - ref_set.alpha[3:4]) * teal
+    z0 = prior.encode_images(truth)
+    white_backed = ReferencePrior(dataclasses.replace(config, background="white"))
+    white_emb = white_backed.encode_prompt("a white cube")
+    for t, tol in ((100, 0.03), (300, 0.1)):  # the background's estimate is noisier as t grows
+        x_t, *_ = _noisy(prior, z0.expand(4, -1, -1, -1), t, seed=t)
+        x0 = prior.predict_x0(x_t, torch.full((4,), t), emb.conditional(None, 4))
+        assert (x0 - z0).abs().mean() < tol, (t, float((x0 - z0).abs().mean()))
+        x0_white = white_backed.predict_x0(x_t, torch.full((4,), t), white_emb.conditional(None, 4))
+        assert (x0_white - z0).abs().mean() > 0.5  # its references are all white: the teal is lost
+    assert ReferencePriorConfig(background="random").random_background
+    with pytest.raises(UserError, match="unknown background 'plaid'.*random"):
+        ReferencePriorConfig(background="plaid")
+
+
+def test_exact_views_render_the_query_camera_itself(tmp_path):
+    """With `exact_views` the conditional x̂0 is the object seen from the query's own camera at every t,
+    where the fixed orbit (8 views here) can only offer a neighbouring view."""
+    config = ReferencePriorConfig(image_size=S, num_views=8, exact_views=True, uncond_colours=("red",),
+                                  uncond_views=1, cache_dir=str(tmp_path))
+    prior = ReferencePrior(config)
+    emb = prior.encode_prompt("a blue pyramid")
+    cams = from_spherical(torch.tensor([17.0, 61.0]), torch.tensor([12.0, 33.0]), config.distance, config.fovy, S, S)
+    truth = prior.encode_images(ref_mod.render_references(shapes.parse_prompt("a blue pyramid"), cams, config))
+    orbit_prior = ReferencePrior(dataclasses.replace(config, exact_views=False))
+    orbit_emb = orbit_prior.encode_prompt("a blue pyramid")
+    for t in (50, 900):
+        x_t, *_ = _noisy(prior, truth, t, seed=t)
+        x0 = prior.predict_x0(x_t, torch.full((2,), t), emb.conditional(cams, 2), cams)
+        assert torch.allclose(x0, truth, atol=1e-5), t  # one reference per row: the render itself
+        x0_orbit = orbit_prior.predict_x0(x_t, torch.full((2,), t), orbit_emb.conditional(cams, 2), cams)
+        assert (x0_orbit - truth).abs().mean() > 0.01  # the orbit holds no view from these cameras
+    # CFG's tiled batch (2B rows, B cameras) and a camera-free call (the orbit set) both work.
+    x_t, *_ = _noisy(prior, truth, 300)
+    both = torch.cat([emb.conditional(cams, 2), emb.unconditional(2)])
+    assert prior.predict_noise(torch.cat([x_t, x_t]), torch.full((4,), 300), both, cams).shape == (4, 3, S, S)
+    assert prior.predict_x0(x_t, torch.full((2,), 300), emb.conditional(None, 2), None).shape == (2, 3, S, S)

@@ -182,3 +182,10 @@ def test_deterministic_and_cached(tmp_path, monkeypatch):
     a = first.predict_noise(x, torch.tensor([400]), emb.cond, cams)
     b = second.predict_noise(x, torch.tensor([400]), emb2.cond, cams)
     assert torch.equal(a, b)
+
+
+def test_random_background_is_refused_in_one_line():
+    from dreamer.priors.reference_video import ReferenceVideoPriorConfig
+
+    with pytest.raises(UserError, match="reference-video prior: background 'random' is not supported"):
+        ReferenceVideoPriorConfig(background="random")

@@ -178,7 +178,7 @@ def test_the_cli_does_not_import_gradio():
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_with_auth_nothing_is_served_before_login(tmp_path):
     runs = tmp_path / "runs"
     (runs / "old-run").mkdir(parents=True)

@@ -10,6 +10,8 @@ from dreamer.run_config import load_run_config
 from dreamer.ui.history import STATUS_FILE, list_runs, read_run
 from dreamer.ui.jobs import JobManager
 
+pytestmark = pytest.mark.slow(seconds=50)  # many end-to-end runs: scheduled early (tests/conftest.py)
+
 
 @pytest.fixture
 def manager(tmp_path):

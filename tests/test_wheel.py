@@ -57,7 +57,7 @@ def _answers(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
     return False
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())

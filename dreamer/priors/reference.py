@@ -18,6 +18,21 @@ branch — every library shape in `uncond_colours`, `uncond_views` views per col
 object uses that object's set as the unconditional branch instead (the generic set is then the
 `empty` embedding used by ISM's inversion). Reference sets are cached on disk (see
 `reference_cache`). The prior is camera-aware instead of view-prompted: `views` stays empty.
+
+With `background: random` the references keep their alpha, and each image's background is a solid
+colour drawn uniformly from the RGB cube (what `trainer.random_background` composites renders
+over). The denoiser marginalises that colour exactly: given reference i, y_i(β) = F_i + u_i ⊗ β is
+linear in the background β ∈ [−1, 1]³ (F: the premultiplied colour, u = 1 − alpha per pixel), so
+with β's prior taken as N(0, ⅓) per channel (the uniform's variance) the evidence and E[β | x_t, i]
+are closed-form (`exact_denoise`). A white object is then as visible to the prior as any other.
+
+With `exact_views` (and a camera), a library prompt's reference is rendered at each query camera
+itself: the limit τ → 0 of the camera weighting over an orbit holding every camera, where the
+camera-conditional distribution of a library object is one image. The fixed orbit is camera-true
+only as far as τ and its spacing allow: at the pixel term's scale, neighbouring views a few degrees
+off still win whenever they look more like the current render, and SDS then drifts towards the
+azimuth average (a pyramid distilled as a cone at τ = 8°). The orbit sets still serve calls
+without a camera and the generic (unconditional) set.
 """
 
 from __future__ import annotations
@@ -49,9 +64,12 @@ __all__ = [
     "set_index_embedding",
     "reference_orbit",
     "render_references",
+    "render_reference_layers",
 ]
 
 _BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "grey": (0.5, 0.5, 0.5), "gray": (0.5, 0.5, 0.5)}
+RANDOM_BACKGROUND = "random"  # a uniformly random solid colour per image, marginalised by the denoiser
+_RANDOM_BACKGROUND_VAR = 1.0 / 3.0  # variance of a uniform colour channel in [−1, 1] units
 _GOLDEN_ANGLE = 180.0 * (3.0 - math.sqrt(5.0))  # degrees, ≈ 137.508
 _RENDER_CHUNK = 32  # cameras per render_spec call (bounds memory)
 
@@ -67,10 +85,11 @@ class ReferencePriorConfig:
     elevation: tuple[float, float] = (-10.0, 50.0)  # elevation band of the reference orbit, degrees
     distance: float = 2.8  # reference camera distance (midpoint of OrbitConfig.distance)
     fovy: float = 42.5  # reference vertical field of view, degrees (midpoint of OrbitConfig.fovy)
-    background: str | tuple[float, float, float] = "white"  # reference background: white/black/grey or RGB in [0, 1]
+    background: str | tuple[float, float, float] = "white"  # white/black/grey, RGB in [0, 1], or "random" (see the module doc)
     supersample: int = 1  # per-axis supersampling of the reference renders (antialiasing; cost × ss²)
     camera_aware: bool = True  # weight references by how close their camera is to the query camera
     camera_temperature: float = 15.0  # τ, degrees: reference weight × exp(−angle² / (2τ²))
+    exact_views: bool = False  # render each query's own camera (the τ → 0 limit over every camera; see the module doc)
     uncond_colours: tuple[str, ...] = ("red", "green", "blue")  # colours of the generic (unconditional) set
     uncond_views: int = 4  # views per (shape, colour) in the generic set
     beta_schedule: str = "linear"  # "linear" (DDPM, 1e-4..0.02) or "scaled_linear" (SD, 0.00085..0.012)
@@ -103,12 +122,20 @@ class ReferencePriorConfig:
             raise UserError(f"{self.error_prefix}: beta_schedule must be 'linear' or 'scaled_linear', got {self.beta_schedule!r}")
         self.background_rgb()  # validates
 
+    @property
+    def random_background(self) -> bool:
+        """True when each image's background is a random solid colour (references keep their alpha)."""
+        return isinstance(self.background, str) and self.background.lower() == RANDOM_BACKGROUND
+
     def background_rgb(self) -> tuple[float, float, float]:
+        """The colour references are rendered over (black for `random`: the premultiplied colour)."""
         bg = self.background
+        if self.random_background:
+            return _BACKGROUNDS["black"]
         if isinstance(bg, str):
             if bg.lower() not in _BACKGROUNDS:
                 raise UserError(f"{self.error_prefix}: unknown background {bg!r}; use one of "
-                                f"{sorted(_BACKGROUNDS)} or an RGB triple in [0, 1]")
+                                f"{sorted(_BACKGROUNDS) + [RANDOM_BACKGROUND]} or an RGB triple in [0, 1]")
             return _BACKGROUNDS[bg.lower()]
         try:
             rgb = tuple(float(c) for c in bg)
@@ -127,9 +154,11 @@ class ReferenceSet:
     """One registered set of reference images."""
 
     label: str  # e.g. "a red chair", "generic", "custom"
-    images: torch.Tensor  # [N, 3, S, S] RGB in [0, 1] (CPU, float32)
+    images: torch.Tensor  # [N, 3, S, S] RGB in [0, 1] (CPU, float32); premultiplied when `alpha` is set
     directions: torch.Tensor | None  # [N, 3] unit camera directions from the origin; None = no camera weighting
     path: Path | None = None  # cache file it was loaded from / written to
+    alpha: torch.Tensor | None = None  # [N, 1, S, S] coverage (random-background sets); None: opaque images
+    spec: object | None = None  # the library object it shows (for `exact_views`); None: generic or custom
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,27 +212,54 @@ def set_index_embedding(prompt: str, negative_prompt: str, cond: int, generic: i
 
 
 def exact_denoise(x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, refs: torch.Tensor,
-                  log_weights: torch.Tensor | None = None, refs_sqnorm: torch.Tensor | None = None) -> torch.Tensor:
+                  log_weights: torch.Tensor | None = None, refs_sqnorm: torch.Tensor | None = None,
+                  uncovered: torch.Tensor | None = None,
+                  background_var: float = _RANDOM_BACKGROUND_VAR) -> torch.Tensor:
     """Posterior mean of a Gaussian-noised uniform (or weighted) mixture of points.
 
     x [B, D] noisy inputs, alpha / sigma [B], refs [N, D], log_weights [B, N] or None,
     refs_sqnorm [N] = ‖refs‖² (optional, precomputed). Returns x̂0 [B, D] in float64.
+
+    With `uncovered` [N, P] (1 − alpha per pixel, D = C·P, channel-major), reference i is the
+    family y_i(β) = refs_i + uncovered_i ⊗ β over a solid background β ∈ R^C with prior
+    N(0, background_var) per channel, integrated out exactly (see the module doc).
     """
     x = x.double()
     refs = refs.double()
     alpha, sigma = alpha.double(), sigma.double()
     if refs_sqnorm is None:
         refs_sqnorm = (refs * refs).sum(dim=-1)
+    a, s2 = alpha[:, None], sigma[:, None] ** 2
     # −‖x − a y‖²/(2σ²) = (a x·y − a²‖y‖²/2)/σ² − ‖x‖²/(2σ²); the last term is constant over i.
-    logits = (alpha[:, None] * (x @ refs.T) - 0.5 * alpha[:, None] ** 2 * refs_sqnorm.double()[None]) / sigma[:, None] ** 2
+    logits = (a * (x @ refs.T) - 0.5 * a ** 2 * refs_sqnorm.double()[None]) / s2
     if log_weights is not None:
         logits = logits + log_weights.double()
-    weights = torch.softmax(logits, dim=-1)  # [B, N], max-subtracted internally
-    return weights @ refs
+    if uncovered is None:
+        weights = torch.softmax(logits, dim=-1)  # [B, N], max-subtracted internally
+        return weights @ refs
+    u = uncovered.double()  # [N, P]
+    n, pixels = u.shape
+    channels = refs.shape[1] // pixels
+    x_c, refs_c = x.reshape(len(x), channels, pixels), refs.reshape(n, channels, pixels)
+    # Per channel c, with r = x − a·refs_i: precision Λ = a²‖u‖²/σ² + 1/v, h = a·(u·r_c)/σ²;
+    # the evidence gains Σ_c h²/(2Λ) − (C/2)·log(Λ·v) and E[β_c | x, i] = h/Λ.
+    u_dot_r = torch.einsum("bcp,np->bcn", x_c, u) - a[:, :, None] * torch.einsum("ncp,np->cn", refs_c, u)[None]
+    precision = a ** 2 * (u * u).sum(dim=-1)[None] / s2 + 1.0 / background_var  # [B, N]
+    h = a[:, :, None] * u_dot_r / s2[:, :, None]  # [B, C, N]
+    logits = logits + (h ** 2).sum(dim=1) / (2.0 * precision) - 0.5 * channels * torch.log(precision * background_var)
+    weights = torch.softmax(logits, dim=-1)
+    beta = h / precision[:, None, :]  # [B, C, N]
+    x0 = weights @ refs + torch.einsum("bcn,np->bcp", weights[:, None, :] * beta, u).reshape(len(x), -1)
+    return x0
 
 
 def render_references(spec, cameras: Camera, config: ReferencePriorConfig) -> torch.Tensor:
     """Ground-truth renders of a shape-library spec: [N, 3, S, S] RGB in [0, 1], float32, CPU."""
+    return render_reference_layers(spec, cameras, config)[0]
+
+
+def render_reference_layers(spec, cameras: Camera, config: ReferencePriorConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(RGB over the config's background [N, 3, S, S], alpha [N, 1, S, S]), in [0, 1], float32, CPU."""
     from dreamer.shapes import render_spec
 
     size = config.image_size
@@ -212,11 +268,12 @@ def render_references(spec, cameras: Camera, config: ReferencePriorConfig) -> to
         for start in range(0, len(cameras), _RENDER_CHUNK):
             cams = cameras[start:start + _RENDER_CHUNK].with_resolution(size, size)
             out = render_spec(spec, cams, background=config.background_rgb(), supersample=config.supersample)
-            rgb = out.rgb.detach().to("cpu", torch.float32).permute(0, 3, 1, 2)  # [b, 3, H, W]
-            if rgb.shape[-2:] != (size, size):
-                rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-            chunks.append(rgb)
-    return torch.cat(chunks).clamp(0.0, 1.0).contiguous()
+            layers = torch.cat([out.rgb, out.alpha], dim=-1).detach().to("cpu", torch.float32).permute(0, 3, 1, 2)
+            if layers.shape[-2:] != (size, size):
+                layers = F.interpolate(layers, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            chunks.append(layers)
+    layers = torch.cat(chunks).clamp(0.0, 1.0).contiguous()
+    return layers[:, :3].contiguous(), layers[:, 3:].contiguous()
 
 
 def _spec_payload(spec) -> dict:
@@ -308,28 +365,31 @@ class ReferencePrior(Prior):
             "elevation": list(c.elevation),
             "distance": c.distance,
             "fovy": c.fovy,
-            "background": list(c.background_rgb()),
+            "background": RANDOM_BACKGROUND if c.random_background else list(c.background_rgb()),
             "supersample": c.supersample,
             **extra,
         }
 
-    def _load_or_render(self, key: str, label: str, cameras: Camera, render) -> int:
-        """Index of the set `key`: already registered, loaded from the cache, or rendered and saved."""
+    def _load_or_render(self, key: str, label: str, cameras: Camera, render, spec=None) -> int:
+        """Index of the set `key`: already registered, loaded from the cache, or rendered and saved.
+
+        `render()` returns (images, alpha); the alpha is kept only for random-background sets."""
         if key in self._by_key:
             return self._by_key[key]
-        n, size = len(cameras), self.image_size
+        n, size, keep_alpha = len(cameras), self.image_size, self.config.random_background
         path = reference_cache.cache_path(self.config.resolved_cache_dir(), label, key)
-        cached = reference_cache.load_references(path, key, n, size)
+        cached = reference_cache.load_references(path, key, n, size, with_alpha=keep_alpha)
         if cached is not None:
-            images, directions = cached["images"], cached["directions"]
+            images, directions, alpha = cached["images"], cached["directions"], cached.get("alpha")
         else:
-            images, directions = render(), camera_directions(cameras)
+            (images, alpha), directions = render(), camera_directions(cameras)
+            alpha = alpha if keep_alpha else None
             try:
-                reference_cache.save_references(path, key, images, directions, {"label": label})
+                reference_cache.save_references(path, key, images, directions, {"label": label}, alpha=alpha)
             except OSError as exc:  # unwritable cache: keep going in memory
                 reference_cache.log.warning("could not write reference cache %s (%s)", path, exc)
                 path = None
-        index = self._add(ReferenceSet(label, images, directions, path))
+        index = self._add(ReferenceSet(label, images, directions, path, alpha, spec))
         self._by_key[key] = index
         return index
 
@@ -339,7 +399,7 @@ class ReferencePrior(Prior):
         key = cache_key(self._render_payload("object", spec=_spec_payload(spec), num_views=c.num_views))
         cameras = reference_orbit(c.num_views, c)
         return self._load_or_render(key, _spec_label(spec), cameras,
-                                    lambda: render_references(spec, cameras, c))
+                                    lambda: render_reference_layers(spec, cameras, c), spec)
 
     def generic_index(self) -> int:
         """The generic set: every library shape × `uncond_colours` × `uncond_views` views.
@@ -370,13 +430,15 @@ class ReferencePrior(Prior):
         cam_index = torch.arange(per_shape).repeat(len(shapes))
         cameras = Camera(orbit.c2w[cam_index], orbit.fovy[cam_index], orbit.width, orbit.height)
 
-        def render() -> torch.Tensor:
-            out = torch.empty(len(shapes) * per_shape, 3, c.image_size, c.image_size)
+        def render() -> tuple[torch.Tensor, torch.Tensor]:
+            rgb = torch.empty(len(shapes) * per_shape, 3, c.image_size, c.image_size)
+            alpha = torch.empty(len(shapes) * per_shape, 1, c.image_size, c.image_size)
             for s, shape in enumerate(shapes):
                 for k, colour in enumerate(colours):
-                    views = torch.arange(k, per_shape, len(colours))
-                    out[s * per_shape + views] = render_references(ObjectSpec(shape=shape, colour=colour), orbit[views], c)
-            return out
+                    rows = s * per_shape + torch.arange(k, per_shape, len(colours))
+                    rgb[rows], alpha[rows] = render_reference_layers(ObjectSpec(shape=shape, colour=colour),
+                                                                     orbit[rows - s * per_shape], c)
+            return rgb, alpha
 
         return self._sets[self._load_or_render(key, "generic", cameras, render)]
 
@@ -404,12 +466,23 @@ class ReferencePrior(Prior):
         return schedule.alphas_sigmas(self.alphas_cumprod.double(), t, ndim=1)
 
     def _packed_set(self, index: int, device: torch.device) -> tuple:
+        """(refs [N, D] in [−1, 1], ‖refs‖² [N], directions or None, uncovered [N, P] or None), float64.
+
+        A random-background set's refs are its premultiplied colours (2·rgb − alpha: zero where
+        empty) and `uncovered` = 1 − alpha carries the background."""
         key = (index, str(device))
         if key not in self._packed:
             ref_set = self._materialise(index)
-            refs = (ref_set.images.reshape(len(ref_set.images), -1).double() * 2.0 - 1.0).to(device)
+            n = len(ref_set.images)
+            images = ref_set.images.double()
+            if ref_set.alpha is None:
+                refs, uncovered = images * 2.0 - 1.0, None
+            else:
+                alpha = ref_set.alpha.double()
+                refs, uncovered = images * 2.0 - alpha, (1.0 - alpha).reshape(n, -1).to(device)
+            refs = refs.reshape(n, -1).to(device)
             dirs = None if ref_set.directions is None else ref_set.directions.to(device)
-            self._packed[key] = (refs, (refs * refs).sum(dim=-1), dirs)
+            self._packed[key] = (refs, (refs * refs).sum(dim=-1), dirs, uncovered)
         return self._packed[key]
 
     def _camera_directions(self, camera: Camera, batch: int, device) -> torch.Tensor:
@@ -438,12 +511,31 @@ class ReferencePrior(Prior):
         out = torch.empty_like(x)
         for index in emb.unique().tolist():
             rows = (emb == index).nonzero().squeeze(-1).to(device)
-            refs, sqnorm, dirs = self._packed_set(index, device)
+            spec = self._sets[index].spec if self._sets[index] is not None else None
+            if camera is not None and self.config.exact_views and spec is not None:
+                out[rows] = self._denoise_at_own_cameras(spec, camera, batch, rows, x, alpha, sigma)
+                continue
+            refs, sqnorm, dirs, uncovered = self._packed_set(index, device)
             log_w = None
             if cam_dirs is not None and dirs is not None:
                 log_w = camera_log_weights(cam_dirs[rows], dirs, self.config.camera_temperature)
-            out[rows] = exact_denoise(x[rows], alpha[rows], sigma[rows], refs, log_w, sqnorm)
+            out[rows] = exact_denoise(x[rows], alpha[rows], sigma[rows], refs, log_w, sqnorm, uncovered)
         return out.reshape(x_t.shape).to(x_t.dtype)
+
+    def _denoise_at_own_cameras(self, spec, camera: Camera, batch: int, rows: torch.Tensor, x: torch.Tensor,
+                                alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """x̂0 of `rows` against the object rendered at each row's own camera (one reference per row)."""
+        cams = camera if len(camera) == batch else camera[torch.arange(batch) % len(camera)]  # CFG's tiled batch
+        images, coverage = render_reference_layers(spec, cams[rows.cpu()], self.config)
+        n = len(images)
+        if self.config.random_background:
+            refs, uncovered = images.double() * 2.0 - coverage.double(), (1.0 - coverage.double()).reshape(n, -1)
+        else:
+            refs, uncovered = images.double() * 2.0 - 1.0, None
+        refs = refs.reshape(n, -1).to(x.device)
+        return torch.cat([exact_denoise(x[r:r + 1], alpha[r:r + 1], sigma[r:r + 1], refs[k:k + 1],
+                                        uncovered=None if uncovered is None else uncovered[k:k + 1].to(x.device))
+                          for k, r in enumerate(rows.tolist())])
 
     @torch.no_grad()
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor,

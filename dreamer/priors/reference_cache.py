@@ -36,8 +36,10 @@ def cache_path(cache_dir: Path, label: str, key: str) -> Path:
     return Path(cache_dir) / f"{slug}-{key}.safetensors"
 
 
-def load_references(path: Path, key: str, num: int, image_size: int) -> dict[str, torch.Tensor] | None:
-    """{"images": [N,3,S,S], "directions": [N,3]} from `path`, or None when absent or unusable."""
+def load_references(path: Path, key: str, num: int, image_size: int,
+                    with_alpha: bool = False) -> dict[str, torch.Tensor] | None:
+    """{"images": [N,3,S,S], "directions": [N,3]} (and "alpha" [N,1,S,S] when `with_alpha`) from
+    `path`, or None when absent or unusable."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -52,9 +54,12 @@ def load_references(path: Path, key: str, num: int, image_size: int) -> dict[str
     except Exception as exc:  # corrupt / truncated / not safetensors: re-render
         log.warning("reference cache %s is unreadable (%s); re-rendering", path, exc)
         return None
-    images, directions = tensors.get("images"), tensors.get("directions")
+    images, directions, alpha = tensors.get("images"), tensors.get("directions"), tensors.get("alpha")
+    alpha_ok = not with_alpha or (alpha is not None and tuple(alpha.shape) == (num, 1, image_size, image_size)
+                                  and alpha.dtype == torch.float32 and bool(torch.isfinite(alpha).all()))
     ok = (
-        meta.get("key") == key
+        alpha_ok
+        and meta.get("key") == key
         and images is not None
         and directions is not None
         and tuple(images.shape) == (num, 3, image_size, image_size)
@@ -66,11 +71,14 @@ def load_references(path: Path, key: str, num: int, image_size: int) -> dict[str
     if not ok:
         log.warning("reference cache %s does not match what was asked for; re-rendering", path)
         return None
-    return {"images": images, "directions": directions.float()}
+    out = {"images": images, "directions": directions.float()}
+    if with_alpha:
+        out["alpha"] = alpha
+    return out
 
 
 def save_references(path: Path, key: str, images: torch.Tensor, directions: torch.Tensor,
-                    metadata: dict[str, str] | None = None) -> None:
+                    metadata: dict[str, str] | None = None, alpha: torch.Tensor | None = None) -> None:
     """Write atomically: a temp file in the same folder, then `os.replace` onto `path`."""
     from safetensors.torch import save_file
 
@@ -83,6 +91,8 @@ def save_references(path: Path, key: str, images: torch.Tensor, directions: torc
             "images": images.detach().to("cpu", torch.float32).contiguous(),
             "directions": directions.detach().to("cpu", torch.float32).contiguous(),
         }
+        if alpha is not None:
+            tensors["alpha"] = alpha.detach().to("cpu", torch.float32).contiguous()
         save_file(tensors, tmp, metadata={"key": key, "version": CACHE_VERSION, **(metadata or {})})
         os.replace(tmp, path)
     except BaseException:

@@ -91,6 +91,11 @@ class ReferenceVideoPriorConfig(ReferencePriorConfig):
             value = getattr(self, name)
             setattr(self, name, (value,) if isinstance(value, str) else tuple(value))
         super().__post_init__()
+        if self.exact_views:
+            raise UserError("reference-video prior: exact_views is not supported (clips come from its fixed orbit)")
+        if self.random_background:
+            raise UserError("reference-video prior: background 'random' is not supported (its clips are rendered "
+                            "over one fixed colour); use white, black, grey or an RGB triple")
         for name in ("num_frames", "num_phases"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
