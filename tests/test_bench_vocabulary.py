@@ -264,9 +264,8 @@ def test_any_preset_by_name_including_ones_added_later(bench):
 def test_the_truths_own_reading_is_measured_and_reported(bench):
     real = load_vocabulary()
     assert real.truth_views(real.Draw("a red cube", "cube", "red", False)) == 8
-    # read as a cone, or a cylinder, from the four face-on views: these prompts cannot succeed
-    assert real.truth_views(real.Draw("a blue pyramid", "pyramid", "blue", False)) < real.SUCCESS_VIEWS
-    assert real.truth_views(real.Draw("a blue cube", "cube", "blue", False)) < real.SUCCESS_VIEWS
+    # the one pair the shipped evaluator still misreads from its face-on views (assets/evaluator/TRAINING.md)
+    assert real.truth_views(real.Draw("a green pyramid", "pyramid", "green", False)) < real.SUCCESS_VIEWS
     bench.main(["--sample", "12", "--seed", "5", *bench.out])
     text = bench.doc.read_text()
     draws = bench.draw_prompts(12, 5)
