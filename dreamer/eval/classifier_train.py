@@ -231,17 +231,18 @@ def train_classifier(train: ClassifierTrainConfig, out: Path | str | None, progr
 
 
 def truth_at_eval_cameras(evaluator: Evaluator, specs: list[ObjectSpec]) -> dict:
-    """How the evaluator reads each pair's ground truth from the eval's own turntable (8 views, 128 px, over
-    white): pairs right in at least 5 views (the vocabulary benchmark's bar) and the pairs that are not."""
-    from dreamer.eval.metrics import EVAL_RESOLUTION, eval_cameras
-    from dreamer.eval.rprecision import r_precision
+    """How the evaluator reads each pair's ground truth from the eval's own turntable (8 views, 128 px) under
+    the eval's rule (right over white and over the colour's contrast background): pairs right in at least 5
+    views (the vocabulary benchmark's bar) and the pairs that are not."""
+    from dreamer.eval.metrics import EVAL_RESOLUTION, eval_cameras, renders_r_precision
     from dreamer.shapes import render_spec
 
     cams = eval_cameras(EVAL_RESOLUTION)
     misread = {}
     for spec in specs:
         gt = render_spec(spec, cams, background=(1.0, 1.0, 1.0), supersample=2)
-        right = sum(r_precision(gt.rgb.permute(0, 3, 1, 2), spec, evaluator).per_view)
+        retrieval = renders_r_precision(gt.rgb.permute(0, 3, 1, 2), spec, gt.alpha.permute(0, 3, 1, 2), evaluator)
+        right = sum(retrieval.per_view)
         if right < 5:
             misread[spec.prompt] = right
     return {"pairs": len(specs), "passed": len(specs) - len(misread), "misread": misread}
@@ -275,7 +276,8 @@ def _write_training_md(out: Path, report: dict) -> None:
     truth = report.get("truth_at_eval_cameras")
     if truth:
         misread = ", ".join(f"{p} ({n}/8)" for p, n in truth["misread"].items()) or "none"
-        lines += ["", f"The ground truth from the eval's own 8 cameras (128 px, over white): {truth['passed']} of "
+        lines += ["", f"The ground truth from the eval's own 8 cameras (128 px; right over white and over the contrast "
+                      f"background, the eval's rule): {truth['passed']} of "
                       f"{truth['pairs']} pairs read right in at least 5 views; misread: {misread}."]
     atomic_write_text(out / "TRAINING.md", "\n".join(lines) + "\n")
 

@@ -114,20 +114,21 @@ def contrast_background(rgb: tuple[float, float, float]) -> float:
     return 0.0 if luminance(rgb) >= 0.3 else 1.0
 
 
-def renders_r_precision(images: torch.Tensor, spec, alpha: torch.Tensor | None = None):
-    """R-precision of [B, 3, H, W] renders over white with the shipped evaluator (None, with a
-    warning, when it is missing). With their alpha [B, 1, H, W], a view counts only when it is
+def renders_r_precision(images: torch.Tensor, spec, alpha: torch.Tensor | None = None, evaluator=None):
+    """R-precision of [B, 3, H, W] renders over white with `evaluator` (default: the shipped one; None,
+    with a warning, when it is missing). With their alpha [B, 1, H, W], a view counts only when it is
     retrieved over white and over `contrast_background` too, so a mostly transparent result is
     not credited for the colour of the background showing through it."""
     from dreamer.errors import UserError
     from dreamer.eval.classifier import default_evaluator
     from dreamer.eval.rprecision import both_retrieved, r_precision
 
-    try:
-        evaluator = default_evaluator()
-    except UserError as exc:
-        log.warning("R-precision skipped: %s", exc)
-        return None
+    if evaluator is None:
+        try:
+            evaluator = default_evaluator()
+        except UserError as exc:
+            log.warning("R-precision skipped: %s", exc)
+            return None
     over_white = r_precision(images, spec, evaluator)
     level = contrast_background(spec.rgb)
     if alpha is None or level == 1.0:
