@@ -205,7 +205,7 @@ def figures(result: dict) -> dict:
             "top": ", ".join(sorted(set(ev.get("predicted_prompts") or []))) or (result.get("error") or "failed")}
 
 
-def truth_views(draw: Draw) -> int:
+def truth_views(draw: Draw) -> int | None:
     """Views (of the eval's 8) in which the evaluator reads the ground truth itself as the asked prompt: a
     prompt whose truth scores under SUCCESS_VIEWS cannot succeed whatever is made (the evaluator takes a
     square pyramid seen edge-on for a cone)."""
@@ -216,7 +216,7 @@ def truth_views(draw: Draw) -> int:
     cams = eval_cameras(EVAL_RESOLUTION)
     gt = render_spec(spec, cams, background=(1.0, 1.0, 1.0), supersample=2)
     retrieval = renders_r_precision(gt.rgb.permute(0, 3, 1, 2), spec, gt.alpha.permute(0, 3, 1, 2))
-    return round(retrieval.r_precision * len(cams)) if retrieval is not None else len(cams)
+    return round(retrieval.r_precision * len(cams)) if retrieval is not None else None  # None: no evaluator
 
 
 def contact_row(run_dir: Path, draw: Draw, resolution: int = 80):
@@ -362,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         results.append(result)
         all_figures.append(f)
         rows.append([draw.prompt + (" *(paraphrase)*" if draw.paraphrase else ""), f["volume_iou"], f["fscore_005"],
-                     f["chamfer_l1"], f["iou"], f"{f['r_views']}/8", f"{f['truth_views']}/8", f["top"],
+                     f["chamfer_l1"], f["iou"], f"{f['r_views']}/8",
+                     "n/a" if f["truth_views"] is None else f"{f['truth_views']}/8", f["top"],
                      "yes" if f["success"] else "no",
                      f"{result['seconds']:.0f}", f"{result['peak_mb']:.0f}"])
         print(f"[{index + 1}/{len(draws)}] {draw.prompt:>26}: volume IoU {f['volume_iou']:.3f}  F@0.05 "
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     n = len(all_figures)
     mean = {key: sum(f[key] for f in all_figures) / n for key in ("volume_iou", "fscore_005", "chamfer_l1", "iou")}
     success = sum(f["success"] for f in all_figures) / n
-    reachable = [f for f in all_figures if f["truth_views"] >= SUCCESS_VIEWS]
+    reachable = [f for f in all_figures if (f["truth_views"] or 0) >= SUCCESS_VIEWS]
     reach = (f"the evaluator passes the ground truth itself on {len(reachable)} of {n} prompts; success among those "
              f"{sum(f['success'] for f in reachable) / max(1, len(reachable)):.0%}")
     worst_s = max(r["seconds"] for r in results)

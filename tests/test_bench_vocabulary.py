@@ -272,3 +272,10 @@ def test_the_truths_own_reading_is_measured_and_reported(bench):
     pyramids = sum(d.shape == "pyramid" for d in draws)
     assert "truth's R views" in text
     assert f"the evaluator passes the ground truth itself on {12 - pyramids} of 12 prompts" in text
+
+
+def test_without_an_evaluator_the_truths_reading_is_not_claimed(bench, monkeypatch):
+    monkeypatch.setattr(bench, "truth_views", lambda draw: None)
+    bench.main(["--sample", "4", "--seed", "5", *bench.out])
+    text = bench.doc.read_text()
+    assert "| n/a |" in text and "passes the ground truth itself on 0 of 4 prompts" in text

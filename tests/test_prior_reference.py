@@ -350,3 +350,14 @@ def test_exact_views_render_the_query_camera_itself(tmp_path):
     both = torch.cat([emb.conditional(cams, 2), emb.unconditional(2)])
     assert prior.predict_noise(torch.cat([x_t, x_t]), torch.full((4,), 300), both, cams).shape == (4, 3, S, S)
     assert prior.predict_x0(x_t, torch.full((2,), 300), emb.conditional(None, 2), None).shape == (2, 3, S, S)
+
+
+def test_exact_views_needs_a_camera_aware_prior_and_a_whole_tiling():
+    with pytest.raises(UserError, match="exact_views needs camera_aware"):
+        ReferencePriorConfig(exact_views=True, camera_aware=False)
+    prior = ReferencePrior(ReferencePriorConfig(image_size=S, num_views=4, exact_views=True, uncond_colours=("red",),
+                                                uncond_views=1))
+    emb = prior.encode_prompt("a red cube")
+    cams = reference_orbit(2, prior.config)
+    with pytest.raises(ValueError, match="2 cameras for a batch of 3"):
+        prior.predict_x0(torch.zeros(3, 3, S, S), torch.full((3,), 500), emb.conditional(None, 3), cams)

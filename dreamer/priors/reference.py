@@ -114,6 +114,9 @@ class ReferencePriorConfig:
             raise UserError(f"{self.error_prefix}: uncond_views must be a positive integer, got {self.uncond_views!r}")
         if not self.uncond_colours:
             raise UserError(f"{self.error_prefix}: uncond_colours must name at least one colour")
+        if self.exact_views and not self.camera_aware:
+            raise UserError(f"{self.error_prefix}: exact_views needs camera_aware (a prior that ignores the camera "
+                            "cannot render the query's own view)")
         if not (self.camera_temperature > 0):
             raise UserError(f"{self.error_prefix}: camera_temperature must be > 0 degrees, got {self.camera_temperature!r}")
         if len(self.elevation) != 2 or not -90 <= self.elevation[0] <= self.elevation[1] <= 90:
@@ -525,6 +528,8 @@ class ReferencePrior(Prior):
     def _denoise_at_own_cameras(self, spec, camera: Camera, batch: int, rows: torch.Tensor, x: torch.Tensor,
                                 alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """x̂0 of `rows` against the object rendered at each row's own camera (one reference per row)."""
+        if len(camera) != batch and (len(camera) == 0 or batch % len(camera)):
+            raise ValueError(f"{len(camera)} cameras for a batch of {batch}")
         cams = camera if len(camera) == batch else camera[torch.arange(batch) % len(camera)]  # CFG's tiled batch
         images, coverage = render_reference_layers(spec, cams[rows.cpu()], self.config)
         n = len(images)
