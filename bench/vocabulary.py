@@ -209,14 +209,11 @@ def truth_views(draw: Draw) -> int | None:
     """Views (of the eval's 8) in which the evaluator reads the ground truth itself as the asked prompt: a
     prompt whose truth scores under SUCCESS_VIEWS cannot succeed whatever is made (the evaluator takes a
     square pyramid seen edge-on for a cone)."""
-    from dreamer.eval.metrics import EVAL_RESOLUTION, eval_cameras, renders_r_precision
-    from dreamer.shapes import ObjectSpec, render_spec
+    from dreamer.eval.metrics import truth_r_precision
+    from dreamer.shapes import ObjectSpec
 
-    spec = ObjectSpec(draw.shape, draw.colour)
-    cams = eval_cameras(EVAL_RESOLUTION)
-    gt = render_spec(spec, cams, background=(1.0, 1.0, 1.0), supersample=2)
-    retrieval = renders_r_precision(gt.rgb.permute(0, 3, 1, 2), spec, gt.alpha.permute(0, 3, 1, 2))
-    return round(retrieval.r_precision * len(cams)) if retrieval is not None else None  # None: no evaluator
+    retrieval = truth_r_precision(ObjectSpec(draw.shape, draw.colour))
+    return sum(retrieval.per_view) if retrieval is not None else None  # None: no evaluator
 
 
 def contact_row(run_dir: Path, draw: Draw, resolution: int = 80):

@@ -234,15 +234,11 @@ def truth_at_eval_cameras(evaluator: Evaluator, specs: list[ObjectSpec]) -> dict
     """How the evaluator reads each pair's ground truth from the eval's own turntable (8 views, 128 px) under
     the eval's rule (right over white and over the colour's contrast background): pairs right in at least 5
     views (the vocabulary benchmark's bar) and the pairs that are not."""
-    from dreamer.eval.metrics import EVAL_RESOLUTION, eval_cameras, renders_r_precision
-    from dreamer.shapes import render_spec
+    from dreamer.eval.metrics import truth_r_precision
 
-    cams = eval_cameras(EVAL_RESOLUTION)
     misread = {}
     for spec in specs:
-        gt = render_spec(spec, cams, background=(1.0, 1.0, 1.0), supersample=2)
-        retrieval = renders_r_precision(gt.rgb.permute(0, 3, 1, 2), spec, gt.alpha.permute(0, 3, 1, 2), evaluator)
-        right = sum(retrieval.per_view)
+        right = sum(truth_r_precision(spec, evaluator).per_view)
         if right < 5:
             misread[spec.prompt] = right
     return {"pairs": len(specs), "passed": len(specs) - len(misread), "misread": misread}

@@ -114,6 +114,16 @@ def contrast_background(rgb: tuple[float, float, float]) -> float:
     return 0.0 if luminance(rgb) >= 0.3 else 1.0
 
 
+def truth_r_precision(spec, evaluator=None):
+    """`renders_r_precision` of the ground truth itself from the eval's own cameras (`eval_cameras`): how
+    the evaluator reads the best possible result. A prompt whose truth is read right in fewer views than
+    a benchmark asks for cannot succeed whatever is made. None when no evaluator is installed."""
+    from dreamer.shapes import render_spec
+
+    gt = render_spec(spec, eval_cameras(EVAL_RESOLUTION), background=(1.0, 1.0, 1.0), supersample=2)
+    return renders_r_precision(gt.rgb.permute(0, 3, 1, 2), spec, gt.alpha.permute(0, 3, 1, 2), evaluator)
+
+
 def renders_r_precision(images: torch.Tensor, spec, alpha: torch.Tensor | None = None, evaluator=None):
     """R-precision of [B, 3, H, W] renders over white with `evaluator` (default: the shipped one; None,
     with a warning, when it is missing). With their alpha [B, 1, H, W], a view counts only when it is

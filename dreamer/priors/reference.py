@@ -65,6 +65,7 @@ __all__ = [
     "reference_orbit",
     "render_references",
     "render_reference_layers",
+    "pixel_references",
 ]
 
 _BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "grey": (0.5, 0.5, 0.5), "gray": (0.5, 0.5, 0.5)}
@@ -254,6 +255,16 @@ def exact_denoise(x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, ref
     beta = h / precision[:, None, :]  # [B, C, N]
     x0 = weights @ refs + torch.einsum("bcn,np->bcp", weights[:, None, :] * beta, u).reshape(len(x), -1)
     return x0
+
+
+def pixel_references(images: torch.Tensor, alpha: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(refs [N, D] in [−1, 1], uncovered [N, P] or None), float64, for `exact_denoise`: opaque images
+    as they are; with alpha, the premultiplied colour (2·rgb − alpha: zero where empty) and 1 − alpha."""
+    n = len(images)
+    if alpha is None:
+        return (images.double() * 2.0 - 1.0).reshape(n, -1), None
+    alpha = alpha.double()
+    return (images.double() * 2.0 - alpha).reshape(n, -1), (1.0 - alpha).reshape(n, -1)
 
 
 def render_references(spec, cameras: Camera, config: ReferencePriorConfig) -> torch.Tensor:
@@ -476,14 +487,8 @@ class ReferencePrior(Prior):
         key = (index, str(device))
         if key not in self._packed:
             ref_set = self._materialise(index)
-            n = len(ref_set.images)
-            images = ref_set.images.double()
-            if ref_set.alpha is None:
-                refs, uncovered = images * 2.0 - 1.0, None
-            else:
-                alpha = ref_set.alpha.double()
-                refs, uncovered = images * 2.0 - alpha, (1.0 - alpha).reshape(n, -1).to(device)
-            refs = refs.reshape(n, -1).to(device)
+            refs, uncovered = pixel_references(ref_set.images, ref_set.alpha)
+            refs, uncovered = refs.to(device), None if uncovered is None else uncovered.to(device)
             dirs = None if ref_set.directions is None else ref_set.directions.to(device)
             self._packed[key] = (refs, (refs * refs).sum(dim=-1), dirs, uncovered)
         return self._packed[key]
@@ -532,12 +537,8 @@ class ReferencePrior(Prior):
             raise ValueError(f"{len(camera)} cameras for a batch of {batch}")
         cams = camera if len(camera) == batch else camera[torch.arange(batch) % len(camera)]  # CFG's tiled batch
         images, coverage = render_reference_layers(spec, cams[rows.cpu()], self.config)
-        n = len(images)
-        if self.config.random_background:
-            refs, uncovered = images.double() * 2.0 - coverage.double(), (1.0 - coverage.double()).reshape(n, -1)
-        else:
-            refs, uncovered = images.double() * 2.0 - 1.0, None
-        refs = refs.reshape(n, -1).to(x.device)
+        refs, uncovered = pixel_references(images, coverage if self.config.random_background else None)
+        refs = refs.to(x.device)
         return torch.cat([exact_denoise(x[r:r + 1], alpha[r:r + 1], sigma[r:r + 1], refs[k:k + 1],
                                         uncovered=None if uncovered is None else uncovered[k:k + 1].to(x.device))
                           for k, r in enumerate(rows.tolist())])
