@@ -108,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     psub = pr.add_subparsers(dest="prior_command", required=True, metavar="ACTION")
     t = psub.add_parser("train", help="train (or resume training) the tiny prior",
                         description="Train the tiny prior into --out; resumes automatically from a checkpoint there.")
-    t.add_argument("--model", choices=["tiny", "tiny-mv"], default="tiny",
+    t.add_argument("--model", choices=["tiny", "tiny-mv", "tiny-3d"], default="tiny",
                    help="which embedded prior: tiny (single view) or tiny-mv (multi-view, raymaps; default: tiny)")
     t.add_argument("--out", help="out folder (default: the model's shipped folder, assets/priors/tiny or tiny_mv)")
     t.add_argument("--steps", type=int, help="total steps to reach (default: the planned 2-hour run)")
@@ -141,7 +141,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees (default: 20)")
     s.add_argument("--distance", type=float, default=2.8, help="camera distance (default: 2.8)")
     s.add_argument("--truth", action="store_true", help="add a row of shape-library renders of the prompt from the same cameras")
-    s.add_argument("--model", choices=["tiny", "tiny-mv"], default="tiny",
+    s.add_argument("--model", choices=["tiny", "tiny-mv", "tiny-3d"], default="tiny",
                    help="which embedded prior (tiny-mv samples its views jointly, 4 at a time; default: tiny)")
     s.add_argument("--weights", help="weights folder (default: the model's shipped folder)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")

@@ -171,9 +171,12 @@ def network_call(net: torch.nn.Module, config: TinyUNetConfig, x_t: torch.Tensor
     no camera), with the inputs layout `config` asks for: camera features (+ field of view), the raymap
     channels, and `views` per sample for cross-view attention (B must be a multiple of it). `drop` [B]:
     camera dropout rows; `spherical` [B, 3]: the cameras' coordinates when given as numbers (training)."""
+    from dreamer.priors.tiny.lifted import LiftedDenoiser
     from dreamer.priors.tiny.multiview import camera_conditioning
 
     dtype = dtype or next(net.parameters()).dtype
+    if isinstance(net, LiftedDenoiser):  # `tiny-3d`: renders its estimate at the cameras (no camera dropout)
+        return net(x_t.to(dtype), t, text.to(dtype), camera, int(views))
     device = x_t.device
     feats, rays = camera_conditioning(config, camera, x_t.shape[0], device, dtype, drop, spherical)
     x_in = x_t.to(dtype) if rays is None else torch.cat([x_t.to(dtype), rays], dim=1)

@@ -34,9 +34,10 @@ from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
 from dreamer.priors.tiny.data import TinyDataConfig, TrainingData
 from dreamer.priors.tiny.ema import EMA
-from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, count_parameters, network_call
+from dreamer.priors.tiny.lifted import LiftedConfig
+from dreamer.priors.tiny.model import TinyUNetConfig, count_parameters, network_call
 from dreamer.priors.tiny.text import DEFAULT_MAX_LENGTH, CaptionBank, MiniLMEncoder, TextEncoder
-from dreamer.priors.tiny.weights import ScheduleConfig, TinyModelInfo, save_weights
+from dreamer.priors.tiny.weights import ScheduleConfig, TinyModelInfo, build_network, save_weights
 
 
 @dataclass
@@ -62,6 +63,10 @@ class TinyTrainConfig:
     threads: int | None = None  # torch CPU threads; None = torch's default (all cores)
     max_length: int = DEFAULT_MAX_LENGTH  # text tokens per caption
     unet: TinyUNetConfig = field(default_factory=TinyUNetConfig)  # the architecture
+    # "lifted": the `tiny-3d` network (dreamer.priors.tiny.lifted, configured by `lifted`) instead of the UNet;
+    # it is trained on x̂0 (its v̂ divides by σ_t, which would weight the loss by 1/σ² towards t = 0)
+    architecture: Literal["unet", "lifted"] = "unet"
+    lifted: LiftedConfig = field(default_factory=LiftedConfig)
     data: TinyDataConfig = field(default_factory=TinyDataConfig)  # the training data
     # making the camera count in the loss (issue 27's candidates): the background and the colour dominate the
     # pixels, and the camera only decides the object's outline, most of all at high t where x_t shows little
@@ -87,8 +92,11 @@ class TinyTrainConfig:
         if self.batch_size % views:
             raise UserError(f"tiny training: batch_size ({self.batch_size}) must be a multiple of "
                             f"data.views_per_set ({views})")
-        if views > 1 and not self.unet.cross_view:
+        if views > 1 and not (self.unet.cross_view or self.architecture == "lifted"):
             raise UserError("tiny training: view sets (data.views_per_set > 1) need unet.cross_view=true")
+        if self.architecture == "lifted" and (self.camera_dropout or self.init_from):
+            raise UserError("tiny training: the lifted network renders at the cameras, so it takes no "
+                            "camera_dropout and starts from no UNet (init_from)")
 
 
 @dataclass
@@ -117,11 +125,19 @@ def recipe(model: str) -> TinyTrainConfig:
             object_weight=4.0, high_t_share=0.5, checkpoint_every=250,
             unet=TinyUNetConfig(camera_fov=True, ray_channels=6, cross_view=True),
             data=TinyDataConfig(views_per_set=4, source="live", fovy_range=(36.0, 50.0)))
+    if model == "tiny-3d":
+        # a view-set denoiser that renders one volume per set (dreamer.priors.tiny.lifted): camera-true by
+        # construction, so the CPU budget goes to shape and colour; trained from scratch on x̂0, with the
+        # object's pixels weighted as tiny-mv's stage 2 (the background is most of a 32 px view)
+        return TinyTrainConfig(
+            architecture="lifted", steps=4000, decay_start=3000, batch_size=32, lr=1e-3, warmup_steps=100,
+            camera_dropout=0.0, object_weight=2.0, checkpoint_every=250,
+            data=TinyDataConfig(views_per_set=4, source="live", fovy_range=(36.0, 50.0)))
     raise UserError(f"unknown prior model {model!r}; known: {', '.join(PRIOR_MODELS)}")
 
 
 # each embedded prior model and its shipped weights folder (a Python-package name: no hyphen)
-PRIOR_MODELS = {"tiny": "assets/priors/tiny", "tiny-mv": "assets/priors/tiny_mv"}
+PRIOR_MODELS = {"tiny": "assets/priors/tiny", "tiny-mv": "assets/priors/tiny_mv", "tiny-3d": "assets/priors/tiny_3d"}
 
 # Settings a resumed run may change; everything else (model, data, seed, lr) comes from the checkpoint.
 RESUMABLE = ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads", "decay_start", "final_lr_ratio")
@@ -161,7 +177,7 @@ class _Run:
     def __init__(self, config: TinyTrainConfig, device: torch.device) -> None:
         self.config, self.device = config, device
         torch.manual_seed(config.seed)  # parameter initialisation
-        self.unet = build_unet(config.unet)
+        self.unet = build_network(_model_info(config))
         if config.init_from:
             _start_from(self.unet, config.init_from)
         self.unet = self.unet.to(device).train()
@@ -218,10 +234,14 @@ class _Run:
         t = t.to(dev)
         x_t = schedule.add_noise(x0, eps, t, self.alphas_cumprod)
         alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, t)  # [B, 1, 1, 1]
-        v_hat = network_call(self.unet, c.unet, x_t, t, text, _batch_camera(batch, c), views, drop=drop_cam,
-                             spherical=batch.cameras.to(dev))
-        loss = weighted_mse(v_hat.float(), schedule.velocity(x0, eps, alpha, sigma).float(),
-                            None if not c.object_weight else 1.0 + c.object_weight * batch.alpha.to(dev))
+        weight = None if not c.object_weight else 1.0 + c.object_weight * batch.alpha.to(dev)
+        if c.architecture == "lifted":
+            x0_hat = self.unet.predict_x0(x_t, t, text, _batch_camera(batch, c), views)
+            loss = weighted_mse(x0_hat.float(), x0.float(), weight)
+        else:
+            v_hat = network_call(self.unet, c.unet, x_t, t, text, _batch_camera(batch, c), views, drop=drop_cam,
+                                 spherical=batch.cameras.to(dev))
+            loss = weighted_mse(v_hat.float(), schedule.velocity(x0, eps, alpha, sigma).float(), weight)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"tiny-prior loss became {loss.item()} at step {self.step + 1}; "
                                    "the last checkpoint is kept: lower --lr or resume")
@@ -237,7 +257,7 @@ class _Run:
 
     def shipped_unet(self) -> torch.nn.Module:
         """A copy of the UNet holding the EMA weights (CPU, eval)."""
-        unet = build_unet(self.config.unet)
+        unet = build_network(_model_info(self.config))
         unet.load_state_dict({k: v.cpu() for k, v in self.unet.state_dict().items()})
         shadow = {k: v.cpu() for k, v in self.ema.shadow.items()}
         unet.load_state_dict(shadow, strict=False)
@@ -253,7 +273,7 @@ def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.T
 
 def _batch_camera(batch, config: TinyTrainConfig):
     """The batch's cameras as a Camera (only the raymap needs more than the spherical coordinates)."""
-    if not (config.unet.ray_channels or config.unet.camera_fov):
+    if not (config.unet.ray_channels or config.unet.camera_fov or config.architecture == "lifted"):
         return None
     from dreamer.cameras import from_spherical
 
@@ -275,7 +295,13 @@ def _start_from(unet: torch.nn.Module, folder: str) -> None:
 
 def _model_info(config: TinyTrainConfig) -> TinyModelInfo:
     return TinyModelInfo(unet=config.unet, schedule=ScheduleConfig(), max_length=config.max_length,
-                         data=config_to_dict(config.data))
+                         data=config_to_dict(config.data),
+                         lifted=config.lifted if config.architecture == "lifted" else None)
+
+
+def model_name(config: TinyTrainConfig) -> str:
+    """The prior model a training config makes (a PRIOR_MODELS key)."""
+    return "tiny-3d" if config.architecture == "lifted" else ("tiny-mv" if config.unet.cross_view else "tiny")
 
 
 def _write_outputs(run: _Run, out_dir: Path, summary: TrainSummary, command: str) -> None:
@@ -300,13 +326,13 @@ def _write_outputs(run: _Run, out_dir: Path, summary: TrainSummary, command: str
     }
     atomic_write_text(out_dir / "training.json", json.dumps(record, indent=2) + "\n")
     atomic_write_text(out_dir / "TRAINING.md", "\n".join([
-        f"# {'tiny-mv' if c.unet.cross_view else 'tiny'} prior — training record",
+        f"# {model_name(c)} prior — training record",
         "",
         f"- command: `{command}`",
         f"- steps: {run.step} (batch {c.batch_size}, seed {c.seed}, data seed {c.data.seed})",
-        f"- loss (v-prediction MSE): first log window {first:.4f}, final {summary.final_loss:.4f}",
+        f"- loss ({'x̂0' if c.architecture == 'lifted' else 'v-prediction'} MSE): first log window {first:.4f}, final {summary.final_loss:.4f}",
         f"- training time: {run.elapsed / 60:.1f} min; last session {summary.steps_per_second:.2f} steps/s",
-        f"- UNet parameters: {summary.parameters:,} (shipped as fp16 model.safetensors)",
+        f"- network parameters: {summary.parameters:,} (shipped as fp16 model.safetensors)",
         f"- torch {torch.__version__}, {record['machine']}",
         "- full config and loss curve: training.json, loss.jsonl",
         "",

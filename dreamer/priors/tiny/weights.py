@@ -18,6 +18,7 @@ import torch
 
 from dreamer.errors import UserError
 from dreamer.io import atomic_save, atomic_write_text
+from dreamer.priors.tiny.lifted import LiftedConfig
 from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, move
 
 FORMAT = "dreamer-tiny-prior-v1"
@@ -45,24 +46,45 @@ class TinyModelInfo:
     text_encoder: str = "all-MiniLM-L6-v2"  # name of the frozen text encoder
     max_length: int = 16  # tokens per prompt
     data: dict = field(default_factory=dict)  # TinyDataConfig fields used in training (for reference)
+    # the `tiny-3d` network (a rendered volume per view set) instead of a UNet; None = the UNet of `unet`
+    lifted: LiftedConfig | None = None
 
     @property
     def views_per_sample(self) -> int:
-        """V: the views a sample holds (the view-set size a cross-view model was trained on; else 1)."""
-        return int(self.data.get("views_per_set", 1)) if self.unet.cross_view else 1
+        """V: the views a sample holds (the view-set size a cross-view or lifted model was trained on; else 1)."""
+        joint = self.unet.cross_view or self.lifted is not None
+        return int(self.data.get("views_per_set", 1)) if joint else 1
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "unet": self.unet.to_dict(), "schedule": dataclasses.asdict(self.schedule),
-                "text_encoder": self.text_encoder, "max_length": self.max_length, "data": self.data,
-                "camera": "features (sin az, cos az, sin el, cos el, (d-2.8)/0.4, 1); zeros = no camera"}
+        d = {"format": FORMAT, "unet": self.unet.to_dict(), "schedule": dataclasses.asdict(self.schedule),
+             "text_encoder": self.text_encoder, "max_length": self.max_length, "data": self.data,
+             "camera": "features (sin az, cos az, sin el, cos el, (d-2.8)/0.4, 1); zeros = no camera"}
+        if self.lifted is not None:  # the UNet layouts' config.json stays as it was
+            d["lifted"] = self.lifted.to_dict()
+            d["camera"] = "the views' cameras project the volume's voxels and render it; no camera-free branch"
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TinyModelInfo":
         if d.get("format") != FORMAT:
             raise UserError(f"tiny prior config.json has format {d.get('format')!r}, expected {FORMAT!r}: "
                             "retrain with `dreamer prior train`")
+        lifted = LiftedConfig.from_dict(d["lifted"]) if d.get("lifted") is not None else None
         return cls(unet=TinyUNetConfig.from_dict(d["unet"]), schedule=ScheduleConfig(**d["schedule"]),
-                   text_encoder=d["text_encoder"], max_length=int(d["max_length"]), data=dict(d.get("data", {})))
+                   text_encoder=d["text_encoder"], max_length=int(d["max_length"]), data=dict(d.get("data", {})),
+                   lifted=lifted)
+
+
+def build_network(info: TinyModelInfo) -> torch.nn.Module:
+    """A freshly initialised network (float32) for `info`: the lifted `tiny-3d` network or the UNet."""
+    if info.lifted is None:
+        return build_unet(info.unet)
+    from dreamer.priors import schedule
+    from dreamer.priors.tiny.lifted import LiftedDenoiser
+
+    s = info.schedule
+    acp = schedule.make_alphas_cumprod(s.num_train_timesteps, s.beta_schedule, s.beta_start, s.beta_end)
+    return LiftedDenoiser(info.lifted, acp)
 
 
 def save_weights(folder: Path | str, unet: torch.nn.Module, info: TinyModelInfo,
@@ -102,7 +124,7 @@ def load_weights(folder: Path | str, dtype: torch.dtype = torch.float32, device=
     try:
         info = TinyModelInfo.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
         state = load_file(str(folder / MODEL_FILE))
-        unet = build_unet(info.unet)
+        unet = build_network(info)
         unet.load_state_dict({k: v.float() for k, v in state.items()})
     except UserError:
         raise
