@@ -108,6 +108,7 @@ def main() -> None:
     p.add_argument("--guidance-scale", type=float, default=5.0)
     p.add_argument("--weights", help="weights folder of the tiny-mv prior (default: the shipped one)")
     p.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
+    p.add_argument("--label", help="write a section of its own (earlier sections are kept), e.g. the commit or the prior")
     args = p.parse_args()
 
     rows, summary = [], []
@@ -138,7 +139,10 @@ def main() -> None:
                 "ignored). `pull` = share of draws where the true cameras' x̂0 is nearer the true views (0.5: "
                 f"chance). `reference` is the exact prior.\n\nMeans over the prompts and turns:\n\n{mean_table}\n\n"
                 f"Per prompt:\n\n{table}")
-        write_section("camera-conditioning-aligned", "Camera conditioning: aligned, per prior", body,
+        name, title = "camera-conditioning-aligned", "Camera conditioning: aligned, per prior"
+        if args.label:
+            name, title = f"{name}-{args.label}", f"{title} ({args.label})"
+        write_section(name, title, body,
                       "python bench/camera_conditioning.py " + " ".join(sys.argv[1:]))
 
 

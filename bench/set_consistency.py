@@ -114,6 +114,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=4, help="sets sampled per prompt (seeds 0..N−1)")
     p.add_argument("--weights", help="weights folder of the tiny-mv prior (default: the shipped one)")
     p.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
+    p.add_argument("--label", help="write a section of its own (earlier sections are kept), e.g. the commit or the prior")
     p.add_argument("--sheet", type=Path, help="write a PNG: per prior and prompt, seed 0's 4 views, then the truth")
     args = p.parse_args()
 
@@ -133,7 +134,10 @@ def main() -> None:
                 "shape reading per view. Targets: IoU ≥ 0.8, shape right ≥ 90 %.\n\n"
                 f"{mean_table}\n\nPer set:\n\n"
                 + markdown_table(["prior", "prompt", "seed", "best yaw", "IoU", "shape right"], rows))
-        write_section("set-consistency", "View-set consistency of the embedded priors", body,
+        name, title = "set-consistency", "View-set consistency of the embedded priors"
+        if args.label:
+            name, title = f"{name}-{args.label}", f"{title} ({args.label})"
+        write_section(name, title, body,
                       "python bench/set_consistency.py " + " ".join(sys.argv[1:]))
 
 

@@ -51,6 +51,9 @@ PRIORS: dict[str, Entry] = {
     "tiny-mv": Entry("dreamer.priors.tiny.prior", "TinyPriorConfig", "TinyPrior", {"weights": "assets/priors/tiny_mv"},
                      "the tiny prior, multi-view: 4-view sets denoised jointly (cross-view attention), per-pixel "
                      "raymaps (weights from `dreamer prior train --model tiny-mv`)"),
+    "tiny-3d": Entry("dreamer.priors.tiny.prior", "TinyPriorConfig", "TinyPrior", {"weights": "assets/priors/tiny_3d"},
+                     "the tiny prior, lifted: each 4-view set's estimate is one voxel volume rendered at its cameras "
+                     "(camera-true by construction; weights from `dreamer prior train --model tiny-3d`)"),
     "sd15": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",
                   {"model": "sd15"}, "Stable Diffusion 1.5 (diffusers)"),
     "sd21": Entry("dreamer.priors.stable_diffusion", "StableDiffusionConfig", "StableDiffusionPrior",

@@ -18,8 +18,8 @@ Per set of V views (x_t [V, 3, S, S], their cameras, t, the prompt's tokens):
    per voxel. Colour is view-independent: the shape library lights objects from a light fixed in the
    world, so a surface point looks the same from every camera.
 4. **Render** (emission–absorption, `samples_per_ray` points per pixel ray through the box) over a
-   per-view background: a vertical two-colour ramp read from the noisy view's left and right edges
-   (the training backgrounds are solid colours or vertical gradients).
+   background per set: a vertical two-colour ramp read from the noisy views' left and right edges
+   (the training backgrounds are solid colours or vertical gradients, one per set).
 
 The output is v̂ = (α_t x_t − x̂0) / σ_t, so the network drops in wherever a tiny UNet's v̂ goes; it is
 trained on x̂0 directly (`dreamer.priors.tiny.train`). It needs cameras: there is no camera-free branch.
@@ -127,7 +127,7 @@ class LiftedDenoiser(nn.Module):
         self.head = nn.Conv3d(c0, 4, 1)
         nn.init.zeros_(self.head.weight)
         with torch.no_grad():
-            self.head.bias.copy_(torch.tensor([-5.0, 0.0, 0.0, 0.0]))  # starts empty (density ≈ 0.2 per unit)
+            self.head.bias.copy_(torch.tensor([-5.0, 0.0, 0.0, 0.0]))  # starts as a faint haze (density ≈ 0.2 per unit)
         self.background = nn.Sequential(nn.Linear(6 * 8 + 64, 128), nn.SiLU(), nn.Linear(128, 6))
 
     # -- parts
@@ -202,15 +202,17 @@ class LiftedDenoiser(nn.Module):
         colour = (weights * torch.sigmoid(raw[:, 1:])).sum(-1)
         return colour, weights.sum(-1)
 
-    def _backgrounds(self, x_t: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        """[B, 3, S, 1] vertical two-colour ramps in [0, 1] read from x_t's left and right edges."""
+    def _backgrounds(self, x_t: torch.Tensor, time: torch.Tensor, views: int) -> torch.Tensor:
+        """[B, 3, S, 1] vertical two-colour ramps in [0, 1], one per set (a set is shown over one background,
+        in training and in multi-view SDS), read from its views' left and right edges; time [N, 64]."""
         size = x_t.shape[-1]
         edges = torch.cat([x_t[..., :3], x_t[..., -3:]], dim=-1).mean(-1)  # [B, 3, S]
         bands = F.adaptive_avg_pool1d(edges, 8).flatten(1)  # [B, 24]
-        bands = torch.cat([bands, bands ** 2], dim=1)  # [B, 48]
+        bands = torch.cat([bands, bands ** 2], dim=1).reshape(-1, views, 48).mean(1)  # [N, 48]
         top, bottom = torch.sigmoid(self.background(torch.cat([bands, time], dim=1))).chunk(2, dim=1)
         ramp = torch.linspace(0.0, 1.0, size, device=x_t.device, dtype=x_t.dtype).reshape(1, 1, size, 1)
-        return top[:, :, None, None] * (1 - ramp) + bottom[:, :, None, None] * ramp
+        ramps = top[:, :, None, None] * (1 - ramp) + bottom[:, :, None, None] * ramp  # [N, 3, S, 1]
+        return ramps.repeat_interleave(views, dim=0)
 
     # -- the whole network
 
@@ -231,7 +233,7 @@ class LiftedDenoiser(nn.Module):
         feats = torch.cat([x_t, self.features(x_t)], dim=1)
         volume = self._volume(self._lift(feats, camera.with_resolution(size), sets, views), cond)
         colour, coverage = self.render(volume, camera, views, size)
-        background = self._backgrounds(x_t, time_1d.repeat_interleave(views, dim=0))
+        background = self._backgrounds(x_t, time_1d, views)
         return 2 * (colour + (1 - coverage) * background) - 1
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, camera: Camera | None,
