@@ -61,7 +61,11 @@ class TinyPrior(Prior):
         if unet is None:
             folder = self.config.resolved_weights()
             if not has_weights(folder):
-                raise UserError(f"the tiny prior has no weights in {folder}: run `dreamer prior train` "
+                from dreamer.priors.tiny.train import PRIOR_MODELS
+
+                model = next((m for m, f in PRIOR_MODELS.items() if f == self.config.weights), "tiny")
+                command = "dreamer prior train" + ("" if model == "tiny" else f" --model {model}")
+                raise UserError(f"the {model} prior has no weights in {folder}: run `{command}` "
                                 f"(about 2 hours on 2 CPU cores), or use the weight-free preset: --config reference")
             unet, info = load_weights(folder)
         if info is None:
