@@ -130,7 +130,7 @@ def recipe(model: str) -> TinyTrainConfig:
         # construction, so the CPU budget goes to shape and colour; trained from scratch on x̂0, with the
         # object's pixels weighted as tiny-mv's stage 2 (the background is most of a 32 px view)
         return TinyTrainConfig(
-            architecture="lifted", steps=4000, decay_start=3000, batch_size=32, lr=1e-3, warmup_steps=100,
+            architecture="lifted", steps=3500, decay_start=2640, batch_size=32, lr=1e-3, warmup_steps=100,
             camera_dropout=0.0, object_weight=2.0, checkpoint_every=250,
             data=TinyDataConfig(views_per_set=4, source="live", fovy_range=(36.0, 50.0)))
     raise UserError(f"unknown prior model {model!r}; known: {', '.join(PRIOR_MODELS)}")
