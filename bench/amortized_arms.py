@@ -5,7 +5,7 @@
 Arms (every other setting equal, and every camera, t and ε drawn from the same (seed, step, prompt)):
   sds100  SDS, CFG 100          sds7.5  SDS, CFG 7.5
   asd     ASD, CFG 7.5, η 0.1   asd0    ASD, CFG 7.5, η 0 (ScaleDreamer's plus_ratio 0: the CFG term alone)
-Held equal: the `default` preset's prior (tiny), cameras, render size and regularizers; one t schedule
+Held equal: the `sds-tiny` preset's prior (tiny; the default before issue 27's fourth report), cameras, render size and regularizers; one t schedule
 t ~ U[0.02, t_max], t_max falling linearly 0.98 → 0.5 over the run (ScaleDreamer slides the lower bound
 too, 0.5 → 0.02; SDS's schedule cannot, so both rules use the SDS-expressible one); the weighting σ/α
 (the tiny presets'); Adam at `train.lr`; prompts per step, and so the compute: a run on 158 prompts

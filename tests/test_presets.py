@@ -57,7 +57,7 @@ def test_every_rule_has_a_cpu_preset_on_the_tiny_prior():
     rules = {load_run_config(name).guidance.name for name in TINY_PRESETS if load_run_config(name).prior.name == "tiny"}
     assert rules == {"sds", "vsd", "esd", "ism", "tsm", "asd"}
     assert load_run_config("mvdream-sds-tiny").prior.name == "tiny-mv"
-    assert load_run_config("tiny-3d-sds").prior.name == "tiny-3d"
+    assert (load_run_config("default").prior.name, load_run_config("sds-tiny").prior.name) == ("tiny-3d", "tiny")
 
 
 def test_presets_table_names_rule_representation_prior_and_needs(capsys):
@@ -68,8 +68,8 @@ def test_presets_table_names_rule_representation_prior_and_needs(capsys):
     assert set(lines) == set(PRESETS)
     assert lines["mvdream-sds-tiny"].split()[1:4] == ["sds", "nerf", "tiny-mv"]
     assert lines["mvdream-sds-tiny"].endswith("nothing (runs on a CPU)")
-    assert lines["tiny-3d-sds"].split()[1:4] == ["sds", "nerf", "tiny-3d"]
-    assert lines["tiny-3d-sds"].endswith("nothing (runs on a CPU)")
+    assert lines["default"].split()[1:4] == ["sds", "nerf", "tiny-3d"]
+    assert lines["default"].endswith("nothing (runs on a CPU)")
     assert lines["dreamfusion-sd"].split()[1:4] == ["sds", "nerf", "sd21-base"]
     assert lines["dreamfusion-sd"].endswith("downloaded weights, GPU")
     assert "reference-video + reference (frames)" in lines["4d"] and lines["4d"].endswith("nothing (runs on a CPU)")

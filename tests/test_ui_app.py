@@ -52,7 +52,7 @@ def test_the_yaml_panel_follows_the_form_until_it_is_used_instead(page):
     assert check == "✓ valid config"
     assert page.on_form(*_fields(page, ""), False)[1] == ""  # no nagging before a prompt is typed
     assert all(_is_skip(v) for v in page.on_form(*_fields(page, "a red cube"), True))
-    assert page.on_preset("reference").prior == "reference" and page.on_preset("default").steps == 800
+    assert page.on_preset("reference").prior == "reference" and page.on_preset("default").steps == 400
 
 
 def test_a_job_is_polled_from_queue_to_results_inside_the_runs_folder(page):

@@ -70,7 +70,7 @@ def test_choices_come_from_the_registry_and_configs():
 
 def test_form_values_win_over_server_overrides_over_the_preset():
     start = form.defaults_for("default", UI_TINY)
-    assert (start.prior, start.resolution, start.steps) == ("reference", 16, 800)  # the preset says tiny, 64 px
+    assert (start.prior, start.resolution, start.steps) == ("reference", 16, 400)  # the preset says tiny-3d, 64 px
     start.prompt, start.steps, start.formats = "  a red cube ", 12.0, ["ply"]
     config = form.resolve_form(start, UI_TINY)
     assert (config.prompt, config.steps, config.prior.name, config.prior.config.image_size) == ("a red cube", 12,

@@ -39,7 +39,7 @@ class AmortizedTrainConfig:
     """What `dreamer amortized train` runs: the per-prompt preset supplies prior, guidance, cameras,
     render size and regularizers; these settings are the amortised loop's own."""
 
-    preset: str = "default"  # the per-prompt preset whose prior, guidance, cameras and regularizers are used
+    preset: str = "sds-tiny"  # the per-prompt preset whose prior, guidance, cameras and regularizers are used
     guidance: str = ""  # another rule than the preset's (sds, asd, vsd, …); "" = the preset's
     prompts: str = "vocabulary"  # "vocabulary" (the tiny prior's trained colour × shape pairs) or a text file
     steps: int = 2000  # optimiser steps
