@@ -87,7 +87,8 @@ def resolve_config(prompt: str | None = None, config: str | None = "default", do
     return load_run_config(config, data, dotted)
 
 
-EMBEDDED_PRIORS = ("tiny", "reference", "reference-video")  # priors that know only the shape library's vocabulary
+# priors that know only the shape library's vocabulary
+EMBEDDED_PRIORS = ("tiny", "tiny-mv", "tiny-3d", "reference", "reference-video")
 EXACT_PRIORS = ("reference", "reference-video")  # embedded priors with nothing to denoise towards outside it
 
 

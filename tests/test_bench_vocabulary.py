@@ -191,7 +191,7 @@ def test_resume_refuses_another_commit(bench, monkeypatch):
 def test_resume_refuses_another_config(bench):
     bench.main(["--sample", "2", "--seed", "8", "--config", "mvdream-sds-tiny", "--no-write", *bench.out])
     preset = bench.configs / "mvdream-sds-tiny.yaml"
-    preset.write_text(preset.read_text().replace("steps: 800", "steps: 900"))  # the preset changed, same commit
+    preset.write_text(re.sub(r"(?m)^steps: \d+", "steps: 900", preset.read_text()))  # the preset changed, same commit
     with pytest.raises(SystemExit) as refused:
         bench.main(["--sample", "2", "--seed", "8", "--config", "mvdream-sds-tiny", *bench.out])
     message = str(refused.value)

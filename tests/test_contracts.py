@@ -14,6 +14,7 @@ import torch
 
 from dreamer import registry
 from dreamer.cameras import Camera, VIEW_LABELS, clip_cameras, frame_times, from_spherical
+from dreamer.errors import UserError
 from dreamer.guidance.base import Guidance, GuidanceOutput
 from dreamer.priors.base import Prior, PromptEmbedding
 from dreamer.representations.base import RenderOutput, Representation
@@ -311,7 +312,12 @@ def test_prior_predict_noise_has_the_input_shape(embedded_prior):
     t = torch.tensor([10, p.num_train_timesteps - 10]).repeat_interleave(views)
     with torch.no_grad():
         with_camera = p.predict_noise(x_t, t, emb.conditional(cams, n), cams)
-        without = p.predict_noise(x_t, t, emb.conditional(None, n))
+        if p.needs_camera:  # renders its estimate at the cameras: no camera-free branch, refused in one line
+            with pytest.raises(UserError, match="needs a camera"):
+                p.predict_noise(x_t, t, emb.conditional(None, n))
+            without = with_camera
+        else:
+            without = p.predict_noise(x_t, t, emb.conditional(None, n))
     for eps in (with_camera, without):
         assert eps.shape == x_t.shape and eps.dtype == torch.float32 and torch.isfinite(eps).all()
 

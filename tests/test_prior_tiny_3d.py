@@ -13,12 +13,12 @@ from dreamer.priors.schedule import make_alphas_cumprod
 from dreamer.priors.tiny.data import TinyDataConfig
 from dreamer.priors.tiny.lifted import LiftedConfig, LiftedDenoiser
 from dreamer.priors.tiny.prior import TinyPrior
-from dreamer.priors.tiny.train import TinyTrainConfig, recipe, train
-from dreamer.priors.tiny.weights import TinyModelInfo, build_network, load_weights
+from dreamer.priors.tiny.train import TinyTrainConfig, recipe
+from dreamer.priors.tiny.weights import TinyModelInfo, build_network
 from dreamer.shapes import views as shape_views
 from dreamer.shapes.spec import ObjectSpec, sdf_and_colour
 
-from tiny_prior_parts import HashEncoder
+from tiny_prior_parts import HashEncoder, train_straight_and_resumed
 
 SMALL = LiftedConfig(grid=8, channels=(8, 16), code_dim=32, samples_per_ray=8)
 ACP = make_alphas_cumprod(1000, "linear", 1e-4, 0.02)
@@ -109,16 +109,8 @@ def test_training_runs_resumes_and_ships_a_loadable_lifted_network(tmp_path):
     unet.image_size = 16
     config = TinyTrainConfig(architecture="lifted", lifted=SMALL, unet=unet, steps=3, batch_size=8,
                              camera_dropout=0.0, checkpoint_every=2, log_every=1, warmup_steps=1, data=data)
-    straight = train(config, tmp_path / "a", progress=False, encoder=HashEncoder(), command="test")
-    train(TinyTrainConfig(**{**config.__dict__, "steps": 2}), tmp_path / "b", progress=False, encoder=HashEncoder(),
-          command="test")
-    resumed = train(config, tmp_path / "b", progress=False, encoder=HashEncoder(), command="test")
-    assert (straight.step, resumed.resumed_from) == (3, 2)
-    a, info = load_weights(tmp_path / "a")
-    b, _ = load_weights(tmp_path / "b")
+    a, info = train_straight_and_resumed(config, tmp_path)
     assert isinstance(a, LiftedDenoiser) and info.views_per_sample == 4 and info.lifted == SMALL
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
-        assert torch.equal(va, vb), k
     record = (tmp_path / "a" / "TRAINING.md").read_text()
     assert "tiny-3d prior" in record and "x̂0 MSE" in record
     assert json.loads((tmp_path / "a" / "config.json").read_text())["lifted"]["grid"] == 8

@@ -15,10 +15,11 @@ from dreamer.priors.tiny.model import TinyUNetConfig, build_unet, network_call
 from dreamer.priors.tiny.multiview import plucker_raymap, widen_state_dict
 from dreamer.priors.tiny.sample import SamplerConfig, sample_views, view_set_order
 from dreamer.priors.tiny.text import TEXT_DIM
-from dreamer.priors.tiny.train import TinyTrainConfig, recipe, train
+from dreamer.priors.tiny.train import TinyTrainConfig, recipe
 from dreamer.priors.tiny.view_sets import ViewSetData
-from dreamer.priors.tiny.weights import load_weights, save_weights
-from tiny_prior_parts import TINY_MV_UNET, TINY_UNET, HashEncoder, fresh_tiny_mv_prior, fresh_tiny_prior
+from dreamer.priors.tiny.weights import save_weights
+from tiny_prior_parts import (TINY_MV_UNET, TINY_UNET, fresh_tiny_mv_prior, fresh_tiny_prior,
+                              train_straight_and_resumed)
 
 MV_DATA = TinyDataConfig(image_size=16, supersample=1, shapes=("cube", "chair"), colours=("red", "blue", "purple"),
                          views_per_set=4, source="live", fovy_range=(38.0, 48.0))
@@ -157,15 +158,7 @@ def test_multi_view_training_runs_resumes_and_starts_from_single_view_weights(tm
     save_weights(tmp_path / "single", build_unet(TINY_UNET), fresh_tiny_prior().info)
     config = TinyTrainConfig(steps=3, batch_size=8, unet=TINY_MV_UNET, data=MV_DATA, checkpoint_every=2, log_every=1,
                              warmup_steps=1, init_from=str(tmp_path / "single"))
-    straight = train(config, tmp_path / "a", progress=False, encoder=HashEncoder(), command="test")
-    train(TinyTrainConfig(**{**config.__dict__, "steps": 2}), tmp_path / "b", progress=False, encoder=HashEncoder(),
-          command="test")
-    resumed = train(config, tmp_path / "b", progress=False, encoder=HashEncoder(), command="test")
-    assert (straight.step, resumed.resumed_from) == (3, 2)
-    a, info = load_weights(tmp_path / "a")
-    b, _ = load_weights(tmp_path / "b")
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
-        assert torch.equal(va, vb), k
+    _, info = train_straight_and_resumed(config, tmp_path)
     assert info.views_per_sample == 4 and info.unet.ray_channels == 6
     assert "tiny-mv prior" in (tmp_path / "a" / "TRAINING.md").read_text()
     assert json.loads((tmp_path / "a" / "config.json").read_text())["unet"]["cross_view"] is True

@@ -89,6 +89,6 @@ def test_default_preset_runs_on_the_shipped_prior(tmp_path):
                               export__texture_size=64)
     from dreamer.config import load_yaml
 
-    assert load_yaml(result.run_dir / "config.yaml")["prior"]["name"] == "tiny" and result.metrics["steps"] == 2
+    assert load_yaml(result.run_dir / "config.yaml")["prior"]["name"] == "tiny-3d" and result.metrics["steps"] == 2
     assert result.mesh.is_file()
     assert 0.0 <= result.metrics["eval"]["r_precision"] <= 1.0

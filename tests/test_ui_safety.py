@@ -96,7 +96,7 @@ def test_yaml_round_trip_and_inline_errors():
     assert form.yaml_problem(text) is None
     assert form.config_from_yaml(text).prior.config.num_views == 8
     assert form.yaml_problem(text.replace("\nseed:", "\nsed:")) == "unknown config key 'sed' (did you mean 'seed'?)"
-    assert form.yaml_problem(text.replace("steps: 800", "steps: many")) == (
+    assert form.yaml_problem(text.replace("steps: 400", "steps: many")) == (
         "config key 'steps' must be an integer, got 'many'")
     assert form.yaml_problem(text.replace("prompt: a red cube", "prompt: ''")).startswith("the prompt is empty")
     assert form.yaml_problem("prompt: [a").startswith("the config is not valid YAML at line 1")

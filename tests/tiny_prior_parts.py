@@ -50,3 +50,21 @@ def fresh_tiny_mv_prior(seed: int = 0, views: int = 4) -> TinyPrior:
     torch.manual_seed(seed)
     info = TinyModelInfo(unet=TINY_MV_UNET, data={"views_per_set": views})
     return TinyPrior(unet=build_unet(TINY_MV_UNET), info=info, encoder=HashEncoder())
+
+
+def train_straight_and_resumed(config, tmp_path):
+    """Train `config` in one go into tmp_path/a and in two sessions (stopped after 2 steps) into tmp_path/b;
+    assert both end at the same step with the same weights. Returns (network a, its TinyModelInfo)."""
+    from dreamer.priors.tiny.train import TinyTrainConfig, train
+    from dreamer.priors.tiny.weights import load_weights
+
+    straight = train(config, tmp_path / "a", progress=False, encoder=HashEncoder(), command="test")
+    train(TinyTrainConfig(**{**config.__dict__, "steps": 2}), tmp_path / "b", progress=False, encoder=HashEncoder(),
+          command="test")
+    resumed = train(config, tmp_path / "b", progress=False, encoder=HashEncoder(), command="test")
+    assert (straight.step, resumed.resumed_from) == (config.steps, 2)
+    a, info = load_weights(tmp_path / "a")
+    b, _ = load_weights(tmp_path / "b")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    return a, info

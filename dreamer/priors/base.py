@@ -61,6 +61,7 @@ class Prior(torch.nn.Module):
       image_size: side of the square image the prior takes, in pixels
       latent_shape: (C, h, w) of `encode_images`' output
       camera_conditioned: True when `predict_noise` uses `camera`
+      needs_camera: True when `predict_noise` refuses `camera=None` (a prior that renders its estimate)
       views_per_sample: V, how many views the prior denoises jointly as one sample (multi-view priors:
         a batch is B/V sets of V views, set-major; guidance rules draw t once per set)
     """
@@ -70,6 +71,7 @@ class Prior(torch.nn.Module):
     image_size: int
     latent_shape: tuple[int, int, int]
     camera_conditioned: bool = False
+    needs_camera: bool = False
     views_per_sample: int = 1
     embedded: ClassVar[bool] = False  # True for priors that ship with dreamer (no download, CPU-sized)
     is_video: ClassVar[bool] = False  # True for video priors (dreamer.priors.video): tensors carry a frame axis

@@ -75,6 +75,7 @@ class TinyPrior(Prior):
         self.schedule = info.schedule
         self.image_size = int(info.unet.image_size)
         self.views_per_sample = info.views_per_sample
+        self.needs_camera = info.lifted is not None  # tiny-3d renders its estimate at the cameras
         self.latent_shape = (3, self.image_size, self.image_size)
         self.num_train_timesteps = int(info.schedule.num_train_timesteps)
         s = info.schedule
