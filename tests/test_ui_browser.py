@@ -227,6 +227,7 @@ def test_an_animated_model_glb_plays_in_the_viewer(tmp_path):
             page.goto(app.url)  # the newest run opens by itself
             assert page.locator("#result-motion video").get_attribute("src", timeout=60_000).endswith("motion.mp4")
             canvas = page.locator("#result-model canvas")
+            canvas.wait_for(timeout=60_000)  # the viewer can take over 30 s to appear on 2 busy cores
             _wait_drawn(canvas, timeout_s=60)
             centres = []
             for _ in range(12):  # 1.8 s: about one loop (2 s)
