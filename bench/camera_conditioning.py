@@ -106,7 +106,7 @@ def main() -> None:
     p.add_argument("--noise-steps", nargs="*", type=int, default=[200, 800])
     p.add_argument("--draws", type=int, default=8)
     p.add_argument("--guidance-scale", type=float, default=5.0)
-    p.add_argument("--weights", help="weights folder of the tiny-mv prior (default: the shipped one)")
+    p.add_argument("--weights", help="weights folder of the tiny-mv or tiny-3d prior listed (default: the shipped one)")
     p.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
     p.add_argument("--label", help="write a section of its own (earlier sections are kept), e.g. the commit or the prior")
     args = p.parse_args()

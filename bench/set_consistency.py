@@ -112,7 +112,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--priors", nargs="*", default=["tiny-mv", "tiny"])
     p.add_argument("--seeds", type=int, default=4, help="sets sampled per prompt (seeds 0..N−1)")
-    p.add_argument("--weights", help="weights folder of the tiny-mv prior (default: the shipped one)")
+    p.add_argument("--weights", help="weights folder of the tiny-mv or tiny-3d prior listed (default: the shipped one)")
     p.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
     p.add_argument("--label", help="write a section of its own (earlier sections are kept), e.g. the commit or the prior")
     p.add_argument("--sheet", type=Path, help="write a PNG: per prior and prompt, seed 0's 4 views, then the truth")

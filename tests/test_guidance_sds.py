@@ -100,6 +100,50 @@ def test_cfg_conventions():
         F.classifier_free_guidance(eu, ec, 1.0, "nope")
 
 
+def test_chroma_cfg_takes_the_colour_at_its_own_scale_and_keeps_the_grey_part():
+    eu = torch.randn(2, 3, 4, 4, generator=_gen(0))
+    ec = torch.randn(2, 3, 4, 4, generator=_gen(1))
+    full = F.classifier_free_guidance(eu, ec, 5.0)
+    assert F.chroma_cfg(full, ec, eu, None) is full
+    grey = lambda x: x.mean(dim=1, keepdim=True)  # noqa: E731
+    chroma = lambda x: x - grey(x)  # noqa: E731
+    for s_c in (0.0, 1.0, 2.5):
+        out = F.chroma_cfg(full, ec, eu, s_c)
+        torch.testing.assert_close(grey(out), grey(full))  # shape and shading: the full CFG
+        torch.testing.assert_close(chroma(out), chroma(eu + s_c * (ec - eu)))  # colour: CFG at s_c
+    torch.testing.assert_close(F.chroma_cfg(full, ec, eu, 1.0) - full, chroma(ec) - chroma(full))
+    torch.testing.assert_close(F.chroma_cfg(full, ec, eu, 5.0), full)  # s_c = s: plain CFG
+    # a grey conditional over a warm unconditional estimate: CFG turns it cyan, chroma CFG at 1 keeps it grey
+    warm = torch.tensor([0.2, -0.1, -0.1]).reshape(1, 3, 1, 1).expand(1, 3, 2, 2)
+    grey_cond = torch.zeros(1, 3, 2, 2)
+    tinted = F.classifier_free_guidance(warm, grey_cond, 5.0)
+    assert tinted[0, 0, 0, 0] < tinted[0, 1, 0, 0]  # red below green: the drift
+    kept = F.chroma_cfg(tinted, grey_cond, warm, 1.0)
+    torch.testing.assert_close(chroma(kept), torch.zeros_like(kept))
+
+
+def test_sds_chroma_guidance_changes_only_the_colour_part_of_the_gradient():
+    prior = FakePixelPrior(S)
+    emb = prior.encode_prompt("a mug", "")
+    cams = _cameras()
+    grads = {}
+    for s_c in (None, 1.0):
+        images = _images()
+        _sds(prior, seed=5, guidance_scale=10.0, chroma_guidance_scale=s_c)(images, emb, cams, step=3).loss.backward()
+        grads[s_c] = images.grad
+    assert not torch.allclose(grads[None], grads[1.0])
+    torch.testing.assert_close(grads[None].mean(-1), grads[1.0].mean(-1), rtol=1e-5, atol=1e-6)  # grey part equal
+    with pytest.raises(UserError, match="chroma_guidance_scale"):
+        SDSConfig(chroma_guidance_scale=-1.0)
+
+
+def test_sds_chroma_guidance_refuses_a_latent_prior():
+    prior = FakePixelPrior(S)
+    prior.latent_shape = (4, S, S)
+    with pytest.raises(UserError, match="chroma_guidance_scale needs a prior that denoises RGB pixels"):
+        _sds(prior, chroma_guidance_scale=1.0)
+
+
 def test_ddim_inversion_then_denoising_round_trip(ac):
     ac64 = ac.double()
     x = torch.randn(2, 3, 4, 4, generator=_gen(0), dtype=torch.float64)

@@ -79,6 +79,25 @@ def rescale_cfg(x_t: torch.Tensor, eps_cfg: torch.Tensor, eps_cond: torch.Tensor
     return schedule.eps_from_x0(x_t.float(), x0, alpha, sigma).to(eps_cfg.dtype)
 
 
+def chroma_cfg(eps_cfg: torch.Tensor, eps_cond: torch.Tensor, eps_uncond: torch.Tensor,
+               chroma_scale: float | None) -> torch.Tensor:
+    """CFG whose chroma (each pixel's deviation from its channel mean) is taken at `chroma_scale` instead of
+    the full scale, while the grey part (the channel mean, which carries shape and shading) keeps the
+    full CFG of eps_cfg: ε̂' = ε̂_cfg − chroma(ε̂_cfg) + chroma(ε̂_u + s_c(ε̂_c − ε̂_u)). None returns eps_cfg.
+
+    Why: an unconditional estimate whose colours lean towards the training set's mean (warm, for the
+    embedded priors) makes CFG push every colour away from that mean, so grey and white turn cyan-green and
+    brown turns red; with s_c = 1 the colour is the conditional estimate's, which matches the prompt
+    (docs/benchmarks.md, "issue27-colour"). The channel ops are per pixel and linear, so taking them on
+    ε̂ equals taking them on x̂0. Only for pixel-space RGB priors (channels on dim 1).
+    """
+    if chroma_scale is None:
+        return eps_cfg
+    chroma = lambda x: x - x.mean(dim=1, keepdim=True)  # noqa: E731
+    colour = eps_uncond + chroma_scale * (eps_cond - eps_uncond)
+    return eps_cfg - chroma(eps_cfg) + chroma(colour)
+
+
 def inject_gradient(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Scalar loss with ∂loss/∂z = g / B (B = z.shape[0]); its value 0.5·‖g‖²/B monitors ‖g‖.
 

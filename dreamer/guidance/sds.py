@@ -4,7 +4,8 @@ With a multi-view prior (Prior.views_per_sample V > 1) this is MVDream's multi-v
 are sets of V views, the prior scores each set jointly and t is drawn once per set
 (Guidance.encode_and_draw). `cfg_rescale` is MVDream's CFG rescale (functional.rescale_cfg); MVDream
 applies it inside an x0-reconstruction loss, which equals SDS with weight α²/σ² up to a constant, so
-here it enters as the rescaled ε̂ under the rule's own weighting.
+here it enters as the rescaled ε̂ under the rule's own weighting. `chroma_guidance_scale` takes the colour
+part of CFG at its own scale (functional.chroma_cfg; our addition, not in a paper).
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ class SDSConfig(GuidanceConfig):
     grad_clip: float | None = None  # elementwise clip of g after the NaN guard; None = off
     view_dependent_prompt: bool = True  # use "…, front/side/back/overhead view" embeddings when available
     cfg_rescale: float = 0.0  # MVDream's CFG rescale (recon_std_rescale): match x̂0's std with CFG to without it, 0 = off
+    chroma_guidance_scale: float | None = None  # CFG scale of the colour part only (functional.chroma_cfg); None = guidance_scale; pixel-space priors only
 
     def __post_init__(self) -> None:
+        if self.chroma_guidance_scale is not None and self.chroma_guidance_scale < 0:
+            raise UserError(f"sds.chroma_guidance_scale must be >= 0 or null, got {self.chroma_guidance_scale}")
         if not 0.0 <= self.cfg_rescale <= 1.0:
             raise UserError(f"sds.cfg_rescale must lie in [0, 1], got {self.cfg_rescale}")
         if self.cfg_convention not in F.CFG_CONVENTIONS:
@@ -84,6 +88,9 @@ class SDS(Guidance):
         super().__init__(prior, total_steps, generator)
         self.config = config
         self.schedule = config.timestep_schedule(prior.num_train_timesteps, total_steps)
+        if config.chroma_guidance_scale is not None and prior.latent_shape[0] != 3:
+            raise UserError(f"sds.chroma_guidance_scale needs a prior that denoises RGB pixels; {type(prior).__name__} "
+                            f"works on {prior.latent_shape[0]}-channel latents (set it to null)")
 
     def adjust_prediction(self, eps_cfg: torch.Tensor) -> torch.Tensor:
         """The guided prediction as the rule uses it (SDS: unchanged; video SDS: motion-amplified)."""
@@ -98,12 +105,13 @@ class SDS(Guidance):
 
         with torch.no_grad():
             x_t = F.add_noise(z.detach(), eps, t, ac)
-            if cfg.guidance_scale == 1.0 and cfg.cfg_convention == "standard":
+            if cfg.guidance_scale == 1.0 and cfg.cfg_convention == "standard" and cfg.chroma_guidance_scale is None:
                 # CFG at scale 1 is the conditional prediction: skip the unconditional half.
                 eps_cfg = F.predict_conditional(self.prior, x_t, t, embedding, cameras, cfg.view_dependent_prompt)
             else:
-                eps_cfg, eps_cond, _ = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
-                                                     cfg.cfg_convention, cfg.view_dependent_prompt)
+                eps_cfg, eps_cond, eps_uncond = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
+                                                              cfg.cfg_convention, cfg.view_dependent_prompt)
+                eps_cfg = F.chroma_cfg(eps_cfg, eps_cond, eps_uncond, cfg.chroma_guidance_scale)
                 eps_cfg = F.rescale_cfg(x_t, eps_cfg, eps_cond, t, ac, self.prior.views_per_sample, cfg.cfg_rescale)
             eps_cfg = self.adjust_prediction(eps_cfg)
             w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]
