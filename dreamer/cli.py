@@ -236,9 +236,13 @@ def _amortized(args) -> int:
 def _eval_line(ev: dict) -> str:
     if "trajectory_error" in ev:  # a 4D run
         ratio = ev.get("amplitude_ratio")
-        return (f"per-frame IoU {ev['mean_frame_iou']:.3f}, volume IoU {ev['mean_frame_volume_iou']:.3f}, "
-                f"trajectory error {ev['trajectory_error']:.3f}, amplitude ratio "
-                f"{'n/a' if ratio is None else f'{ratio:.2f}'}, flicker {ev['flicker']:.4f}")
+        shown = "n/a" if ratio is None else f"{ratio:.2f}"
+        if ratio is None and ev.get("amplitude_note"):
+            shown += " (no image shows this motion)"
+        phase = lambda key: f" ({ev[key]:.3f} at the best phase)" if isinstance(ev.get(key), float) else ""  # noqa: E731
+        return (f"per-frame IoU {ev['mean_frame_iou']:.3f}{phase('mean_frame_iou_phase')}, volume IoU "
+                f"{ev['mean_frame_volume_iou']:.3f}, trajectory error {ev['trajectory_error']:.3f}"
+                f"{phase('trajectory_error_phase')}, amplitude ratio {shown}, flicker {ev['flicker']:.4f}")
     line = f"IoU {ev['iou']:.3f}, colour error {ev['colour_error']:.3f}"
     if ev.get("r_precision") is not None:
         line += f", R-precision {ev['r_precision']:.3f}"
