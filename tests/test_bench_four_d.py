@@ -112,3 +112,13 @@ def test_bad_combinations_are_one_line_errors(bench):
         bench.main(["--seed", "5", "--label", "tuning", "--fresh", *bench.out])
     with pytest.raises(SystemExit, match="is not a 4D preset"):
         bench.main(["--seed", "5", "--config", "default", "--no-write", *bench.out])
+
+
+def test_right_at_any_phase_also_needs_the_amplitude_where_it_is_measurable():
+    four_d = load_four_d()
+    good = {"mean_frame_iou": 0.5, "mean_frame_iou_phase": 0.9, "trajectory_error": 0.3, "trajectory_error_phase": 0.02}
+    assert four_d.is_right({**good, "amplitude_ratio": None}, phase=True)  # still, or no image shows it
+    assert four_d.is_right({**good, "amplitude_ratio": 1.4}, phase=True)
+    assert not four_d.is_right({**good, "amplitude_ratio": 0.13}, phase=True)  # a spin that was not learnt
+    assert not four_d.is_right({**good, "amplitude_ratio": 1.0})  # fixed phase: wrong
+    assert not four_d.is_right(None, phase=True)  # a failed run
