@@ -109,8 +109,9 @@ def _build_parser() -> argparse.ArgumentParser:
     t = psub.add_parser("train", help="train (or resume training) the tiny prior",
                         description="Train the tiny prior into --out; resumes automatically from a checkpoint there.")
     t.add_argument("--model", choices=["tiny", "tiny-mv", "tiny-3d"], default="tiny",
-                   help="which embedded prior: tiny (single view) or tiny-mv (multi-view, raymaps; default: tiny)")
-    t.add_argument("--out", help="out folder (default: the model's shipped folder, assets/priors/tiny or tiny_mv)")
+                   help="which embedded prior: tiny (single view), tiny-mv (multi-view, raymaps) or tiny-3d (multi-view, "
+                        "a rendered voxel volume); default: tiny")
+    t.add_argument("--out", help="out folder (default: the model's shipped folder, assets/priors/tiny, tiny_mv or tiny_3d)")
     t.add_argument("--steps", type=int, help="total steps to reach (default: the planned 2-hour run)")
     t.add_argument("--batch-size", type=int, help="images per step")
     t.add_argument("--seed", type=int, help="training seed")
@@ -142,7 +143,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--distance", type=float, default=2.8, help="camera distance (default: 2.8)")
     s.add_argument("--truth", action="store_true", help="add a row of shape-library renders of the prompt from the same cameras")
     s.add_argument("--model", choices=["tiny", "tiny-mv", "tiny-3d"], default="tiny",
-                   help="which embedded prior (tiny-mv samples its views jointly, 4 at a time; default: tiny)")
+                   help="which embedded prior (tiny-mv and tiny-3d sample their views jointly, 4 at a time; default: tiny)")
     s.add_argument("--weights", help="weights folder (default: the model's shipped folder)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
     return p
