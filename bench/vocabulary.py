@@ -25,7 +25,6 @@ tuned on says little. Without --fresh a section does not claim the sample is fre
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import re
@@ -37,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 from child import run_generate  # noqa: E402
-from provenance import GitState, git_state  # noqa: E402
+import provenance as provenance_module  # noqa: E402
+from provenance import GitState, Provenance, check_record, git_state, make_provenance, read_back  # noqa: E402,F401
 from report import markdown_table  # noqa: E402
 
 SUCCESS_VIEWS = 5  # of 8: views whose top prompt must be the asked one
@@ -111,70 +111,13 @@ def draw_held_out(seed: int) -> list[Draw]:
 # ----------------------------------------------------------------------------- provenance and resume
 
 
-@dataclass(frozen=True)
-class Provenance:
-    """What every result carries: the code (commit, dirty) and the config (preset, overrides, resolved sha)."""
-
-    commit: str
-    dirty: bool
-    config: str
-    overrides: tuple[str, ...]
-    config_sha: str
-
-    def fields(self) -> dict:
-        return {"commit": self.commit, "dirty": self.dirty, "config": self.config,
-                "overrides": list(self.overrides), "config_sha": self.config_sha}
-
-
 def config_sha(config: str, overrides: list[str]) -> str:
-    """The preset (any name under configs/, or a YAML path) resolved with the overrides, hashed without
-    its prompt; a one-line error for an unknown preset or override, or a 4D preset."""
-    from dreamer.config import to_dict
-    from dreamer.errors import UserError
-    from dreamer.run_config import load_run_config
-
-    try:
-        cfg = load_run_config(config, None, list(overrides))
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
-    if getattr(cfg, "is_4d", False):
-        raise SystemExit(f"error: preset '{config}' is a 4D preset; the vocabulary benchmark judges static objects")
-    data = to_dict(cfg)
-    data.pop("prompt", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """The preset resolved with the overrides, hashed without its prompt (a 4D preset is refused)."""
+    return provenance_module.config_sha(config, overrides)
 
 
 def provenance(config: str, overrides: list[str], state: GitState | None = None) -> Provenance:
-    state = state or git_state()
-    return Provenance(state.commit, state.dirty, config, tuple(overrides), config_sha(config, overrides))
-
-
-def check_record(result: dict, path: Path, current: Provenance) -> None:
-    """A one-line error when a result read back for resuming was made by another commit or config."""
-    where = f"{path} was made"
-    advice = "; delete it or pass another --out"
-    if "commit" not in result:
-        raise SystemExit(f"error: {where} by an unrecorded commit and config (before they were recorded){advice}")
-    if result["commit"] != current.commit:
-        raise SystemExit(f"error: {where} by commit {result['commit']}, this tree is commit {current.commit}{advice}")
-    if result.get("config") != current.config:
-        raise SystemExit(f"error: {where} with preset {result.get('config')!r}, not {current.config!r}{advice}")
-    if list(result.get("overrides") or []) != list(current.overrides):
-        raise SystemExit(f"error: {where} with overrides {' '.join(result.get('overrides') or []) or '(none)'!r}, "
-                         f"not {' '.join(current.overrides) or '(none)'!r}{advice}")
-    if result.get("config_sha") != current.config_sha:
-        raise SystemExit(f"error: {where} with resolved config {result.get('config_sha')}, not {current.config_sha} "
-                         f"(preset {current.config!r} or the defaults changed){advice}")
-
-
-def read_back(folder: Path, current: Provenance) -> dict | None:
-    """A finished run's result to resume from (checked against `current`), or None when it must run."""
-    record = folder / "bench.json"
-    if not (record.exists() and (folder / "eval.json").exists()):
-        return None
-    result = json.loads(record.read_text())
-    check_record(result, record, current)
-    return result
+    return make_provenance(config, overrides, state or git_state())
 
 
 def run_one(draw: Draw, folder: Path, config: str, overrides: list[str], current: Provenance) -> dict:

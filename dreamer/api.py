@@ -27,7 +27,7 @@ from dreamer.trainer.run_folder import RunFolder
 __all__ = [
     # what a run does
     "generate", "export", "evaluate", "read_metrics", "read_eval", "Result", "EVAL_SUMMARY_KEYS", "MOTION_SUMMARY_KEYS",
-    "resolve_config", "default_run_dir", "slugify", "prompt_notice", "check_prompt", "EXACT_PRIORS",
+    "resolve_config", "default_run_dir", "slugify", "prompt_notice", "check_prompt", "is_exact_prior", "is_embedded_prior",
     # for front doors (the web UI): configs, choices, errors, events
     "RunConfig", "build_run_config", "load_run_config", "save_run_config", "list_presets", "load_yaml",
     "parse_override", "COMPONENT_KINDS", "component_summaries", "EXPORT_FORMATS", "ProgressEvent",
@@ -87,9 +87,23 @@ def resolve_config(prompt: str | None = None, config: str | None = "default", do
     return load_run_config(config, data, dotted)
 
 
-# priors that know only the shape library's vocabulary
-EMBEDDED_PRIORS = ("tiny", "tiny-mv", "tiny-3d", "reference", "reference-video")
-EXACT_PRIORS = ("reference", "reference-video")  # embedded priors with nothing to denoise towards outside it
+def is_embedded_prior(name: str) -> bool:
+    """Whether prior `name` ships with dreamer and so knows only the shape library's vocabulary (its class's
+    `embedded`); False for a name that is not a prior."""
+    return _prior_flag(name, "embedded")
+
+
+def is_exact_prior(name: str) -> bool:
+    """Whether prior `name` is an exact denoiser over the library (its class's `exact`): an oracle with
+    nothing to denoise towards outside the library."""
+    return _prior_flag(name, "exact")
+
+
+def _prior_flag(name: str, flag: str) -> bool:
+    try:
+        return bool(getattr(registry.component_class("prior", name), flag))
+    except UserError:
+        return False
 
 
 def prompt_notice(prompt: str, prior: str = "tiny") -> str | None:
@@ -98,7 +112,7 @@ def prompt_notice(prompt: str, prior: str = "tiny") -> str | None:
     from dreamer.shapes.prompt import (known_motion_vocabulary, known_vocabulary, motion_vocabulary_problem,
                                        vocabulary_problem)
 
-    if prior not in EMBEDDED_PRIORS or not prompt.strip():
+    if not prompt.strip() or not is_embedded_prior(prior):
         return None
     video = registry.component_class("prior", prior).is_video
     problem = (motion_vocabulary_problem if video else vocabulary_problem)(prompt)
@@ -130,7 +144,7 @@ def check_prompt(cfg: RunConfig) -> None:
         notice = prompt_notice(prompt, name)
         if notice is None:
             continue
-        if name in EXACT_PRIORS:
+        if is_exact_prior(name):
             raise UserError(notice)
         warnings.warn(notice, OutOfVocabularyWarning, stacklevel=3)
 

@@ -109,8 +109,9 @@ def _build_parser() -> argparse.ArgumentParser:
     t = psub.add_parser("train", help="train (or resume training) the tiny prior",
                         description="Train the tiny prior into --out; resumes automatically from a checkpoint there.")
     t.add_argument("--model", choices=["tiny", "tiny-mv", "tiny-3d"], default="tiny",
-                   help="which embedded prior: tiny (single view) or tiny-mv (multi-view, raymaps; default: tiny)")
-    t.add_argument("--out", help="out folder (default: the model's shipped folder, assets/priors/tiny or tiny_mv)")
+                   help="which embedded prior: tiny (single view), tiny-mv (multi-view, raymaps) or tiny-3d (multi-view, "
+                        "a rendered voxel volume); default: tiny")
+    t.add_argument("--out", help="out folder (default: the model's shipped folder, assets/priors/tiny, tiny_mv or tiny_3d)")
     t.add_argument("--steps", type=int, help="total steps to reach (default: the planned 2-hour run)")
     t.add_argument("--batch-size", type=int, help="images per step")
     t.add_argument("--seed", type=int, help="training seed")
@@ -142,7 +143,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--distance", type=float, default=2.8, help="camera distance (default: 2.8)")
     s.add_argument("--truth", action="store_true", help="add a row of shape-library renders of the prompt from the same cameras")
     s.add_argument("--model", choices=["tiny", "tiny-mv", "tiny-3d"], default="tiny",
-                   help="which embedded prior (tiny-mv samples its views jointly, 4 at a time; default: tiny)")
+                   help="which embedded prior (tiny-mv and tiny-3d sample their views jointly, 4 at a time; default: tiny)")
     s.add_argument("--weights", help="weights folder (default: the model's shipped folder)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
     return p
@@ -236,9 +237,13 @@ def _amortized(args) -> int:
 def _eval_line(ev: dict) -> str:
     if "trajectory_error" in ev:  # a 4D run
         ratio = ev.get("amplitude_ratio")
-        return (f"per-frame IoU {ev['mean_frame_iou']:.3f}, volume IoU {ev['mean_frame_volume_iou']:.3f}, "
-                f"trajectory error {ev['trajectory_error']:.3f}, amplitude ratio "
-                f"{'n/a' if ratio is None else f'{ratio:.2f}'}, flicker {ev['flicker']:.4f}")
+        shown = "n/a" if ratio is None else f"{ratio:.2f}"
+        if ratio is None and ev.get("amplitude_note"):
+            shown += " (no image shows this motion)"
+        phase = lambda key: f" ({ev[key]:.3f} at the best phase)" if isinstance(ev.get(key), float) else ""  # noqa: E731
+        return (f"per-frame IoU {ev['mean_frame_iou']:.3f}{phase('mean_frame_iou_phase')}, volume IoU "
+                f"{ev['mean_frame_volume_iou']:.3f}, trajectory error {ev['trajectory_error']:.3f}"
+                f"{phase('trajectory_error_phase')}, amplitude ratio {shown}, flicker {ev['flicker']:.4f}")
     line = f"IoU {ev['iou']:.3f}, colour error {ev['colour_error']:.3f}"
     if ev.get("r_precision") is not None:
         line += f", R-precision {ev['r_precision']:.3f}"

@@ -9,7 +9,7 @@ import torch
 
 from dreamer.errors import UserError
 from dreamer.eval import MOTION_SUMMARY_KEYS as motion_summary_keys
-from dreamer.eval.motion import MotionEval, evaluate_motion
+from dreamer.eval.motion import MotionEval, best_shift, evaluate_motion, motion_is_visible
 from dreamer.representations.base import Animated, RenderOutput, Representation
 from dreamer.shapes import parse_prompt, spec_mesh
 from dreamer.shapes.animated import render_motion
@@ -67,6 +67,56 @@ def oracle(prompt: str) -> FakeAnimated:
 def static(prompt: str) -> FakeAnimated:
     """The prompt's object at its canonical pose at every time."""
     return FakeAnimated(MotionSpec(oracle(prompt).mspec.spec, "still"))
+
+
+class Phased(FakeAnimated):
+    """The truth's loop started `shift` frames of 8 ahead: a right motion at another phase."""
+
+    def __init__(self, mspec: MotionSpec, shift: int, frames: int = 8):
+        super().__init__(mspec)
+        self.phase = shift / frames
+
+    def render(self, camera, background=None):
+        ahead = type(camera)(camera.c2w, camera.fovy, camera.width, camera.height, (camera.times + self.phase) % 1.0)
+        return super().render(ahead, background)
+
+    def deform_points(self, points, time):
+        return super().deform_points(points, (float(time) + self.phase) % 1.0)
+
+
+def test_best_shift_finds_the_circular_offset():
+    score = torch.zeros(4, 4)
+    for k in range(4):
+        score[k, (k + 3) % 4] = 1.0  # result frame k shows truth frame k + 3
+    shift, per_frame = best_shift(score)
+    assert shift == 3 and per_frame.tolist() == [1.0] * 4
+    assert best_shift(torch.eye(4))[0] == 0
+
+
+def test_a_right_loop_at_another_phase_scores_right_only_phase_invariantly():
+    truth = oracle("a red cube bouncing").mspec
+    ahead = evaluate_motion(Phased(truth, 3), truth, "cpu", **SMALL)
+    assert ahead.trajectory_error > 0.1 and ahead.mean_frame_iou < 0.9  # fixed phase: wrong
+    assert ahead.trajectory_error_phase < 0.005 and ahead.mean_frame_iou_phase == pytest.approx(1.0)
+    assert ahead.phase_shift_iou == ahead.phase_shift_trajectory == 3
+    right = evaluate_motion(oracle("a red cube bouncing"), truth, "cpu", **SMALL)
+    assert right.phase_shift_iou == right.phase_shift_trajectory == 0
+    assert right.mean_frame_iou_phase == right.mean_frame_iou and right.trajectory_error_phase == right.trajectory_error
+    # a result that never moves is not rescued by any phase
+    still = evaluate_motion(static("a red cube bouncing"), truth, "cpu", **SMALL)
+    assert still.trajectory_error_phase > 0.1 and still.mean_frame_iou_phase < 0.9
+
+
+def test_a_spin_no_image_shows_has_no_amplitude_ratio_and_says_why():
+    sphere = oracle("a red sphere spinning")
+    result = evaluate_motion(sphere, sphere.mspec, "cpu", **SMALL)
+    assert result.amplitude_gt > 0.1  # its vertices do move
+    assert result.amplitude_ratio is None and "no image shows this motion" in result.amplitude_note
+    cube = oracle("a red cube spinning")
+    seen = evaluate_motion(cube, cube.mspec, "cpu", **SMALL)
+    assert seen.amplitude_ratio == pytest.approx(1.0, abs=1e-4) and seen.amplitude_note is None
+    assert not motion_is_visible(sphere.mspec, resolution=32) and motion_is_visible(cube.mspec, resolution=32)
+    assert motion_is_visible(oracle("a red sphere bouncing").mspec, resolution=32)
 
 
 def test_fake_is_animated():
@@ -135,7 +185,7 @@ def test_still_prompt_has_no_amplitude_ratio_and_dict_keys():
     result = evaluate_motion(fake, fake.mspec, "cpu", frames=2, views=1, resolution=16, mesh_resolution=16,
                              volume_resolution=16)
     assert isinstance(result, MotionEval)
-    assert result.amplitude_ratio is None and result.amplitude_gt < 1e-3
+    assert result.amplitude_ratio is None and result.amplitude_gt < 1e-3 and result.amplitude_note is None
     data = json.loads(json.dumps(result.to_dict()))
     for key in ("per_frame_iou", "per_frame_volume_iou", "trajectory_error", "amplitude_ratio", "flicker",
                 "mean_frame_iou", "mean_frame_volume_iou", "motion", "frames"):

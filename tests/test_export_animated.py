@@ -140,7 +140,10 @@ def test_trs_glb_is_valid_and_reproduces_every_matrix(tmp_path):
     np.testing.assert_allclose(accessor(paths["rotation"]["input"]), np.arange(count + 1) / fps, rtol=1e-6)
     for name, values in keys.items():
         assert len(values) == count + 1
-        np.testing.assert_array_equal(values[-1], values[0])  # the loop key
+        same = values[0] if name != "rotation" else np.sign(np.dot(values[-1], values[0])) * values[0]
+        np.testing.assert_array_equal(values[-1], same)  # the loop key: the first pose again (q and −q are one turn)
+    rotation = keys["rotation"]
+    assert all(np.dot(rotation[k], rotation[k + 1]) > 0 for k in range(count))  # slerp goes forward, loop key too
     for k in range(count):
         rebuilt = trs_matrix(keys["translation"][k], keys["rotation"][k], keys["scale"][k])
         np.testing.assert_allclose(rebuilt, matrices[k], atol=1e-5)

@@ -64,7 +64,8 @@ def test_the_export_and_eval_json_follow_the_option(tmp_path, monkeypatch, shell
             return {"iou": 0.5}
 
     monkeypatch.setattr("dreamer.eval.metrics.evaluate_representation", lambda *args, **kwargs: Renders())
-    settings = ["prompt=a red cube", "export.texture=false", "export.video=false", f"export.mesh_resolution={R}"]
+    settings = ["prompt=a red cube", "export.texture=false", "export.video=false", f"export.mesh_resolution={R}",
+                "export.eval_surface_samples=3000"]
     config = load_run_config(None, dotted=settings + ([] if fill else ["export.fill_unseen=false"]))
     model, run = shell_nerf(shell_density), RunFolder(tmp_path)
     paths = export_outputs(config, model, run)
@@ -74,5 +75,10 @@ def test_the_export_and_eval_json_follow_the_option(tmp_path, monkeypatch, shell
 
     evaluate_outputs(config, model, run, step=1)
     ev = json.loads((tmp_path / "eval.json").read_text())
-    assert ev["fill_unseen"] is fill
+    assert ev["fill_unseen"] is fill and ev["surface_samples"] == 3000  # the distance metrics' points per mesh
     assert (ev["volume_iou"] > 0.65) if fill else (ev["volume_iou"] < 0.3)
+
+
+def test_too_few_eval_surface_samples_is_a_one_line_error():
+    with pytest.raises(UserError, match="export.eval_surface_samples must be at least 100, got 10"):
+        load_run_config(None, dotted=["export.eval_surface_samples=10"])

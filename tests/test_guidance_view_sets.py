@@ -136,7 +136,7 @@ def test_gaussians_then_mesh_refine_run_with_the_multi_view_prior(tmp_path, mv_w
     import dreamer
 
     small = ["resolution=16", "trainer.preview_every=0", "trainer.checkpoint_every=2", "export.mesh_resolution=32",
-             "export.texture_size=64", "refine.steps=2", "refine.start_resolution=32",
+             "export.texture_size=64", "export.eval_surface_samples=2000", "refine.steps=2", "refine.start_resolution=32",
              "refine.representation.grid_resolution=16", "refine.representation.init_colour_steps=5",
              "representation.num_gaussians=300", "prior=tiny-mv", f"prior.weights={mv_weights}"]
     result = dreamer.generate("a red cube", config="dreamgaussian-sds-tiny", out=tmp_path / "run", steps=2,

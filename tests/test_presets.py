@@ -16,7 +16,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
 SD_PRESETS = [name for name in PRESETS if load_run_config(name).prior.name in ("sd15", "sd21", "sd21-base")]
 SMALL = ["resolution=16", "trainer.preview_every=0", "trainer.checkpoint_every=2", "trainer.log_every=1",
-         "export.mesh_resolution=32", "export.texture_size=64"]
+         "export.mesh_resolution=32", "export.texture_size=64",
+         "export.eval_surface_samples=2000"]
 
 
 def test_every_preset_loads_with_its_rule():

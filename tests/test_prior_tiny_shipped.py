@@ -86,7 +86,7 @@ def test_default_preset_runs_on_the_shipped_prior(tmp_path):
 
     result = dreamer.generate("a red cube", out=tmp_path / "run", steps=2, resolution=16,
                               trainer__progress=False, export__video=False, export__mesh_resolution=32,
-                              export__texture_size=64)
+                              export__texture_size=64, export__eval_surface_samples=2000)
     from dreamer.config import load_yaml
 
     assert load_yaml(result.run_dir / "config.yaml")["prior"]["name"] == "tiny-3d" and result.metrics["steps"] == 2

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow(seconds=70)
 
 REPO = Path(__file__).resolve().parent.parent
 # The suite's tiny settings, with previews and a turntable large enough to see in the screenshots.
+# checkpoints every 50 steps, not UI_TINY's 2: the jobs run 450 steps, and a cancel writes its own checkpoint
 APP_SETTINGS = [*UI_TINY, "trainer.preview_every=10", "trainer.preview_resolution=64", "export.mesh_resolution=48",
-                "export.video_frames=16", "export.video_resolution=96"]
+                "export.video_frames=16", "export.video_resolution=96", "trainer.checkpoint_every=50"]
 STEP = re.compile(r"step (\d+) / (\d+)")
 
 

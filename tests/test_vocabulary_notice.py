@@ -39,6 +39,21 @@ def test_the_notice_says_what_is_unknown_what_is_known_and_what_to_use_instead()
     assert api.prompt_notice("a corgi", "sd21-base") is None  # a real prior knows words
 
 
+def test_the_priors_declare_whether_they_are_embedded_and_exact():
+    assert [api.is_embedded_prior(n) for n in ("tiny", "tiny-mv", "tiny-3d", "reference", "reference-video")] == [True] * 5
+    assert [api.is_exact_prior(n) for n in ("reference", "reference-video", "tiny", "tiny-3d")] == [True, True, False, False]
+    assert not any(f(n) for f in (api.is_embedded_prior, api.is_exact_prior) for n in ("sd21-base", "animatediff", "nope"))
+    assert api.prompt_notice("a corgi", "tiny-3d") is not None and api.prompt_notice("a corgi", "nope") is None
+
+
+def test_every_embedded_image_prior_gets_the_prompt_without_its_motion():
+    from dreamer.trainer.motion import image_prompt
+
+    for name in ("tiny", "tiny-mv", "tiny-3d", "reference"):
+        assert image_prompt("a red cube bouncing", name) == "a red cube"
+    assert image_prompt("a red cube bouncing", "sd15") == "a red cube bouncing"  # a real prior reads it all
+
+
 def test_api_warns_for_tiny_and_the_warning_can_be_an_error(tmp_path):
     out = tmp_path / "corgi"
     with warnings.catch_warnings():

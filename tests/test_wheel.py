@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 TORCH = "torch==" + __import__("torch").__version__.split("+")[0]  # the pinned CPU build the Makefile installed
 # the default preset at small export sizes: 9 s instead of 33 (a 1024 px texture, 48 frames at 192 px, a 128³ mesh)
 SMALL_EXPORT = ["export.mesh_resolution=32", "export.texture_size=64", "export.video_frames=4",
-                "export.video_resolution=32"]
+                "export.video_resolution=32", "export.eval_surface_samples=2000"]
 NOT_SHIPPED = {".venv", ".git", ".tools", "runs", "build", "docs", "bench", "tests", "__pycache__", ".pytest_cache"}
 
 

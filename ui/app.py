@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from dreamer.api import DiskFull, EXACT_PRIORS, OutOfVocabularyWarning, UserError, check_prompt, prompt_notice
+from dreamer.api import DiskFull, OutOfVocabularyWarning, UserError, check_prompt, is_exact_prior, prompt_notice
 from dreamer.ui import amortized, form, views
 from dreamer.ui.history import list_runs, run_outputs
 from dreamer.ui.jobs import JobManager, JobState
@@ -363,7 +363,7 @@ def _existing(path: Path) -> Path | None:
 def notice_markdown(notice: str | None, prior: str | None) -> str:
     if not notice:
         return ""
-    verdict = "cannot be generated" if prior in EXACT_PRIORS else "will run, but not as asked"
+    verdict = "cannot be generated" if is_exact_prior(prior) else "will run, but not as asked"
     return f"**⚠ Out of vocabulary — {verdict}.** {notice}"
 
 

@@ -19,9 +19,11 @@ EVAL_3D_FIELDS = (("volume_iou", "volume IoU"), ("fscore_002", "F-score@0.02"), 
                   ("extent_error", "extent error x / y / z"))
 # a 4D run's eval.json (dreamer.eval.motion): per-frame lists summarised by their mean and their worst frame
 EVAL_FRAME_FIELDS = (("mean_frame_iou", "IoU, mean"), ("min_frame_iou", "IoU, worst frame"),
+                     ("mean_frame_iou_phase", "IoU, mean at the best phase"),
                      ("mean_frame_volume_iou", "volume IoU, mean"), ("min_frame_volume_iou", "volume IoU, worst frame"))
-EVAL_MOTION_FIELDS = (("trajectory_error", "trajectory error"), ("amplitude_ratio", "amplitude ratio"),
-                      ("flicker", "flicker"))
+EVAL_MOTION_FIELDS = (("trajectory_error", "trajectory error"),
+                      ("trajectory_error_phase", "trajectory error at the best phase"),
+                      ("amplitude_ratio", "amplitude ratio"), ("flicker", "flicker"))
 PER_FRAME = {"per_frame_iou": "min_frame_iou", "per_frame_volume_iou": "min_frame_volume_iou"}  # list -> its worst
 
 

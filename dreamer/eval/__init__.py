@@ -5,4 +5,5 @@ loading runs (dreamer.trainer.outputs) or the ground truth itself (dreamer.shape
 """
 
 # eval.json's scalar figures of a 4D run (dreamer.eval.motion); here so that the API can list them without torch.
-MOTION_SUMMARY_KEYS = ("mean_frame_iou", "mean_frame_volume_iou", "trajectory_error", "amplitude_ratio", "flicker")
+MOTION_SUMMARY_KEYS = ("mean_frame_iou", "mean_frame_volume_iou", "trajectory_error", "amplitude_ratio", "flicker",
+                       "mean_frame_iou_phase", "trajectory_error_phase")

@@ -13,6 +13,15 @@ A loop of `frames` frames at times k / frames is compared with `render_motion` /
   vertices and frames of ‖x_v(k) − mean_k x_v(k)‖ on fixed-topology frame meshes (each side's
   canonical mesh moved per frame). A spin moves the vertices though not the centroid, so this sees
   it; a result that never moves scores 0. None when the truth itself is still (amplitude < 1e-3).
+- `per_frame_iou_phase`, `trajectory_error_phase`: the same two metrics at the best circular shift of the
+  result's loop against the truth's (`phase_shift_iou`, `phase_shift_trajectory`: frames the result
+  runs ahead). A loop may start anywhere: a right bounce that starts mid-air scores as wrong at fixed
+  phase and as right here. Each metric takes its own best shift; the fixed-phase ones stay beside them.
+- `amplitude_ratio` is None, with `amplitude_note` giving the reason, where no image shows the motion:
+  the truth's views do not change over the loop (under `VISIBLE_CHANGE`) although its vertices move.
+  That is a spin of a shape symmetric about the vertical axis (sphere, cylinder, cone, torus,
+  capsule, mushroom, tree, lamp; the snowman, whose nose is a few pixels): its vertex amplitude is
+  real but no render, and so no prior, can tell a spinning result from a still one.
 - `flicker`: how much more the front view changes between consecutive frames (rgb over white,
   looping k -> k + 1 mod frames) than the truth's does: max(0, mean_k |P(k+1) − P(k)| −
   mean_k |G(k+1) − G(k)|). The true motion explains its own change, so only the change beyond it
@@ -37,6 +46,11 @@ from dreamer.shapes.mesh import spec_mesh
 from dreamer.shapes.motion import MotionSpec
 
 STILL_AMPLITUDE = 1e-3  # below this true amplitude (world units) the prompt is still: no ratio
+# below this change of the truth's views between frames (mean |Δrgb| of the most changing view) the motion
+# is invisible: symmetric spins measure 0, a spinning snowman 0.0008 (its nose), a mug 0.006, a cube 0.03
+VISIBLE_CHANGE = 2e-3
+INVISIBLE = ("no image shows this motion: the truth's views do not change over the loop although its vertices "
+             "move (a spin of a shape symmetric about its axis), so its amplitude cannot be judged from renders")
 RENDER_CHUNK = 8  # cameras per representation.render call
 
 
@@ -54,8 +68,14 @@ class MotionEval:
     trajectory_error: float  # mean of per_frame_trajectory_error
     amplitude: float  # mean vertex distance from its own mean position over the loop (prediction)
     amplitude_gt: float  # the same for the ground truth
-    amplitude_ratio: float | None  # amplitude / amplitude_gt (None when the truth is still)
+    amplitude_ratio: float | None  # amplitude / amplitude_gt (None when the truth is still or its motion invisible)
     flicker: float  # frame-to-frame change of the front view beyond the truth's, in [0, 1]
+    per_frame_iou_phase: list[float]  # silhouette IoU per frame at the best circular shift of the loop
+    mean_frame_iou_phase: float
+    phase_shift_iou: int  # frames the result runs ahead of the truth at that shift
+    trajectory_error_phase: float  # trajectory error at its own best circular shift
+    phase_shift_trajectory: int
+    amplitude_note: str | None = None  # why amplitude_ratio is None, when it is
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,20 +115,61 @@ def evaluate_motion(representation, mspec: MotionSpec, device: torch.device | st
     truth = render_motion(mspec, cams, background=(1.0, 1.0, 1.0), supersample=2)
     per_frame_iou = silhouette_iou(alpha, truth.alpha).reshape(views, frames).mean(0).tolist()
     flicker = max(0.0, _change(rgb[:frames]) - _change(truth.rgb[:frames]))  # view 0 is the front
+    iou_shift, iou_phase = best_shift(shifted_iou(alpha.reshape(views, frames, -1), truth.alpha.reshape(views, frames, -1)))
+    visible = _views_change(truth.rgb, views, frames) >= VISIBLE_CHANGE
 
     canonical_gt = spec_mesh(mspec.spec, mesh_resolution)
     expected = [motion_mesh(mspec, t, canonical=canonical_gt) for t in times]
-    frame_volume_iou, distances = [], []
+    frame_volume_iou, centroids, centroids_gt = [], [], []
     for pred, gt in zip(predicted, expected):
         occ, occ_gt = solid_occupancy(weld(pred), volume_resolution), solid_occupancy(weld(gt), volume_resolution)
         frame_volume_iou.append(volume_iou(occ, occ_gt))
-        distances.append(float(np.linalg.norm(_occupancy_centroid(occ) - _occupancy_centroid(occ_gt))))
+        centroids.append(_occupancy_centroid(occ))
+        centroids_gt.append(_occupancy_centroid(occ_gt))
+    gaps = np.linalg.norm(np.stack(centroids)[:, None] - np.stack(centroids_gt)[None], axis=-1)  # [F pred, F truth]
+    distances = [float(gaps[k, k]) for k in range(frames)]
+    trajectory_shift, closeness = best_shift(torch.from_numpy(-gaps))
     amplitude = _amplitude([np.asarray(m.vertices) for m in predicted])
     amplitude_gt = _amplitude([np.asarray(m.vertices) for m in expected])
-    ratio = amplitude / amplitude_gt if amplitude_gt >= STILL_AMPLITUDE else None
+    moves = amplitude_gt >= STILL_AMPLITUDE
+    ratio = amplitude / amplitude_gt if moves and visible else None
     return MotionEval(mspec.motion, frames, views, resolution, per_frame_iou, float(np.mean(per_frame_iou)),
                       frame_volume_iou, float(np.mean(frame_volume_iou)), distances, float(np.mean(distances)),
-                      amplitude, amplitude_gt, ratio, flicker)
+                      amplitude, amplitude_gt, ratio, flicker, iou_phase.tolist(), float(iou_phase.mean()), iou_shift,
+                      float(-closeness.mean()), trajectory_shift, None if visible or not moves else INVISIBLE)
+
+
+def motion_is_visible(mspec: MotionSpec, frames: int = 8, views: int = 4, resolution: int = 64) -> bool:
+    """Whether any image shows the motion: the truth's views change over the loop (`VISIBLE_CHANGE`); False
+    for a spin of a shape symmetric about the vertical axis."""
+    truth = render_motion(mspec, motion_eval_cameras(views, resolution, frames), background=(1.0, 1.0, 1.0),
+                          supersample=2)
+    return _views_change(truth.rgb, views, frames) >= VISIBLE_CHANGE
+
+
+def _views_change(rgb: torch.Tensor, views: int, frames: int) -> float:
+    """The largest frame-to-frame change (`_change`) among the views of clips [views·frames, H, W, 3], view by view."""
+    return max(_change(rgb[v * frames:(v + 1) * frames]) for v in range(views))
+
+
+def shifted_iou(alpha: torch.Tensor, alpha_gt: torch.Tensor) -> torch.Tensor:
+    """[F, F] silhouette IoU (alpha > 0.5) of result frame k against truth frame j, mean over the views;
+    alpha and alpha_gt are [V, F, P] (P pixels)."""
+    a, b = (alpha > 0.5).float(), (alpha_gt > 0.5).float()
+    both = torch.einsum("vkp,vjp->vkj", a, b)
+    union = a.sum(-1)[:, :, None] + b.sum(-1)[:, None, :] - both
+    return torch.where(union > 0, both / union.clamp_min(1), torch.ones_like(both)).mean(0)
+
+
+def best_shift(score: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """For a score [F, F] of result frame k against truth frame j (higher is better): the circular shift s
+    whose pairs (k, k + s mod F) score best on average, and those F per-frame scores (s: frames the result
+    runs ahead of the truth: its frame k shows the truth's frame k + s)."""
+    frames = score.shape[0]
+    k = torch.arange(frames)
+    per_shift = torch.stack([score[k, (k + s) % frames] for s in range(frames)])  # [S, F]
+    s = int(per_shift.mean(1).argmax())
+    return s, per_shift[s]
 
 
 def _render(representation, cams: Camera, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -215,7 +215,11 @@ def write_trs_glb(mesh: trimesh.Trimesh, matrices: np.ndarray, path: Path | str,
     times = _key_times(builder, len(matrices), fps)
     samplers, channels = [], []
     for name, values in (("translation", translation), ("rotation", rotation), ("scale", scale)):
-        looped = np.concatenate([values, values[:1]]).astype(np.float32)  # the loop key repeats the first
+        first = values[:1]
+        if name == "rotation" and np.dot(values[0], values[-1]) < 0:
+            first = -first  # the loop key is the first rotation in the last key's hemisphere: a full turn goes on
+                            # forward to it instead of slerping back the long way round
+        looped = np.concatenate([values, first]).astype(np.float32)  # the loop key repeats the first
         if name == "rotation":
             looped /= np.linalg.norm(looped, axis=1, keepdims=True)
         samplers.append({"input": times, "interpolation": "LINEAR",

@@ -73,7 +73,10 @@ class Prior(torch.nn.Module):
     camera_conditioned: bool = False
     needs_camera: bool = False
     views_per_sample: int = 1
-    embedded: ClassVar[bool] = False  # True for priors that ship with dreamer (no download, CPU-sized)
+    embedded: ClassVar[bool] = False  # True for priors that ship with dreamer (no download, CPU-sized); they know
+                                      # only the shape library's vocabulary
+    exact: ClassVar[bool] = False  # True for exact denoisers over the library's own renders (an oracle: nothing to
+                                   # denoise towards outside the library, so an unknown prompt is an error)
     is_video: ClassVar[bool] = False  # True for video priors (dreamer.priors.video): tensors carry a frame axis
 
     def text_vector(self, embedding: PromptEmbedding) -> torch.Tensor:

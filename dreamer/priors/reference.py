@@ -308,6 +308,7 @@ class ReferencePrior(Prior):
     """Exact denoiser of multi-view shape-library renders; instant, deterministic, measurable."""
 
     embedded = True  # ships with dreamer: no download, runs on a CPU
+    exact = True  # an exact denoiser over the library: an oracle
 
     def __init__(self, config: ReferencePriorConfig | None = None, device: str | torch.device = "cpu") -> None:
         super().__init__()

@@ -220,6 +220,7 @@ class ReferenceVideoPrior(VideoPrior):
     """Exact denoiser of animated shape-library clips; deterministic, no weights, cached renders."""
 
     embedded = True  # ships with dreamer: no download, runs on a CPU
+    exact = True  # an exact denoiser over the library: an oracle
 
     fixed_frames = True  # its reference clips have num_frames frames
 

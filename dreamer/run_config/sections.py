@@ -62,6 +62,14 @@ class ExportConfig:
     video_frames: int = 48  # frames in the turntable
     video_resolution: int = 192  # side of the turntable frames, pixels
     fps: int = 16  # turntable frame rate (48 frames: a 3 s turn)
+    eval_surface_samples: int = 30_000  # eval.json's chamfer, F-scores and normal consistency: points sampled on each
+                                        # mesh (fewer: faster and coarser; most of the 3D eval's time)
+
+    def __post_init__(self) -> None:
+        if self.eval_surface_samples < 100:
+            from dreamer.errors import UserError
+
+            raise UserError(f"export.eval_surface_samples must be at least 100, got {self.eval_surface_samples}")
 
     def mesh_options(self, formats: list[str] | None = None) -> MeshExportOptions:
         """The mesh exporter's options (validated: a one-line UserError for a bad value)."""

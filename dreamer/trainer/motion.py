@@ -32,7 +32,9 @@ DEFORMATION_PREFIX = "deformation"  # parameter groups of the deformation field 
 def image_prompt(prompt: str, prior_name: str) -> str:
     """The prompt the image prior gets: for the embedded priors (which know only the static library),
     the prompt without its motion ("a red cube bouncing" -> "a red cube"); others get it unchanged."""
-    if prior_name not in ("reference", "tiny"):
+    from dreamer import registry
+
+    if not registry.component_class("prior", prior_name).embedded:
         return prompt
     from dreamer.shapes.prompt import static_prompt
 

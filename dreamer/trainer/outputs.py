@@ -147,13 +147,16 @@ def evaluate_outputs(config: RunConfig, representation, run: RunFolder, step: in
 
 
 def _mesh_metrics(config: RunConfig, representation, glb: Path, truth) -> dict:
-    """The 3D metrics (dreamer.eval.geometry) of the exported mesh against the ground-truth mesh, and
-    `fill_unseen`: whether space no camera sees was filled before meshing (it raises volume IoU)."""
+    """The 3D metrics (dreamer.eval.geometry) of the exported mesh against the ground-truth mesh,
+    `fill_unseen`: whether space no camera sees was filled before meshing (it raises volume IoU), and
+    `surface_samples`: the points per mesh behind the distance metrics (`export.eval_surface_samples`)."""
     from dreamer.eval.geometry import geometry_metrics, load_mesh
 
     fill = config.export.fill_unseen
     mesh = load_mesh(glb) if glb.exists() else representation.to_mesh(config.export.mesh_resolution, fill_unseen=fill)
-    return {**geometry_metrics(mesh, truth).to_dict(), "fill_unseen": fill and representation.fills_unseen}
+    samples = config.export.eval_surface_samples
+    return {**geometry_metrics(mesh, truth, samples=samples).to_dict(), "fill_unseen": fill and representation.fills_unseen,
+            "surface_samples": samples}
 
 
 def _evaluate_motion_outputs(config: RunConfig, representation, run: RunFolder, step: int) -> dict | None:
