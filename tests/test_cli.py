@@ -71,7 +71,8 @@ def test_generate_end_to_end_writes_every_output(tmp_path, tiny_run, capsys):
     from dreamer.eval.geometry import geometry_metrics, load_mesh
     from dreamer.shapes import parse_prompt, spec_mesh
 
-    again = geometry_metrics(load_mesh(out / "model.glb"), spec_mesh(parse_prompt("a red cube")))
+    assert ev["surface_samples"] == 2000  # tiny_run's export.eval_surface_samples
+    again = geometry_metrics(load_mesh(out / "model.glb"), spec_mesh(parse_prompt("a red cube")), samples=2000)
     assert again.volume_iou == pytest.approx(ev["volume_iou"]) and again.chamfer_l1 == pytest.approx(ev["chamfer_l1"])
 
     # export and eval work from the folder alone

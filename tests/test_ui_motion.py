@@ -112,11 +112,13 @@ def test_a_4d_job_shows_the_animation_both_videos_and_its_4d_eval(page, finished
     ev = json.loads((run / "eval.json").read_text())
     assert out.evaluation.startswith("**Evaluation** (against the animated shape library)")
     assert "*exported mesh, in 3D*" not in out.evaluation and "chamfer" not in out.evaluation
-    frames_row = f"| {ev['mean_frame_iou']:.3f} | {min(ev['per_frame_iou']):.3f} | " \
+    frames_row = f"| {ev['mean_frame_iou']:.3f} | {min(ev['per_frame_iou']):.3f} | {ev['mean_frame_iou_phase']:.3f} | " \
                  f"{ev['mean_frame_volume_iou']:.3f} | {min(ev['per_frame_volume_iou']):.3f} |"
-    assert "| IoU, mean | IoU, worst frame | volume IoU, mean | volume IoU, worst frame |" in out.evaluation
+    assert ("| IoU, mean | IoU, worst frame | IoU, mean at the best phase | volume IoU, mean | volume IoU, worst frame |"
+            in out.evaluation)
+    assert "| trajectory error | trajectory error at the best phase |" in out.evaluation
     assert frames_row in out.evaluation and "*motion (bouncing)*" in out.evaluation
-    assert f"| {ev['trajectory_error']:.3f} |" in out.evaluation
+    assert f"| {ev['trajectory_error']:.3f} | {ev['trajectory_error_phase']:.3f} |" in out.evaluation
 
 
 def test_the_frames_download_is_a_zip_of_the_frame_plys(page, finished):
