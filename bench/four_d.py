@@ -48,7 +48,6 @@ TARGET_IOU = 0.8
 TARGETS = ("Target (issue 22, `4d` preset with `reference-video`): every motion recognisably right — trajectory "
            "error ≤ 0.05 and per-frame IoU ≥ 0.8 — in ≤ 5 min per prompt on 2 cores.")
 AMPLITUDE_TOLERANCE = 0.5  # issue 29: the amplitude within 50 % of the truth's, where measurable
-ORACLE_PRIORS = ("reference", "reference-video")  # exact denoisers over the evaluator's own library
 FAILED = {"mean_frame_iou": 0.0, "mean_frame_iou_phase": 0.0, "mean_frame_volume_iou": 0.0, "trajectory_error": 1.0,
           "trajectory_error_phase": 1.0}  # a failed run's figures: no overlap, an error of the object box's scale
 
@@ -84,11 +83,12 @@ def visible_spins() -> list[str]:
 
 
 def is_oracle(config: str, overrides: list[str]) -> bool:
-    """Whether the preset's video prior or its image prior is an exact library denoiser."""
+    """Whether the preset's video prior or its image prior is an exact library denoiser (the prior class's `exact`)."""
+    from dreamer.api import is_exact_prior
     from dreamer.run_config import load_run_config
 
     cfg = load_run_config(config, None, list(overrides))
-    return cfg.prior.name in ORACLE_PRIORS or cfg.motion.image_prior.get("name") in ORACLE_PRIORS
+    return is_exact_prior(cfg.prior.name) or is_exact_prior(cfg.motion.component("prior").name)
 
 
 def run_one(prompt: str, folder: Path, config: str, overrides: list[str], current: Provenance) -> dict:

@@ -113,9 +113,10 @@ def evaluate_motion(representation, mspec: MotionSpec, device: torch.device | st
     predicted = _predicted_frames(representation, device, times, mesh, frame_vertices, mesh_resolution)
     alpha, rgb = _render(representation, cams, device)
     truth = render_motion(mspec, cams, background=(1.0, 1.0, 1.0), supersample=2)
-    per_frame_iou = silhouette_iou(alpha, truth.alpha).reshape(views, frames).mean(0).tolist()
+    ious = shifted_iou(alpha.reshape(views, frames, -1), truth.alpha.reshape(views, frames, -1))  # [F result, F truth]
+    per_frame_iou = ious.diagonal().tolist()
     flicker = max(0.0, _change(rgb[:frames]) - _change(truth.rgb[:frames]))  # view 0 is the front
-    iou_shift, iou_phase = best_shift(shifted_iou(alpha.reshape(views, frames, -1), truth.alpha.reshape(views, frames, -1)))
+    iou_shift, iou_phase = best_shift(ious)
     visible = _views_change(truth.rgb, views, frames) >= VISIBLE_CHANGE
 
     canonical_gt = spec_mesh(mspec.spec, mesh_resolution)
@@ -153,12 +154,13 @@ def _views_change(rgb: torch.Tensor, views: int, frames: int) -> float:
 
 
 def shifted_iou(alpha: torch.Tensor, alpha_gt: torch.Tensor) -> torch.Tensor:
-    """[F, F] silhouette IoU (alpha > 0.5) of result frame k against truth frame j, mean over the views;
-    alpha and alpha_gt are [V, F, P] (P pixels)."""
-    a, b = (alpha > 0.5).float(), (alpha_gt > 0.5).float()
-    both = torch.einsum("vkp,vjp->vkj", a, b)
-    union = a.sum(-1)[:, :, None] + b.sum(-1)[:, None, :] - both
-    return torch.where(union > 0, both / union.clamp_min(1), torch.ones_like(both)).mean(0)
+    """[F, F] silhouette IoU (`silhouette_iou`) of result frame k against truth frame j, mean over the views;
+    alpha and alpha_gt are [V, F, P] (P pixels). Its diagonal is the fixed-phase per-frame IoU."""
+    views, frames, pixels = alpha.shape
+    pairs = (views, frames, frames, pixels)
+    a = alpha[:, :, None].expand(pairs).reshape(-1, pixels, 1, 1)
+    b = alpha_gt[:, None].expand(pairs).reshape(-1, pixels, 1, 1)
+    return silhouette_iou(a, b).reshape(views, frames, frames).mean(0)
 
 
 def best_shift(score: torch.Tensor) -> tuple[int, torch.Tensor]:
