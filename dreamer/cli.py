@@ -146,6 +146,23 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="which embedded prior (tiny-mv and tiny-3d sample their views jointly, 4 at a time; default: tiny)")
     s.add_argument("--weights", help="weights folder (default: the model's shipped folder)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
+    m = psub.add_parser("train-motion", help="train (or resume training) the tiny-motion video prior",
+                        description="Train the temporal layers of the tiny-motion prior (tiny's image UNet, frozen) on "
+                                    "clips of the animated shape library into --out; resumes from a checkpoint there.")
+    m.add_argument("--out", help="out folder (default: the shipped folder, assets/priors/tiny_motion)")
+    m.add_argument("--steps", type=int, help="total steps to reach (default: the CPU recipe)")
+    m.add_argument("--batch-size", type=int, help="clips per step")
+    m.add_argument("--seed", type=int, help="training seed")
+    m.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
+    m.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    m.add_argument("--decay-from", dest="decay_start", type=int, metavar="STEP",
+                   help="cosine-decay the learning rate from STEP to the last step (can be set when resuming)")
+    motion_mode = m.add_mutually_exclusive_group()
+    motion_mode.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
+    motion_mode.add_argument("--fresh", action="store_true", help="start over even if --out has a checkpoint")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="training config overrides, e.g. lr=3e-4 data.views_per_pair=16")
     return p
 
 
@@ -288,18 +305,11 @@ def _ui(args) -> int:
 
 
 def _prior_train(args) -> int:
-    from dreamer.config import merge, nested_update, parse_override
+    from dreamer.config import merge
     from dreamer.priors.tiny.checkpoint import checkpoint_path
     from dreamer.priors.tiny.train import PRIOR_MODELS, RESUMABLE, recipe, train
 
-    updates: dict = {}
-    for item in args.overrides:
-        path, value = parse_override(item)
-        nested_update(updates, path, value)
-    for key in ("steps", "batch_size", "seed", "device", "threads", "decay_start"):
-        value = getattr(args, key)
-        if value is not None:
-            updates[key] = value
+    updates = _training_updates(args)
     args.out = args.out or PRIOR_MODELS[args.model]
     config = merge(recipe(args.model), updates, prefix="train")
     resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
@@ -313,6 +323,42 @@ def _prior_train(args) -> int:
           f"{summary.steps_per_second:.2f} steps/s this session")
     print(f"written: {args.out}/model.safetensors, config.json, TRAINING.md")
     return 0
+
+
+def _prior_train_motion(args) -> int:
+    from dreamer.config import merge
+    from dreamer.priors.tiny.checkpoint import checkpoint_path
+    from dreamer.priors.tiny_motion.train import RESUMABLE, WEIGHTS, MotionTrainConfig, train_motion
+
+    updates = _training_updates(args)
+    args.out = args.out or WEIGHTS
+    config = merge(MotionTrainConfig(), updates, prefix="train-motion")
+    resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
+    fixed = sorted(set(updates) - set(RESUMABLE))
+    if resuming and fixed:
+        raise UserError(f"{args.out} holds a run to resume, whose {', '.join(fixed)} cannot change: "
+                        "drop those settings, or pass --fresh to start over")
+    summary = train_motion(config, args.out, resume=True if args.resume else (False if args.fresh else None),
+                           progress=not args.quiet)
+    print(f"tiny-motion prior: {summary.step} steps, final loss {summary.final_loss:.4f}, "
+          f"{summary.steps_per_second:.2f} steps/s this session")
+    print(f"written: {args.out}/model.safetensors, config.json, TRAINING.md")
+    return 0
+
+
+def _training_updates(args) -> dict:
+    """The key=value overrides and the named options of a training command, as one nested dict."""
+    from dreamer.config import nested_update, parse_override
+
+    updates: dict = {}
+    for item in args.overrides:
+        path, value = parse_override(item)
+        nested_update(updates, path, value)
+    for key in ("steps", "batch_size", "seed", "device", "threads", "decay_start"):
+        value = getattr(args, key)
+        if value is not None:
+            updates[key] = value
+    return updates
 
 
 def _prior_sample(args) -> int:
@@ -339,7 +385,7 @@ def _prior_sample(args) -> int:
 
 
 def _prior(args) -> int:
-    return {"train": _prior_train, "sample": _prior_sample}[args.prior_command](args)
+    return {"train": _prior_train, "sample": _prior_sample, "train-motion": _prior_train_motion}[args.prior_command](args)
 
 
 @contextmanager
