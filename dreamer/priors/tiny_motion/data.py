@@ -199,7 +199,7 @@ class ClipBatch:
 
     clips: torch.Tensor  # [B, F, 3, S, S] RGB in [0, 1]
     alpha: torch.Tensor  # [B, F, 1, S, S] the object's coverage
-    caption_index: torch.Tensor  # [B] long, into ClipData.captions
+    captions: list[str]  # [B] (the captions are too many to encode up front: ~300k; a step encodes its own)
     cameras: torch.Tensor  # [B, 3] azimuth°, elevation°, distance (one camera per clip)
     specs: list[ObjectSpec]
     motions: list[str]
@@ -207,7 +207,7 @@ class ClipBatch:
 
 
 class ClipData:
-    """Batches of composited clips with caption indices, drawn from a ClipBank."""
+    """Batches of composited clips with their captions, drawn from a ClipBank."""
 
     def __init__(self, config: ClipDataConfig, bank: ClipBank) -> None:
         self.config, self.bank = config, bank
@@ -216,16 +216,14 @@ class ClipData:
         for spec, motion in keys:
             objects = captions_for(spec)
             self._captions_of[(spec, motion)] = [(c, motion_captions(c.text, motion)) for c in objects]
-        self.captions: list[str] = sorted({t for pairs in self._captions_of.values() for _, ts in pairs for t in ts})
-        self._index = {t: i for i, t in enumerate(self.captions)}
         still = torch.tensor([m == STILL for m in bank.motions])
         self._still_rows, self._moving_rows = torch.nonzero(still).squeeze(1), torch.nonzero(~still).squeeze(1)
 
-    def _caption(self, spec: ObjectSpec, motion: str, gen: torch.Generator) -> int:
+    def _caption(self, spec: ObjectSpec, motion: str, gen: torch.Generator) -> str:
         pairs = self._captions_of[(spec, motion)]
         picked = pick_caption([c for c, _ in pairs], gen, self.config.parseable_share)
         texts = next(ts for c, ts in pairs if c == picked)
-        return self._index[texts[int(torch.randint(len(texts), (), generator=gen))]]
+        return texts[int(torch.randint(len(texts), (), generator=gen))]
 
     def batch(self, size: int, gen: torch.Generator) -> ClipBatch:
         c, bank = self.config, self.bank
@@ -243,6 +241,6 @@ class ClipData:
         object_rgb = torch.tensor([s.rgb for s in specs])
         background = shape_views.random_backgrounds(size, c.image_size, c.view_config(), gen, object_rgb)
         clips = composite(premult, alpha, background[:, None])  # one background per clip
-        captions = torch.tensor([self._caption(s, m, gen) for s, m in zip(specs, motions)], dtype=torch.long)
+        captions = [self._caption(s, m, gen) for s, m in zip(specs, motions)]
         return ClipBatch(clips, alpha, captions, bank.cameras[rows], specs, motions, start.float() / c.phases)
 

@@ -37,7 +37,7 @@ from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
 from dreamer.priors.tiny.ema import EMA
 from dreamer.priors.tiny.model import camera_features, drop_cameras
-from dreamer.priors.tiny.text import CaptionBank, MiniLMEncoder, TextEncoder
+from dreamer.priors.tiny.text import MiniLMEncoder, TextEncoder
 from dreamer.priors.tiny.train import learning_rate, weighted_mse
 from dreamer.priors.tiny_motion.data import ClipData, ClipDataConfig, load_or_build_bank
 from dreamer.priors.tiny_motion.model import MotionLayersConfig, build_motion_unet, clip_call, trainable_module
@@ -135,6 +135,7 @@ class _Run:
         self.alphas_cumprod = schedule.make_alphas_cumprod(s.num_train_timesteps, s.beta_schedule, s.beta_start,
                                                            s.beta_end).to(device)
         self.step, self.history, self.elapsed = 0, [], 0.0
+        self.empty: torch.Tensor | None = None  # [1, L, D] the empty prompt's embedding (set by train_motion)
 
     def state(self) -> dict:
         return {"trained": self.trained.state_dict(), "ema": self.ema.state_dict(),
@@ -151,7 +152,7 @@ class _Run:
     def lr(self) -> float:
         return learning_rate(self.config, self.step)
 
-    def train_step(self, data: ClipData, captions: CaptionBank) -> float:
+    def train_step(self, data: ClipData, encoder: TextEncoder) -> float:
         c, gen, dev = self.config, self.generator, self.device
         b = c.batch_size
         batch = data.batch(b, gen)
@@ -163,8 +164,9 @@ class _Run:
         eps = torch.randn(x0.shape, generator=gen).to(dev)
         drop_text = torch.rand(b, generator=gen) < c.prompt_dropout
         drop_cam = torch.rand(b, generator=gen) < c.camera_dropout
-        text = captions.lookup(batch.caption_index)
-        text = torch.where(drop_text[:, None, None], captions.empty.expand_as(text), text).float().to(dev)
+        with torch.no_grad():
+            text = encoder(batch.captions).float()  # [B, L, D]
+        text = torch.where(drop_text[:, None, None], self.empty.expand_as(text), text).to(dev)
         feats = drop_cameras(camera_features(batch.cameras, b), drop_cam).to(dev)
         alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, t)  # [B, 1, 1, 1]
         alpha, sigma = alpha[:, None], sigma[:, None]  # [B, 1, 1, 1, 1]: per clip
@@ -237,7 +239,9 @@ def train_motion(config: MotionTrainConfig, out_dir: Path | str, *, resume: bool
     bank = load_or_build_bank(config.data, progress=_bank_progress(progress))
     data = ClipData(config.data, bank)
     run = _Run(config, device)
-    captions = CaptionBank(data.captions, encoder or MiniLMEncoder(run.image_info.max_length, device=device))
+    encoder = encoder or MiniLMEncoder(run.image_info.max_length)
+    with torch.no_grad():
+        run.empty = encoder([""]).float()  # [1, L, D] the prompt-dropout embedding
     if state is not None:
         run.restore(state)
     start, window = run.step, []
@@ -246,7 +250,7 @@ def train_motion(config: MotionTrainConfig, out_dir: Path | str, *, resume: bool
     done = 0
     try:
         while run.step < config.steps:
-            loss = run.train_step(data, captions)
+            loss = run.train_step(data, encoder)
             done += 1
             window.append(loss)
             if bar is not None:
