@@ -163,6 +163,24 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--quiet", action="store_true", help="no progress bar")
     m.add_argument("overrides", nargs="*", metavar="key=value",
                    help="training config overrides, e.g. lr=3e-4 data.views_per_pair=16")
+    sm = psub.add_parser("sample-motion", help="a grid of clips sampled from the tiny-motion prior",
+                         description="Sample PROMPT (\"a blue torus spinning\") from the tiny-motion prior, one clip "
+                                     "per camera at --views azimuths; writes a PNG grid, frames across, views down.")
+    sm.add_argument("prompt", help='what to film, e.g. "a blue torus spinning"')
+    sm.add_argument("--views", type=int, default=2, help="cameras (clips), evenly spaced azimuths (default: 2)")
+    sm.add_argument("--frames", type=int, default=None, help="frames per clip (default: the clip length it was trained on)")
+    sm.add_argument("--out", default="motion-sample.png", help="PNG file to write (default: motion-sample.png)")
+    sm.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
+    sm.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default: 2)")
+    sm.add_argument("--eta", type=float, default=1.0, help="DDIM η (default: 1)")
+    sm.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    sm.add_argument("--negative", default="", help="negative prompt (default: the empty prompt)")
+    sm.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees (default: 20)")
+    sm.add_argument("--distance", type=float, default=2.8, help="camera distance (default: 2.8)")
+    sm.add_argument("--truth", action="store_true",
+                    help="under each sampled clip, the animated library's clip of the prompt from the same camera")
+    sm.add_argument("--weights", help="weights folder (default: assets/priors/tiny_motion)")
+    sm.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
     return p
 
 
@@ -384,8 +402,37 @@ def _prior_sample(args) -> int:
     return 0
 
 
+def _prior_sample_motion(args) -> int:
+    import torch
+
+    from dreamer.cameras import turntable
+    from dreamer.priors.tiny.sample import SamplerConfig, save_grid
+    from dreamer.priors.tiny_motion.prior import TinyMotionPrior, TinyMotionPriorConfig
+    from dreamer.priors.tiny_motion.sample import sample_clips, truth_clips
+
+    if args.views < 1 or (args.frames is not None and args.frames < 2):
+        raise UserError("--views must be positive and --frames at least 2")
+    if args.truth:  # the truth needs a prompt of the animated library: say so before sampling
+        from dreamer.shapes.prompt import parse_motion_prompt
+
+        parse_motion_prompt(args.prompt)
+    config = TinyMotionPriorConfig(**({"weights": args.weights} if args.weights else {}))
+    prior = TinyMotionPrior(config, device=args.device)
+    frames = args.frames or prior.num_frames
+    cameras = turntable(args.views, prior.image_size, elevation=args.elevation, distance=args.distance,
+                        fovy=float(prior.info.data.get("fovy", 42.5)))
+    clips = sample_clips(prior, args.prompt, cameras, frames, SamplerConfig(steps=args.steps, guidance=args.guidance,
+                                                                             eta=args.eta),
+                         seed=args.seed, negative_prompt=args.negative)
+    if args.truth:  # each sampled clip, then the truth from its camera
+        clips = torch.stack([clips, truth_clips(args.prompt, cameras, frames)], dim=1).flatten(0, 1)
+    print(f"written: {save_grid(clips.flatten(0, 1), args.out, columns=frames)}")
+    return 0
+
+
 def _prior(args) -> int:
-    return {"train": _prior_train, "sample": _prior_sample, "train-motion": _prior_train_motion}[args.prior_command](args)
+    return {"train": _prior_train, "sample": _prior_sample, "train-motion": _prior_train_motion,
+            "sample-motion": _prior_sample_motion}[args.prior_command](args)
 
 
 @contextmanager

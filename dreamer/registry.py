@@ -65,6 +65,9 @@ PRIORS: dict[str, Entry] = {
                           summary="DeepFloyd IF stage I, pixel space 64 px (diffusers)"),
     "reference-video": Entry("dreamer.priors.reference_video", "ReferenceVideoPriorConfig", "ReferenceVideoPrior",
                              summary="video: exact denoiser over clips of the animated shape library (no weights)"),
+    "tiny-motion": Entry("dreamer.priors.tiny_motion.prior", "TinyMotionPriorConfig", "TinyMotionPrior",
+                         summary="video, embedded: tiny's frozen image UNet + trained temporal layers (diffusers "
+                                 "MotionAdapter; weights from `dreamer prior train-motion`)"),
     "animatediff": Entry("dreamer.priors.animatediff", "AnimateDiffConfig", "AnimateDiffPrior",
                          summary="video: Stable Diffusion 1.5 + AnimateDiff MotionAdapter (diffusers UNetMotionModel)"),
     "zeroscope": Entry("dreamer.priors.zeroscope", "ZeroscopeConfig", "ZeroscopePrior",

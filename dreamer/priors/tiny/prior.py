@@ -28,7 +28,7 @@ from dreamer.priors.pixel_space import decode_pixels, encode_pixels
 from dreamer.priors.base import Prior, PromptEmbedding
 from dreamer.priors.schedule import make_alphas_cumprod, timesteps
 from dreamer.priors.tiny.model import move, network_call
-from dreamer.priors.tiny.text import TextEncoder
+from dreamer.priors.tiny.text import PromptEncoder, TextEncoder
 from dreamer.priors.tiny.weights import TinyModelInfo, has_weights, load_weights
 
 
@@ -81,8 +81,7 @@ class TinyPrior(Prior):
         s = info.schedule
         acp = make_alphas_cumprod(self.num_train_timesteps, s.beta_schedule, s.beta_start, s.beta_end)
         self.register_buffer("alphas_cumprod", acp.to(device), persistent=False)  # [T]
-        self._encoder = encoder
-        self._prompt_cache: dict[str, torch.Tensor] = {}
+        self._prompts = PromptEncoder(info.max_length, device, encoder)
 
     @classmethod
     def declared_views(cls, config: TinyPriorConfig) -> int:
@@ -101,21 +100,9 @@ class TinyPrior(Prior):
 
     # -- prompts
 
-    def _encode(self, text: str) -> torch.Tensor:  # [1, L, D] float32 on the prior's device
-        if text not in self._prompt_cache:
-            if self._encoder is None:
-                from dreamer.priors.tiny.text import MiniLMEncoder
-
-                self._encoder = MiniLMEncoder(self.info.max_length)
-            self._prompt_cache[text] = self._encoder([text]).float().to(self.device)
-        return self._prompt_cache[text]
-
     def encode_prompt(self, prompt: str, negative_prompt: str = "", view_dependent: bool = False) -> PromptEmbedding:
         """`view_dependent` is ignored: this prior takes the camera itself."""
-        empty = self._encode("")
-        uncond = self._encode(negative_prompt) if negative_prompt and negative_prompt.strip() else empty
-        return PromptEmbedding(prompt=prompt, negative_prompt=negative_prompt, cond=self._encode(prompt),
-                               uncond=uncond, views={}, empty=empty)
+        return self._prompts.embedding(prompt, negative_prompt)
 
     # -- images
 

@@ -107,3 +107,28 @@ class CaptionBank:
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """[B] long -> [B, L, D] float32."""
         return self.embeddings[indices].float()
+
+
+class PromptEncoder:
+    """A prior's prompts: MiniLM token embeddings [1, L, D] on `device`, encoded on first use and kept,
+    and the `PromptEmbedding` of a prompt with its negative (the empty prompt when none: the
+    prompt-dropout embedding the model was trained with). Shared by `tiny` and `tiny-motion`."""
+
+    def __init__(self, max_length: int, device: torch.device, encoder: TextEncoder | None = None) -> None:
+        self.max_length, self.device, self.encoder = max_length, device, encoder
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def __call__(self, text: str) -> torch.Tensor:
+        if text not in self._cache:
+            if self.encoder is None:
+                self.encoder = MiniLMEncoder(self.max_length)
+            self._cache[text] = self.encoder([text]).float().to(self.device)
+        return self._cache[text]
+
+    def embedding(self, prompt: str, negative_prompt: str = ""):
+        from dreamer.priors.base import PromptEmbedding
+
+        empty = self("")
+        uncond = self(negative_prompt) if negative_prompt and negative_prompt.strip() else empty
+        return PromptEmbedding(prompt=prompt, negative_prompt=negative_prompt, cond=self(prompt), uncond=uncond,
+                               views={}, empty=empty)

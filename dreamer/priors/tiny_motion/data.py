@@ -58,6 +58,8 @@ class ClipDataConfig:
     phases: int = 16  # loop times rendered per view (a multiple of `frames`); start phases j / phases
     views_per_pair: int = 24  # bank: random cameras per (shape, motion), each with its own colour
     still_share: float = 0.15  # share of clips of an object standing still (the caption names no motion)
+    shapes: tuple[str, ...] | None = None  # library shapes to use; None = all
+    motions: tuple[str, ...] | None = None  # motions to use (besides "still"); None = all
     azimuth: tuple[float, float] = (0.0, 360.0)  # camera ranges, as `tiny`'s training views
     elevation: tuple[float, float] = (-15.0, 60.0)
     distance: tuple[float, float] = (2.4, 3.2)
@@ -68,8 +70,13 @@ class ClipDataConfig:
     seed: int = 0  # the bank's cameras and colours
 
     def __post_init__(self) -> None:
-        for name in ("azimuth", "elevation", "distance"):
-            setattr(self, name, tuple(getattr(self, name)))
+        for name in ("azimuth", "elevation", "distance", "shapes", "motions"):
+            value = getattr(self, name)
+            setattr(self, name, tuple(value) if value is not None else None)
+        unknown = sorted(set(self.shapes or ()) - set(OBJECTS)) + sorted(set(self.motions or ()) - set(MOTIONS))
+        if unknown or self.shapes == () or self.motions == ():
+            raise UserError(f"tiny-motion data: unknown or no shapes / motions {unknown}; shapes are "
+                            f"{', '.join(OBJECTS)}; motions {', '.join(MOTIONS)}")
         if self.frames < 2 or self.phases % self.frames:
             raise UserError(f"tiny-motion data: frames must be >= 2 and divide phases; got {self.frames}, {self.phases}")
         if self.views_per_pair < 1 or not 0.0 <= self.still_share < 1.0:
@@ -123,7 +130,7 @@ def build_bank(config: ClipDataConfig, progress: Callable[[int, int], None] | No
 
     gen = torch.Generator().manual_seed(config.seed)
     views = config.view_config()
-    pairs = [(shape, motion) for shape in OBJECTS for motion in (*MOTIONS, STILL)]
+    pairs = [(shape, motion) for shape in (config.shapes or OBJECTS) for motion in (*(config.motions or MOTIONS), STILL)]
     times = torch.arange(config.phases, dtype=torch.float32) / config.phases  # [P]
     premult, alpha, cameras, specs, motions = [], [], [], [], []
     for done, (shape, motion) in enumerate(pairs):

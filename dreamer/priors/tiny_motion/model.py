@@ -21,6 +21,7 @@ starts from what `tiny` already draws and learns only how frames move.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -106,14 +107,19 @@ def build_motion_unet(image_unet, config: MotionLayersConfig, adapter=None):
         raise UserError("tiny-motion model: image UNets with a pooled-text embedding are not supported")
     fresh = adapter is None
     adapter = motion_adapter(image_unet, config) if fresh else adapter
-    unet = UNetMotionModel.from_unet2d(image_unet, adapter)
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # from_unet2d casts to the UNet's dtype and warns about it
+    try:
+        unet = UNetMotionModel.from_unet2d(image_unet, adapter)
+    finally:
+        diffusers_logging.set_verbosity(level)
     if fresh:
         zero_motion_outputs(unet)
-    camera = image_unet.class_embedding
-    import copy
-
+    camera = copy.deepcopy(image_unet.class_embedding)
     text_dim = image_unet.config.cross_attention_dim if config.text_to_time else None
-    unet.time_embedding = ClipEmbedding(unet.time_embedding, copy.deepcopy(camera),
+    unet.time_embedding = ClipEmbedding(unet.time_embedding, camera,
                                         image_unet.config.projection_class_embeddings_input_dim, text_dim)
     return unet
 
