@@ -26,7 +26,7 @@ from dreamer.priors.tiny_motion.sample import sample_clips
 from dreamer.priors.tiny_motion.train import MotionTrainConfig, train_motion
 from dreamer.priors.tiny_motion.weights import MotionModelInfo, load_motion_network
 from dreamer.registry import component_class
-from dreamer.shapes import OBJECTS, ObjectSpec
+from dreamer.shapes import OBJECTS
 from dreamer.shapes.colours import COLOURS
 from dreamer.shapes.motion import MOTIONS, canonical_motion
 from tiny_prior_parts import TINY_UNET, HashEncoder

@@ -29,13 +29,13 @@ from dreamer.errors import UserError
 from dreamer.priors.tiny.captions import captions_for, is_held_out, pick_caption
 from dreamer.shapes import OBJECTS, ObjectSpec
 from dreamer.shapes import views as shape_views
+from dreamer.shapes.clips import STILL, ClipBank, clip_frames, render_clip_bank
 from dreamer.shapes.colours import COLOURS
-from dreamer.shapes.motion import MOTION_WORDS, MOTIONS, MotionSpec
+from dreamer.shapes.motion import MOTION_WORDS, MOTIONS
 from dreamer.shapes.views import composite
 
 log = logging.getLogger(__name__)
 
-STILL = "still"
 BANK_VERSION = 1  # bump when the way clips are rendered changes
 # (colour, shape, motion) triples never trained on: two per motion, no shape or colour twice
 HELD_OUT_TRIPLES: tuple[tuple[str, str, str], ...] = (
@@ -109,64 +109,12 @@ def motion_captions(object_caption: str, motion: str) -> list[str]:
     return out
 
 
-@dataclass
-class ClipBank:
-    """Rendered views of moving objects: each row one view of one (shape, motion) at `phases` loop times."""
-
-    premultiplied: torch.Tensor  # [N, P, 3, S, S] uint8, colour over black
-    alpha: torch.Tensor  # [N, P, 1, S, S] uint8 coverage
-    cameras: torch.Tensor  # [N, 3] azimuth°, elevation°, distance
-    specs: list[ObjectSpec]  # [N] the object (shape, colour) of each row
-    motions: list[str]  # [N] its motion
-
-    def __len__(self) -> int:
-        return len(self.specs)
-
-
 def build_bank(config: ClipDataConfig, progress: Callable[[int, int], None] | None = None) -> ClipBank:
-    """Render the bank (seeded by `config.seed`): every (shape, motion) pair, `views_per_pair` views."""
-    from dreamer.cameras import clip_cameras, from_spherical
-    from dreamer.shapes.animated import render_motion
-
-    gen = torch.Generator().manual_seed(config.seed)
-    views = config.view_config()
+    """Render the bank (seeded by `config.seed`): every (shape, motion) pair of the config, `views_per_pair`
+    views, each in a colour it may take in training (`training_colours`)."""
     pairs = [(shape, motion) for shape in (config.shapes or OBJECTS) for motion in (*(config.motions or MOTIONS), STILL)]
-    times = torch.arange(config.phases, dtype=torch.float32) / config.phases  # [P]
-    premult, alpha, cameras, specs, motions = [], [], [], [], []
-    for done, (shape, motion) in enumerate(pairs):
-        colours = training_colours(shape, motion)
-        sph = shape_views.sample_cameras(config.views_per_pair, views, gen)  # [V, 3]
-        picks = torch.randint(len(colours), (config.views_per_pair,), generator=gen).tolist()
-        size = config.image_size
-        cams = from_spherical(sph[:, 0], sph[:, 1], sph[:, 2], config.fovy, size, size)
-        rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for pick in sorted(set(picks)):  # the views of one colour render together
-            index = [v for v, p in enumerate(picks) if p == pick]
-            spec = ObjectSpec(shape, colours[pick])
-            still = motion == STILL
-            clip = clip_cameras(cams[index], times[:1] if still else times)  # view-major, P (or 1) each
-            out = render_motion(MotionSpec(spec, motion if not still else "still"), clip, (0.0, 0.0, 0.0),
-                                config.supersample)
-            per_view = (len(index), -1, *out.rgb.shape[1:])
-            rgb, cover = out.rgb.reshape(per_view), out.alpha.reshape(per_view[:-1] + (1,))
-            rgb, cover = rgb.permute(0, 1, 4, 2, 3), cover.permute(0, 1, 4, 2, 3)  # [n, P or 1, C, S, S]
-            if still:
-                rgb, cover = rgb.expand(-1, config.phases, -1, -1, -1), cover.expand(-1, config.phases, -1, -1, -1)
-            for k, v in enumerate(index):
-                rows[v] = (_to_uint8(rgb[k]), _to_uint8(cover[k]))
-        for v, pick in enumerate(picks):
-            premult.append(rows[v][0])
-            alpha.append(rows[v][1])
-            specs.append(ObjectSpec(shape, colours[pick]))
-            motions.append(motion)
-        cameras.append(sph)
-        if progress is not None:
-            progress(done + 1, len(pairs))
-    return ClipBank(torch.stack(premult), torch.stack(alpha), torch.cat(cameras), specs, motions)
-
-
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    return render_clip_bank(pairs, training_colours, config.views_per_pair, config.phases, config.view_config(),
+                            torch.Generator().manual_seed(config.seed), progress)
 
 
 def load_or_build_bank(config: ClipDataConfig, cache_dir: Path | None = None,
@@ -239,10 +187,7 @@ class ClipData:
         pick_moving = self._moving_rows[torch.randint(len(self._moving_rows), (size,), generator=gen)]
         rows = torch.where(still, pick_still, pick_moving)  # [B]
         start = torch.randint(c.phases, (size,), generator=gen)  # [B]
-        step = c.phases // c.frames
-        frame_index = (start[:, None] + step * torch.arange(c.frames)[None]) % c.phases  # [B, F]
-        premult = bank.premultiplied[rows[:, None], frame_index].float() / 255.0  # [B, F, 3, S, S]
-        alpha = bank.alpha[rows[:, None], frame_index].float() / 255.0
+        premult, alpha = clip_frames(bank, rows, start, c.frames)  # [B, F, 3|1, S, S]
         specs = [bank.specs[i] for i in rows.tolist()]
         motions = [bank.motions[i] for i in rows.tolist()]
         object_rgb = torch.tensor([s.rgb for s in specs])
