@@ -167,13 +167,6 @@ def section_key(config: str, label: str, seed: int) -> str:
     return f"four-d-{config}-{label}-s{seed}"
 
 
-def refuse_existing(key: str) -> None:
-    text = report.DOC.read_text() if report.DOC.exists() else ""
-    if f"<!-- bench:{key} -->" in text:
-        raise SystemExit(f"error: {report.DOC.name} already has the section {key}; reports are never overwritten: "
-                         "draw another --seed (or pass --no-write)")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=8)
@@ -192,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     current = make_provenance(args.config, args.overrides, git_state(), four_d=True)
     key = section_key(args.config, args.label, args.seed)
     if not args.no_write:
-        refuse_existing(key)  # before the runs, not after
+        report.refuse_existing(key)  # before the runs, not after
     prompts = args.prompts or draw_prompts(args.sample, args.seed)
     root = Path(args.out) / f"{args.config}-{args.label}-{args.seed}"
     folders = [root / prompt.replace(" ", "-") for prompt in prompts]
@@ -250,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python bench/four_d.py " + " ".join(sys.argv[1:] if argv is None else argv)
     title = (f"4D: preset {args.config} ({args.label}, seed {args.seed}{', fresh' if args.fresh else ''}, "
              f"commit {current.commit}{', dirty' if dirty else ''}{', oracle priors' if oracle else ''})")
-    refuse_existing(key)
+    report.refuse_existing(key)
     write_section(key, title, body, command)
 
 

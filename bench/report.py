@@ -42,3 +42,11 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def refuse_existing(key: str) -> None:
+    """Exit with a one-line error when docs/benchmarks.md already has section `key` (reports are never overwritten)."""
+    text = DOC.read_text() if DOC.exists() else ""
+    if f"<!-- bench:{key} -->" in text:
+        raise SystemExit(f"error: {DOC.name} already has the section {key}; reports are never overwritten: "
+                         "draw another --seed (or pass --no-write)")

@@ -17,6 +17,8 @@ the motion is learnt.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -86,13 +88,25 @@ def periodic_lerp(keys: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
 
 
 class SimilarityTrack(torch.nn.Module):
-    """A looping global pose: per keyframe a translation, an axis-angle rotation and a log-scale (zero = identity)."""
+    """A looping global pose: per keyframe a translation, an axis-angle rotation and a log-scale (zero = identity),
+    the rotation composed after a whole number of turns per loop about an axis (`turns`, `spin_axis`: fixed, not
+    learnt; the 4D trainer chooses them by a hypothesis test, `dreamer.trainer.spin`). A turn is what gradients
+    cannot learn: 16 keyframes would each have to travel up to π from zero, through a landscape where the
+    quarter-turned object scores no better than the still one."""
 
     def __init__(self, keyframes: int):
         super().__init__()
         self.translation = torch.nn.Parameter(torch.zeros(keyframes, 3))
         self.rotation = torch.nn.Parameter(torch.zeros(keyframes, 3))  # axis-angle (radians)
         self.log_scale = torch.nn.Parameter(torch.zeros(keyframes, 1))
+        self.register_buffer("turns", torch.zeros(()))  # whole turns per loop (a sign is a direction)
+        self.register_buffer("spin_axis", torch.tensor([0.0, 1.0, 0.0]))  # unit axis of those turns
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before the turns were added hold no turns: none
+        for name, default in (("turns", torch.zeros(())), ("spin_axis", torch.tensor([0.0, 1.0, 0.0]))):
+            state_dict.setdefault(prefix + name, default)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(R [N, 3, 3], quaternion [N, 4] of R, c [N, 3], log s [N]) at times [N]."""
@@ -110,6 +124,9 @@ class SimilarityTrack(torch.nn.Module):
         q0, q1 = quats[lo.long() % K], quats[(lo.long() + 1) % K]
         q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
         q = torch.nn.functional.normalize((1.0 - frac) * q0 + frac * q1, dim=-1)
+        if float(self.turns) != 0.0:
+            angle = 2.0 * math.pi * self.turns * torch.remainder(times, 1.0)  # [N]
+            q = quat_multiply(axis_angle_to_quaternion(angle[:, None] * self.spin_axis[None]), q)
         return quaternion_to_rotation_matrix(q), q, pose[:, :3], pose[:, 3]
 
 

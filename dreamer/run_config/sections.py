@@ -114,6 +114,14 @@ class MotionConfig:
     freeze_canonical: bool = True  # the motion stage trains only the deformation (Dream-in-4D); false: both
     export_frames: int = 16  # T: frames of the exported loop (animated GLB, PLY sequence, videos, eval)
     fps: int = 8  # playback rate of the loop (16 frames: 2 s)
+    # whole turns per loop about the vertical axis, chosen at the start of the motion stage by the video prior's
+    # denoising error (dreamer.trainer.spin): the hypotheses, and the clips, (t, ε) draws and t range of the test.
+    # One hypothesis (the default, 0) is no test: the track learns its rotation from zero as before
+    spin_turns: tuple[float, ...] = (0.0,)
+    spin_clips: int = 2
+    spin_draws: int = 4
+    spin_t: tuple[float, float] = (0.3, 0.7)  # t range, as a share of the prior's T
+    spin_margin: float = 0.35  # a turn must score this share of no turn's score better than no turn
 
     def validate(self) -> "MotionConfig":
         if self.frames < 0 or self.frames == 1:
@@ -126,6 +134,14 @@ class MotionConfig:
             raise UserError(f"motion.export_frames must be >= 2 and motion.fps >= 1, got {self.export_frames}, {self.fps}")
         if self.image_weight < 0 or self.video_weight < 0:
             raise UserError("motion.image_weight and motion.video_weight must be >= 0")
+        self.spin_turns, self.spin_t = tuple(float(x) for x in self.spin_turns), tuple(float(x) for x in self.spin_t)
+        if not self.spin_turns or any(x != int(x) for x in self.spin_turns) or self.spin_clips < 1 or self.spin_draws < 1:
+            raise UserError(f"motion.spin_turns must be whole numbers of turns (e.g. [0, 1, -1]) and spin_clips, "
+                            f"spin_draws >= 1; got {list(self.spin_turns)}, {self.spin_clips}, {self.spin_draws}")
+        if self.spin_margin < 0:
+            raise UserError(f"motion.spin_margin must be >= 0, got {self.spin_margin}")
+        if len(self.spin_t) != 2 or not 0.0 <= self.spin_t[0] < self.spin_t[1] <= 1.0:
+            raise UserError(f"motion.spin_t must be [low, high] with 0 <= low < high <= 1, got {list(self.spin_t)}")
         for key in ("image_prior", "image_guidance"):
             section = getattr(self, key)
             if not isinstance(section, dict) or not isinstance(section.get("name"), str):

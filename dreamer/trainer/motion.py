@@ -2,7 +2,8 @@
 
 Every step renders the representation at cameras that carry times (`Camera.time`):
 - an image step (every step of the static stage, and every `motion.image_every`-th step after it,
-  4D-fy's hybrid schedule) renders B single frames — at time 0 in the static stage, where the
+  4D-fy's hybrid schedule) renders B single frames (B view sets of V frames for a multi-view image
+  prior such as `tiny-3d`, the views of a set at one time) — at time 0 in the static stage, where the
   deformation is off, at random times after it — and scores them with `motion.image_prior`;
 - a video step renders B clips of F frames, each from one orbit camera at the loop's frame times
   shifted by a random phase, and scores them [B, F, H, W, 3] with the run's video prior and rule.
@@ -91,11 +92,14 @@ class MotionTrainer(Trainer):
 
     def _enter_stage(self, stage: str) -> None:
         """Render mode and trainable parameters of the stage (deformation off in the static stage;
-        the canonical asset frozen in the motion stage when `freeze_canonical`)."""
+        the canonical asset frozen in the motion stage when `freeze_canonical`). At the motion stage's first
+        step, its whole turns per loop are chosen (`motion.spin_turns`; a resumed run keeps its choice)."""
         if stage == self._stage:
             return
         self._stage = stage
         self.representation.set_stage(stage)
+        if stage == "motion" and self.step == self.config.motion.static_steps:
+            self._choose_spin()
         freeze_canonical = stage == "motion" and self.config.motion.freeze_canonical
         for group in self.optimizer.param_groups:
             name = str(group.get("name", ""))
@@ -108,21 +112,34 @@ class MotionTrainer(Trainer):
             for p in group["params"]:
                 p.requires_grad_(trainable)
 
+    def _choose_spin(self) -> None:
+        import json
+
+        from dreamer.io import atomic_write_text
+        from dreamer.trainer.spin import choose_spin
+
+        choice = choose_spin(self.representation, self.prior, self.embedding, self.config, self.frames, self.device)
+        if choice is not None:  # what the test measured, beside the run's other records
+            atomic_write_text(self.run.asset("spin.json"), json.dumps(choice.to_dict(), indent=2) + "\n")
+
     # -- one step -------------------------------------------------------------------------
     def guided_render(self) -> tuple[RenderOutput, GuidanceOutput, float, dict]:
         c, m = self.config, self.config.motion
         stage = self.stage(self.step)
         self._enter_stage(stage)
-        cameras = self.sample_cameras()
-        B = len(cameras)
         if self.is_image_step(self.step):
-            times = torch.rand(B, generator=self.camera_generator) if stage == "motion" else torch.zeros(B)
-            cameras = cameras.with_time(times.to(self.device))
+            views = self.image_prior.views_per_sample  # a multi-view image prior scores view sets of one time
+            cameras = self.sample_cameras(views)
+            sets = len(cameras) // views
+            times = torch.rand(sets, generator=self.camera_generator) if stage == "motion" else torch.zeros(sets)
+            cameras = cameras.with_time(times.repeat_interleave(views).to(self.device))
             out = self.representation.render(cameras)
             depth = {"depth": out.depth} if self.image_rule_config.uses_depth else {}
             guided = self.image_guidance(out.rgb, self.image_embedding, cameras, self.image_rule_step(self.step),
                                          **depth)
             return out, guided, m.image_weight, {"video_step": 0}
+        cameras = self.sample_cameras()
+        B = len(cameras)
         if m.video_resolution:
             cameras = cameras.with_resolution(m.video_resolution)
         phase = torch.rand(B, 1, generator=self.camera_generator)

@@ -130,10 +130,12 @@ class Trainer:
         return self.step
 
     # -- the loop -------------------------------------------------------------------------
-    def sample_cameras(self):
+    def sample_cameras(self, views: int | None = None):
         """`batch_size` cameras; for a multi-view prior `batch_size` view sets of its V views (set-major),
-        sharing elevation, distance and field of view, at azimuths base + k·360°/V ± 15° as it was trained."""
-        c, views = self.config, self.prior.views_per_sample
+        sharing elevation, distance and field of view, at azimuths base + k·360°/V ± 15° as it was trained.
+        `views` replaces the run prior's V (the 4D loop's image steps use their own prior's)."""
+        c = self.config
+        views = self.prior.views_per_sample if views is None else views
         if views > 1:
             return sample_view_sets(c.batch_size, views, c.camera, c.resolution, c.resolution,
                                     generator=self.camera_generator).to(self.device)
