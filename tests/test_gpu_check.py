@@ -28,9 +28,9 @@ def gpu_timing():
 
 
 def paper_presets() -> set[str]:
-    """configs/*.yaml without the CPU twins (-tiny) and the CPU presets default, reference and 4d."""
+    """configs/*.yaml without the CPU twins (-tiny) and the CPU presets default, reference, 4d and 4d-oracle."""
     return {p.stem for p in (ROOT / "configs").glob("*.yaml")
-            if not p.stem.endswith("-tiny") and p.stem not in ("default", "reference", "4d")}
+            if not p.stem.endswith("-tiny") and p.stem not in ("default", "reference", "4d", "4d-oracle")}
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -1,4 +1,4 @@
-"""A 4D run end to end (issue 22, sections 6-8): the `4d` preset from the CLI and the API, its run
+"""A 4D run end to end (issue 22, sections 6-8): the `4d-oracle` preset (the `4d` one with exact priors) from the CLI and the API, its run
 folder (animated GLB that validates, splat sequence, both videos, eval.json with the 4D keys),
 Ctrl-C and resume, and one-line errors for bad 4D input."""
 
@@ -38,7 +38,7 @@ TINY_4D = [
 
 
 def _generate(out, steps=6, **kwargs):
-    return dreamer.generate("a red cube bouncing", config="4d", out=out, dotted=TINY_4D, steps=steps,
+    return dreamer.generate("a red cube bouncing", config="4d-oracle", out=out, dotted=TINY_4D, steps=steps,
                             trainer__progress=False, **kwargs)
 
 
@@ -123,7 +123,7 @@ def test_the_canonical_gaussians_are_frozen_in_the_motion_stage(tmp_path):
 def test_bad_4d_input_is_one_line_before_any_work(tmp_path, changes, message):
     prompt = changes.pop("prompt", "a red cube bouncing")
     with pytest.raises(UserError) as err:
-        dreamer.generate(prompt, config="4d", out=tmp_path / "run", steps=6, **{"motion__static_steps": 2, **changes})
+        dreamer.generate(prompt, config="4d-oracle", out=tmp_path / "run", steps=6, **{"motion__static_steps": 2, **changes})
     assert message in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -132,7 +132,7 @@ def test_cli_generate_4d(tmp_path, capsys):
     from dreamer.cli import main
 
     out = tmp_path / "cli"
-    code = main(["generate", "a blue cube sliding", "--config", "4d", "--steps", "4", "--out", str(out), "--quiet",
+    code = main(["generate", "a blue cube sliding", "--config", "4d-oracle", "--steps", "4", "--out", str(out), "--quiet",
                  *TINY_4D, "export.video=false"])
     printed = capsys.readouterr().out
     assert code == 0
@@ -157,3 +157,23 @@ def test_a_4d_run_starts_from_a_3d_runs_splats_and_dreamer_eval_scores_it(tmp_pa
     ev = dreamer.evaluate(moving.run_dir)
     assert set(dreamer.api.MOTION_SUMMARY_KEYS) <= set(ev) and ev["motion"] == "bouncing"
     assert json.loads((moving.run_dir / "eval.json").read_text())["step"] == 3
+
+
+def test_the_embedded_4d_preset_runs_both_stages_on_learnt_priors(tmp_path):
+    """`4d` with no oracle: tiny-3d scores the static stage in 4-view sets of one time, tiny-motion the clips
+    (the shipped weights), whole turns are tested at the motion stage's start, and the run ends with its 4D eval."""
+    dotted = ["resolution=32", "representation.num_gaussians=300", "representation.refine_start=1000",
+              "prior.num_frames=4", "motion.static_steps=2", "motion.image_every=2", "motion.export_frames=4",
+              "motion.spin_clips=1", "motion.spin_draws=1", "trainer.log_every=1", "trainer.preview_every=0",
+              "export.mesh_resolution=32", "export.video_frames=4", "export.video_resolution=32"]
+    result = dreamer.generate("a red chair spinning", config="4d", out=tmp_path / "run", dotted=dotted, steps=5,
+                              trainer__progress=False)
+    run = result.run_dir
+    config = dreamer.api.load_run_config(str(run / "config.yaml"))
+    assert (config.prior.name, config.motion.component("prior").name) == ("tiny-motion", "tiny-3d")
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [s["video_step"] for s in steps] == [0, 0, 1, 0, 1]
+    spin = json.loads((run / "spin.json").read_text())
+    assert set(spin["errors"]) == {"0.0", "1.0", "-1.0"} and spin["turns"] in (0.0, 1.0, -1.0)
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["motion"] == "spinning" and len(ev["per_frame_iou"]) == 4 and (run / "model.glb").is_file()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dreamer import registry
 from dreamer.run_config import load_run_config
 
 pytestmark = pytest.mark.slow(seconds=50)  # many end-to-end runs: scheduled early (tests/conftest.py)
@@ -73,7 +74,8 @@ def test_presets_table_names_rule_representation_prior_and_needs(capsys):
     assert lines["default"].endswith("nothing (runs on a CPU)")
     assert lines["dreamfusion-sd"].split()[1:4] == ["sds", "nerf", "sd21-base"]
     assert lines["dreamfusion-sd"].endswith("downloaded weights, GPU")
-    assert "reference-video + reference (frames)" in lines["4d"] and lines["4d"].endswith("nothing (runs on a CPU)")
+    assert "tiny-motion + tiny-3d (frames)" in lines["4d"] and lines["4d"].endswith("nothing (runs on a CPU)")
+    assert "reference-video + reference (frames)" in lines["4d-oracle"]
     assert lines["4d-animatediff"].endswith("downloaded weights, GPU")
 
 
@@ -94,14 +96,21 @@ TINY_4D = [*SMALL, "representation.num_gaussians=200", "motion.static_steps=1", 
 
 
 def test_the_4d_presets():
-    assert set(VIDEO_PRESETS) == {"4d", "4d-animatediff", "4d-zeroscope"}
-    for name, prior, image_prior in (("4d", "reference-video", "reference"), ("4d-animatediff", "animatediff", "sd15"),
-                                     ("4d-zeroscope", "zeroscope", "sd21-base")):
+    assert set(VIDEO_PRESETS) == {"4d", "4d-oracle", "4d-animatediff", "4d-zeroscope"}
+    for name, prior, image_prior in (("4d", "tiny-motion", "tiny-3d"), ("4d-oracle", "reference-video", "reference"),
+                                     ("4d-animatediff", "animatediff", "sd15"), ("4d-zeroscope", "zeroscope", "sd21-base")):
         preset = load_run_config(name)
         assert (preset.prior.name, preset.motion.component("prior").name) == (prior, image_prior)
         assert preset.representation.name == "gaussians4d" and preset.guidance.name == "video-sds"
-        assert "static" in preset.negative_prompt  # motion-averse (4D-fy)
+        # motion-averse (4D-fy); tiny-motion's unconditional branch is the empty prompt it was trained with
+        assert ("static" in preset.negative_prompt) != (name == "4d")
         assert 0 < preset.motion.static_steps < preset.steps
+    for name in ("4d", "4d-oracle"):  # no oracle in 4d; both choose whole turns per loop
+        preset = load_run_config(name)
+        assert preset.motion.spin_turns == (0.0, 1.0, -1.0)
+        exact = [registry.component_class("prior", n).exact for n in (preset.prior.name,
+                                                                        preset.motion.component("prior").name)]
+        assert exact == ([False, False] if name == "4d" else [True, True])
 
 
 @pytest.mark.parametrize("name", ["4d-animatediff", "4d-zeroscope"])

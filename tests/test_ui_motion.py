@@ -26,7 +26,7 @@ TINY_4D = ["resolution=16", "motion.static_steps=2", "motion.export_frames=4", "
 STEPS = 6
 
 
-def _fields(page, prompt, preset="4d"):
+def _fields(page, prompt, preset="4d-oracle"):
     values = form.defaults_for(preset, page.overrides)
     values.prompt, values.steps = prompt, STEPS
     return [getattr(values, name) for name in FIELDS]
@@ -64,7 +64,9 @@ def test_the_4d_presets_fill_the_form_with_choices_it_offers(page):
         fields = page.on_preset(preset)
         for kind in ("guidance", "representation", "prior"):
             assert getattr(fields, kind) in [name for _, name in form.component_choices(kind)], (preset, kind)
-    fields = page.on_preset("4d")
+    fields = page.on_preset("4d")  # the embedded, learnt priors; 4d-oracle is the oracle twin
+    assert (fields.guidance, fields.representation, fields.prior) == ("video-sds", "gaussians4d", "tiny-motion")
+    fields = page.on_preset("4d-oracle")
     assert (fields.guidance, fields.representation, fields.prior) == ("video-sds", "gaussians4d", "reference-video")
     assert fields.resolution == 16 and fields.negative.startswith("static")
     text, check = page.on_form(*_fields(page, "a red cube bouncing"), False)
@@ -82,7 +84,7 @@ def test_the_4d_presets_fill_the_form_with_choices_it_offers(page):
 def test_a_prompt_outside_the_motion_library_is_the_apis_one_line_error(page):
     jobs = len(page.manager.jobs())
     message, selected = page.on_generate(*_fields(page, "a red cube dancing"), False, "")
-    config = form.resolve_form(form.FormValues(prompt="a red cube dancing", preset="4d"), page.overrides)
+    config = form.resolve_form(form.FormValues(prompt="a red cube dancing", preset="4d-oracle"), page.overrides)
     with pytest.raises(UserError) as raised:
         check_prompt(config)
     assert message == f"error: {raised.value}" and "\n" not in message and "dancing" in message

@@ -66,9 +66,6 @@ def validate_4d(config: RunConfig) -> None:
     image_prior, image_rule = m.component("prior"), m.component("guidance")
     if registry.component_class("prior", image_prior.name).is_video:
         raise UserError(f"motion.image_prior '{image_prior.name}' is a video prior; use an image prior")
-    if registry.component_class("prior", image_prior.name).declared_views(image_prior.config) > 1:
-        raise UserError(f"motion.image_prior '{image_prior.name}' is a multi-view prior; a 4D run scores "
-                        "single frames: use tiny or reference")
     if not image_rule.config.takes_images:
         raise UserError(f"motion.image_guidance '{image_rule.name}' does not run on single frames")
     if image_rule.config.particle_count != 1:
