@@ -62,7 +62,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("dreamer/configs/default.yaml", "dreamer/assets/priors/tiny/model.safetensors",
-                    "dreamer/assets/evaluator/model.safetensors", "dreamer/ui/app.py"):
+                    "dreamer/assets/evaluator/model.safetensors", "dreamer/assets/priors/tiny_motion/model.safetensors",
+                    "dreamer/assets/motion_evaluator/model.safetensors", "dreamer/ui/app.py"):
         assert shipped in names, f"{shipped} is not in the wheel"
     assert not any(n.startswith(("tests/", "ui/", "configs/", "assets/")) for n in names), "top-level folders leaked"
 
