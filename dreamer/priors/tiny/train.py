@@ -20,18 +20,18 @@ import json
 import math
 import platform
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from dreamer.errors import Interrupted, TrainingDiverged, UserError
+from dreamer.errors import TrainingDiverged, UserError
 from dreamer.io import atomic_write_text
 from dreamer.devices import resolve_device
 from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
+from dreamer.priors.tiny.loop import Session, final_loss, render_progress, train_loop
 from dreamer.priors.tiny.data import TinyDataConfig, TrainingData
 from dreamer.priors.tiny.ema import EMA
 from dreamer.priors.tiny.lifted import LiftedConfig
@@ -372,81 +372,22 @@ def train(config: TinyTrainConfig, out_dir: Path | str, *, resume: bool | None =
         if config.data.source == "bank":
             from dreamer.priors.tiny.views import load_or_build_bank
 
-            bank = load_or_build_bank(config.data, progress=_bank_progress(progress))
+            bank = load_or_build_bank(config.data, progress=render_progress(progress, "rendering views", "object"))
         data = TrainingData(config.data, bank)
     captions = CaptionBank(data.captions, encoder or MiniLMEncoder(config.max_length, device=device))
 
     run = _Run(config, device)
     if state is not None:
         run.restore(state)
-    start = run.step
-    window: list[float] = []
-    bar = _bar(progress, config.steps, start)
-    t0 = time.perf_counter()
-    session_t0, done_this_session = t0, 0
-    try:
-        while run.step < config.steps:
-            loss = run.train_step(data, captions)
-            done_this_session += 1
-            window.append(loss)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}")
-            if run.step % config.log_every == 0 or run.step == config.steps:
-                now = time.perf_counter()
-                run.elapsed += now - t0
-                t0 = now
-                run.history.append({"step": run.step, "loss": sum(window) / len(window), "lr": run.lr(),
-                                    "elapsed": round(run.elapsed, 2)})
-                window = []
-            if run.step % config.checkpoint_every == 0 and run.step < config.steps:
-                ckpt.save_checkpoint(out_dir, run.state())
-                # the EMA weights so far, usable (and measurable) while the run goes on
-                _write_outputs(run, out_dir, _summary(run, out_dir, start, done_this_session, session_t0), command)
-    except KeyboardInterrupt:
-        run.elapsed += time.perf_counter() - t0
-        ckpt.save_checkpoint(out_dir, run.state())
-        raise Interrupted(f"interrupted at step {run.step}: checkpoint saved; run the same command to resume") from None
-    finally:
-        if bar is not None:
-            bar.close()
-    run.elapsed += time.perf_counter() - t0
-    if window:  # a partial window at the end (steps not a multiple of log_every)
-        run.history.append({"step": run.step, "loss": sum(window) / len(window), "lr": run.lr(),
-                            "elapsed": round(run.elapsed, 2)})
-    ckpt.save_checkpoint(out_dir, run.state())
-    summary = _summary(run, out_dir, start, done_this_session, session_t0)
-    _write_outputs(run, out_dir, summary, command)
-    return summary
+
+    def write(session: Session) -> None:
+        _write_outputs(run, out_dir, _summary(run, out_dir, session), command)
+
+    session = train_loop(run, lambda: run.train_step(data, captions), config.steps, config.log_every,
+                         config.checkpoint_every, out_dir, write, "tiny prior", progress)
+    return _summary(run, out_dir, session)
 
 
-def _summary(run: _Run, out_dir: Path, start: int, done_this_session: int, session_t0: float) -> TrainSummary:
-    seconds = time.perf_counter() - session_t0
-    final = run.history[-1]["loss"] if run.history else math.nan
-    return TrainSummary(out_dir, run.step, final, done_this_session / seconds if done_this_session else math.nan,
-                        start, count_parameters(run.unet))
-
-
-def _bar(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="tiny prior", unit="step", dynamic_ncols=True)
-
-
-def _bank_progress(enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    state: dict = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc="rendering views", unit="object", dynamic_ncols=True)
-        state["bar"].update(done - state["bar"].n)
-        if done == total:
-            state["bar"].close()
-
-    return update
+def _summary(run: _Run, out_dir: Path, session: Session) -> TrainSummary:
+    return TrainSummary(out_dir, run.step, final_loss(run.history), session.steps_per_second, session.start,
+                        count_parameters(run.unet))

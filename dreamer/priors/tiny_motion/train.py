@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,10 +29,11 @@ from typing import Literal
 import torch
 
 from dreamer.devices import resolve_device
-from dreamer.errors import Interrupted, TrainingDiverged, UserError
+from dreamer.errors import TrainingDiverged, UserError
 from dreamer.io import atomic_write_text
 from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
+from dreamer.priors.tiny.loop import Session, final_loss, render_progress, train_loop
 from dreamer.priors.tiny.ema import EMA
 from dreamer.priors.tiny.model import camera_features, drop_cameras
 from dreamer.priors.tiny.text import MiniLMEncoder, TextEncoder
@@ -236,7 +235,7 @@ def train_motion(config: MotionTrainConfig, out_dir: Path | str, *, resume: bool
         torch.set_num_threads(int(config.threads))
     device = resolve_device(config.device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bank = load_or_build_bank(config.data, progress=_bank_progress(progress))
+    bank = load_or_build_bank(config.data, progress=render_progress(progress, "rendering clips", "pair"))
     data = ClipData(config.data, bank)
     run = _Run(config, device)
     encoder = encoder or MiniLMEncoder(run.image_info.max_length)
@@ -244,71 +243,16 @@ def train_motion(config: MotionTrainConfig, out_dir: Path | str, *, resume: bool
         run.empty = encoder([""]).float()  # [1, L, D] the prompt-dropout embedding
     if state is not None:
         run.restore(state)
-    start, window = run.step, []
-    bar = _bar(progress, config.steps, start)
-    t0 = session_t0 = time.perf_counter()
-    done = 0
-    try:
-        while run.step < config.steps:
-            loss = run.train_step(data, encoder)
-            done += 1
-            window.append(loss)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}")
-            if run.step % config.log_every == 0 or run.step == config.steps:
-                now = time.perf_counter()
-                run.elapsed, t0 = run.elapsed + now - t0, now
-                run.history.append({"step": run.step, "loss": sum(window) / len(window), "lr": run.lr(),
-                                    "elapsed": round(run.elapsed, 2)})
-                window = []
-            if run.step % config.checkpoint_every == 0 and run.step < config.steps:
-                ckpt.save_checkpoint(out_dir, run.state())
-                _write_outputs(run, out_dir, _summary(run, out_dir, start, done, session_t0), command)
-    except KeyboardInterrupt:
-        run.elapsed += time.perf_counter() - t0
-        ckpt.save_checkpoint(out_dir, run.state())
-        raise Interrupted(f"interrupted at step {run.step}: checkpoint saved; run the same command to resume") from None
-    finally:
-        if bar is not None:
-            bar.close()
-    run.elapsed += time.perf_counter() - t0
-    if window:
-        run.history.append({"step": run.step, "loss": sum(window) / len(window), "lr": run.lr(),
-                            "elapsed": round(run.elapsed, 2)})
-    ckpt.save_checkpoint(out_dir, run.state())
-    summary = _summary(run, out_dir, start, done, session_t0)
-    _write_outputs(run, out_dir, summary, command)
-    return summary
+
+    def write(session: Session) -> None:
+        _write_outputs(run, out_dir, _summary(run, out_dir, session), command)
+
+    session = train_loop(run, lambda: run.train_step(data, encoder), config.steps, config.log_every,
+                         config.checkpoint_every, out_dir, write, "tiny-motion prior", progress)
+    return _summary(run, out_dir, session)
 
 
-def _summary(run: _Run, out_dir: Path, start: int, done: int, session_t0: float) -> MotionTrainSummary:
-    seconds = time.perf_counter() - session_t0
-    final = run.history[-1]["loss"] if run.history else math.nan
+def _summary(run: _Run, out_dir: Path, session: Session) -> MotionTrainSummary:
     trained = sum(p.numel() for p in run.trained.parameters())
-    return MotionTrainSummary(out_dir, run.step, final, done / seconds if done else math.nan, start, trained)
-
-
-def _bar(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="tiny-motion prior", unit="step", dynamic_ncols=True)
-
-
-def _bank_progress(enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    state: dict = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc="rendering clips", unit="pair", dynamic_ncols=True)
-        state["bar"].update(done - state["bar"].n)
-        if done == total:
-            state["bar"].close()
-
-    return update
+    return MotionTrainSummary(out_dir, run.step, final_loss(run.history), session.steps_per_second, session.start,
+                              trained)
