@@ -112,19 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="which embedded prior: tiny (single view), tiny-mv (multi-view, raymaps) or tiny-3d (multi-view, "
                         "a rendered voxel volume); default: tiny")
     t.add_argument("--out", help="out folder (default: the model's shipped folder, assets/priors/tiny, tiny_mv or tiny_3d)")
-    t.add_argument("--steps", type=int, help="total steps to reach (default: the planned 2-hour run)")
-    t.add_argument("--batch-size", type=int, help="images per step")
-    t.add_argument("--seed", type=int, help="training seed")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
-    t.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    t.add_argument("--decay-from", dest="decay_start", type=int, metavar="STEP",
-                   help="cosine-decay the learning rate from STEP to the last step (can be set when resuming)")
-    mode = t.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
-    mode.add_argument("--fresh", action="store_true", help="start over even if --out has a checkpoint")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="training config overrides, e.g. lr=3e-4 unet.block_out_channels=[32,64,128]")
+    _training_arguments(t, "the planned 2-hour run", "images", "lr=3e-4 unet.block_out_channels=[32,64,128]")
     s = psub.add_parser("sample", help="a grid of DDIM samples around an object",
                         description="Sample PROMPT from the tiny prior at --views azimuths; writes a PNG grid.")
     s.add_argument("prompt", help='what to draw, e.g. "a red chair"')
@@ -150,19 +138,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         description="Train the temporal layers of the tiny-motion prior (tiny's image UNet, frozen) on "
                                     "clips of the animated shape library into --out; resumes from a checkpoint there.")
     m.add_argument("--out", help="out folder (default: the shipped folder, assets/priors/tiny_motion)")
-    m.add_argument("--steps", type=int, help="total steps to reach (default: the CPU recipe)")
-    m.add_argument("--batch-size", type=int, help="clips per step")
-    m.add_argument("--seed", type=int, help="training seed")
-    m.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
-    m.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    m.add_argument("--decay-from", dest="decay_start", type=int, metavar="STEP",
-                   help="cosine-decay the learning rate from STEP to the last step (can be set when resuming)")
-    motion_mode = m.add_mutually_exclusive_group()
-    motion_mode.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
-    motion_mode.add_argument("--fresh", action="store_true", help="start over even if --out has a checkpoint")
-    m.add_argument("--quiet", action="store_true", help="no progress bar")
-    m.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="training config overrides, e.g. lr=3e-4 data.views_per_pair=16")
+    _training_arguments(m, "the CPU recipe", "clips", "lr=3e-4 data.views_per_pair=16")
     sm = psub.add_parser("sample-motion", help="a grid of clips sampled from the tiny-motion prior",
                          description="Sample PROMPT (\"a blue torus spinning\") from the tiny-motion prior, one clip "
                                      "per camera at --views azimuths; writes a PNG grid, frames across, views down.")
@@ -182,6 +158,22 @@ def _build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--weights", help="weights folder (default: assets/priors/tiny_motion)")
     sm.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
     return p
+
+
+def _training_arguments(parser, default_steps: str, items: str, example: str) -> None:
+    """The options every prior-training command takes."""
+    parser.add_argument("--steps", type=int, help=f"total steps to reach (default: {default_steps})")
+    parser.add_argument("--batch-size", type=int, help=f"{items} per step")
+    parser.add_argument("--seed", type=int, help="training seed")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--decay-from", dest="decay_start", type=int, metavar="STEP",
+                        help="cosine-decay the learning rate from STEP to the last step (can be set when resuming)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
+    mode.add_argument("--fresh", action="store_true", help="start over even if --out has a checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help=f"training config overrides, e.g. {example}")
 
 
 def _split_overrides(items: list[str], prompt: str | None) -> tuple[str | None, list[str]]:

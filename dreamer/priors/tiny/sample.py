@@ -75,7 +75,7 @@ def sample_views(prior: Prior, prompt: str, cameras: Camera, sampler: SamplerCon
 def sample_images(prior: Prior, prompts: list[str], cameras: Camera, sampler: SamplerConfig = SamplerConfig(),
                   seed: int = 0, negative_prompt: str = "") -> torch.Tensor:
     """[N, 3, S, S] images in [0, 1]: image i shows prompts[i] from camera i (one batched DDIM run)."""
-    n, size = len(cameras), prior.image_size
+    n = len(cameras)
     if len(prompts) != n:
         raise ValueError(f"{len(prompts)} prompts for {n} cameras")
     order = view_set_order(n, prior.views_per_sample)
@@ -96,13 +96,21 @@ def _sample_in_order(prior: Prior, prompts: list[str], cameras: Camera, sampler:
     cams2 = Camera(cameras.c2w.repeat(2, 1, 1), cameras.fovy.repeat(2), cameras.width, cameras.height)
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.randn(n, 3, size, size, generator=gen).to(prior.alphas_cumprod.device)  # [N, 3, S, S]
+    return prior.decode(denoise_with_cfg(prior, x, text, cams2, sampler, gen)).cpu()
+
+
+def denoise_with_cfg(prior: Prior, x: torch.Tensor, text: torch.Tensor, cameras, sampler: SamplerConfig,
+                     gen: torch.Generator) -> torch.Tensor:
+    """DDIM from pure noise x [N, ...] to x0 with CFG: `text` [2N, ...] is [cond; uncond] and `cameras` the
+    cameras of that doubled batch (images: 2N; clips: 2N·F). One batched prior call per step."""
     scheduler = ddim_scheduler(prior, sampler.steps)
+    n = x.shape[0]
     for t in scheduler.timesteps:
         t_in = torch.full((2 * n,), int(t), dtype=torch.long, device=x.device)
-        eps_c, eps_u = prior.predict_noise(torch.cat([x, x]), t_in, text, cams2).float().chunk(2)
+        eps_c, eps_u = prior.predict_noise(torch.cat([x, x]), t_in, text, cameras).float().chunk(2)
         eps = eps_u + sampler.guidance_at(int(t)) * (eps_c - eps_u)
         x = scheduler.step(eps, t, x, eta=sampler.eta, generator=gen).prev_sample
-    return prior.decode(x).cpu()
+    return x
 
 
 def view_set_order(n: int, views: int) -> torch.Tensor | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from dreamer.cameras import Camera, clip_cameras
-from dreamer.priors.tiny.sample import SamplerConfig, ddim_scheduler
+from dreamer.priors.tiny.sample import SamplerConfig, denoise_with_cfg
 from dreamer.priors.video import VideoPrior
 
 
@@ -26,13 +26,7 @@ def sample_clips(prior: VideoPrior, prompt: str, cameras: Camera, frames: int | 
     clip_cams = clip_cameras(cameras, times)
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.randn(n, frames, 3, size, size, generator=gen).to(prior.alphas_cumprod.device)
-    scheduler = ddim_scheduler(prior, sampler.steps)
-    for t in scheduler.timesteps:
-        t_in = torch.full((2 * n,), int(t), dtype=torch.long, device=x.device)
-        eps_c, eps_u = prior.predict_noise(torch.cat([x, x]), t_in, text, clip_cams).float().chunk(2)
-        eps = eps_u + sampler.guidance_at(int(t)) * (eps_c - eps_u)
-        x = scheduler.step(eps, t, x, eta=sampler.eta, generator=gen).prev_sample
-    return prior.decode(x).cpu()
+    return prior.decode(denoise_with_cfg(prior, x, text, clip_cams, sampler, gen)).cpu()
 
 
 def truth_clips(prompt: str, cameras: Camera, frames: int, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
