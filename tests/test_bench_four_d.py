@@ -85,13 +85,17 @@ def test_phase_figures_failures_commit_and_oracle_are_in_the_section(bench):
     bench.main(["--seed", "3", "--label", "tuning", "--prompts", *prompts, *bench.out])
     text = bench.doc.read_text()
     assert "<!-- bench:four-d-4d-tuning-s3 -->" in text
-    assert "commit `abc1234`; dirty: no" in text and "**Oracle priors**" in text
+    assert "commit `abc1234`; dirty: no" in text
+    assert "**Oracle priors**" not in text  # `4d` runs on the embedded, learnt priors; 4d-oracle is labelled
     assert "0/2 prompts right at fixed phase, 1/2 at the best phase" in text
     # the failed run counts as IoU 0 and error 1 in the means: (0.6 + 0) / 2, (0.2 + 1) / 2
     assert "mean per-frame IoU 0.300 (0.475 at the best phase)" in text
     assert "mean trajectory error 0.600 (0.505 at the best phase); 1 failed run(s), counted as failures" in text
     records = [json.loads(p.read_text()) for p in (Path(bench.out[1]) / "4d-tuning-3").glob("*/bench.json")]
     assert len(records) == 2 and all(r["commit"] == "abc1234" and r["config"] == "4d" for r in records)
+    bench.main(["--seed", "3", "--label", "tuning", "--config", "4d-oracle", "--prompts", prompts[1], *bench.out])
+    oracle = bench.doc.read_text().split("<!-- bench:four-d-4d-oracle-tuning-s3 -->")[1]
+    assert "**Oracle priors**" in oracle and "(tuning, seed 3, commit abc1234, oracle priors)" in oracle
 
 
 def test_a_report_is_never_overwritten_and_another_commits_runs_are_refused(bench, monkeypatch):
