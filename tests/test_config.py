@@ -99,3 +99,24 @@ def test_validation(changes, message):
 def test_unknown_preset():
     with pytest.raises(UserError, match="config 'nonexistent' not found"):
         load_run_config("nonexistent")
+
+
+def test_the_4d_image_prior_and_rule_are_typed_like_the_runs_own_components(tmp_path):
+    """motion.image_prior / motion.image_guidance are Components: their options are the named class's dataclass,
+    a bad option is a one-line error naming where it sits, choosing another prior drops the old one's options,
+    and a saved config.yaml loads back the same."""
+    from dreamer.priors.reference import ReferencePriorConfig
+    from dreamer.priors.tiny.prior import TinyPriorConfig
+    from dreamer.run_config import load_run_config, save_run_config
+
+    oracle = load_run_config("4d-oracle", dotted=["motion.image_prior.image_size=16"])
+    assert isinstance(oracle.motion.image_prior.config, ReferencePriorConfig)
+    assert (oracle.motion.image_prior.config.image_size, oracle.motion.image_prior.config.camera_temperature) == (16, 8.0)
+    swapped = load_run_config("4d-oracle", dotted=["motion.image_prior.name=tiny"])
+    assert swapped.motion.image_prior.name == "tiny" and isinstance(swapped.motion.image_prior.config, TinyPriorConfig)
+    with pytest.raises(UserError, match=r"motion\.image_prior") as bad:
+        load_run_config("4d-oracle", dotted=["motion.image_prior.imag_size=16"])
+    assert "\n" not in str(bad.value)
+    save_run_config(oracle, tmp_path / "config.yaml")
+    again = load_run_config(str(tmp_path / "config.yaml"))
+    assert again.motion.image_prior == oracle.motion.image_prior and again.motion.image_guidance == oracle.motion.image_guidance

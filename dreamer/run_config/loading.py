@@ -15,36 +15,48 @@ from dreamer.run_config.schema import RunConfig
 from dreamer.run_config.sections import Component
 
 _COMPONENT_KEYS = tuple(registry.TABLES)
+# the 4D motion section's components: key -> the registry table it names
+_MOTION_COMPONENTS = {"image_prior": "prior", "image_guidance": "guidance"}
 
 
 def build_run_config(data: dict) -> RunConfig:
     """RunConfig from a plain mapping (a merged preset); validates every key and type."""
     data = copy.deepcopy(data)
-    sections = {}
-    for key in _COMPONENT_KEYS:
-        raw = data.pop(key, None)
-        if raw is None:
-            raw = {}
-        if isinstance(raw, str):
-            raw = {"name": raw}
-        if not isinstance(raw, dict):
-            raise UserError(f"config section '{key}' must be a name or a mapping, got {raw!r}")
-        raw = dict(raw)
-        name = raw.pop("name", getattr(RunConfig(), key).name)
-        if not isinstance(name, str):
-            raise UserError(f"config key '{key}.name' must be a string, got {name!r}")
-        config = merge(registry.default_config(key, name), raw, prefix=key)
-        sections[key] = Component(name, config)
+    sections = {key: _component(data.pop(key, None), key, getattr(RunConfig(), key).name, key) for key in _COMPONENT_KEYS}
+    motion = data.get("motion")
+    motion_sections = {}
+    if isinstance(motion, dict):
+        defaults = RunConfig().motion
+        for key, kind in _MOTION_COMPONENTS.items():
+            motion_sections[key] = _component(motion.pop(key, None), kind, getattr(defaults, key).name, f"motion.{key}")
     weights = data.pop("regularizers", None)
     config = merge(RunConfig(), data)
     for key, section in sections.items():
         setattr(config, key, section)
+    for key, kind in _MOTION_COMPONENTS.items():
+        default = getattr(config.motion, key)
+        setattr(config.motion, key, motion_sections.get(key) or _component(None, kind, default.name, f"motion.{key}"))
     config.regularizers = regularizers_for(config.representation.name, weights)
     if config.refine.regularizers:  # checked now, even when refine.steps = 0
         refine_name = config.refine.representation.get("name", "mesh")
         if isinstance(refine_name, str):
             regularizers_for(refine_name, config.refine.regularizers, prefix="refine.regularizers")
     return config
+
+
+def _component(raw: Any, kind: str, default_name: str, where: str) -> Component:
+    """A Component of registry table `kind` from a name or a mapping {name, options...} (None: the default)."""
+    if raw is None:
+        raw = {}
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        raise UserError(f"config section '{where}' must be a name or a mapping, got {raw!r}")
+    raw = dict(raw)
+    name = raw.pop("name", default_name)
+    if not isinstance(name, str):
+        raise UserError(f"config key '{where}.name' must be a string, got {name!r}")
+    return Component(name, merge(registry.default_config(kind, name), raw, prefix=where))
 
 
 def load_run_config(preset: str | None = "default", overrides: dict | None = None,
@@ -89,20 +101,32 @@ def _section_name(data: dict, key: str) -> Any:
 
 def _apply(data: dict, path: list[str], value: Any) -> None:
     head = path[0]
-    if head in _COMPONENT_KEYS:
-        section = data.get(head)
-        if isinstance(section, str):
-            section = {"name": section}
-            data[head] = section
-        if len(path) == 1 or path[1:] == ["name"]:
-            if isinstance(value, dict):
-                data[head] = value
-                return
-            current = (section or {}).get("name") if isinstance(section, dict) else None
-            if current != value:
-                data[head] = {"name": value}  # another component: the old options don't apply
+    if head in _COMPONENT_KEYS and _apply_component(data, path, value):
+        return
+    if head == "motion" and len(path) > 1 and path[1] in _MOTION_COMPONENTS:
+        motion = data.setdefault("motion", {})
+        if isinstance(motion, dict) and _apply_component(motion, path[1:], value):
             return
     nested_update(data, path, value)
+
+
+def _apply_component(data: dict, path: list[str], value: Any) -> bool:
+    """Choose a component (`path` = [key] or [key, "name"]) in `data`; True when done. Choosing another one drops
+    the old one's options; an option path (`[key, option]`) is left to nested_update (False)."""
+    head = path[0]
+    section = data.get(head)
+    if isinstance(section, str):
+        section = {"name": section}
+        data[head] = section
+    if len(path) == 1 or path[1:] == ["name"]:
+        if isinstance(value, dict):
+            data[head] = value
+            return True
+        current = (section or {}).get("name") if isinstance(section, dict) else None
+        if current != value:
+            data[head] = {"name": value}  # another component: the old options don't apply
+        return True
+    return False
 
 
 def save_run_config(config: RunConfig, path: Path) -> None:

@@ -49,4 +49,7 @@ class RunConfig:
         for key in registry.TABLES:
             section: Component = getattr(self, key)
             data[key] = {"name": section.name, **to_dict(section.config)}
+        for key in ("image_prior", "image_guidance"):
+            section = getattr(self.motion, key)
+            data["motion"][key] = {"name": section.name, **to_dict(section.config)}
         return data

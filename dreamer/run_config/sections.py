@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dreamer import registry
-from dreamer.config import merge
 from dreamer.errors import UserError
 from dreamer.export.options import MAX_FACES, PADDING, TEXTURE_SIZE, MeshExportOptions
 
@@ -105,8 +103,10 @@ class MotionConfig:
                                # a video prior smaller than the run's renders needs no more (F renders per step)
     static_steps: int = 0  # first stage: the canonical asset alone, image prior only (0: start from a static run,
                            # e.g. representation.init=points representation.init_points=<3D run>/splats.ply)
-    image_prior: dict[str, Any] = field(default_factory=lambda: {"name": "reference"})  # single-frame prior (name + options)
-    image_guidance: dict[str, Any] = field(default_factory=lambda: {"name": "sds"})  # its rule (name + options)
+    # the single-frame prior and its rule, typed like the run's own `prior` and `guidance` (a YAML mapping with a
+    # name and options; build_run_config turns it into a Component whose config is the named class's dataclass)
+    image_prior: Component = field(default_factory=lambda: Component("reference", None))
+    image_guidance: Component = field(default_factory=lambda: Component("sds", None))
     image_negative_prompt: str = ""  # the image prior's negative prompt (the run's is motion-averse, for the video prior)
     image_every: int = 0  # after the static stage, every n-th step is an image step at a random time (0: none)
     image_weight: float = 1.0  # loss weight of an image step
@@ -142,14 +142,8 @@ class MotionConfig:
             raise UserError(f"motion.spin_margin must be >= 0, got {self.spin_margin}")
         if len(self.spin_t) != 2 or not 0.0 <= self.spin_t[0] < self.spin_t[1] <= 1.0:
             raise UserError(f"motion.spin_t must be [low, high] with 0 <= low < high <= 1, got {list(self.spin_t)}")
-        for key in ("image_prior", "image_guidance"):
-            section = getattr(self, key)
-            if not isinstance(section, dict) or not isinstance(section.get("name"), str):
-                raise UserError(f"motion.{key} must be a mapping with a name, got {section!r}")
         return self
 
     def component(self, kind: str) -> Component:
-        """The image prior ("prior") or image rule ("guidance") as a typed component."""
-        raw = dict(self.image_prior if kind == "prior" else self.image_guidance)
-        name = raw.pop("name")
-        return Component(name, merge(registry.default_config(kind, name), raw, prefix=f"motion.image_{kind}"))
+        """The image prior ("prior") or image rule ("guidance")."""
+        return self.image_prior if kind == "prior" else self.image_guidance
