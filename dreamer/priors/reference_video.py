@@ -79,9 +79,8 @@ class ReferenceVideoPriorConfig(ReferencePriorConfig):
     num_phases: int = 16  # reference clip start times p = j / num_phases (a multiple of F shares frames)
     time_aware: bool = True  # weight reference clips by how close their frame times are to the query's
     phase_temperature: float = 0.005  # τ_t, in loops: clip weight × exp(−mean_f d(q_f, τ_f)² / (2τ_t²)); well below
-    # the phase spacing (1/16), so the clip's times choose the phase at every t — a soft weight (0.03 was tried) is
-    # swamped by the pixel term at small t, where any phase of the motion then fits and a 4D run learned a bounce
-    # half a loop out of phase (trajectory error 0.163, "a red cube bouncing", 600 steps)
+    # the phase spacing (1/16), so the clip's times choose the phase at every t (why not softer: docs/benchmarks.md,
+    # "4D tuning history")
     uncond_views: int = 3  # generic set: views per (shape, motion)
     uncond_shapes: tuple[str, ...] = ("cube", "sphere", "chair", "tree")  # generic set: library objects
     uncond_motions: tuple[str, ...] = ("still", *MOTIONS)  # generic set: motions ("still" = none)
