@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import torch
 
-from dreamer.devices import resolve_device, resolve_dtype
 from dreamer.errors import UserError
 from dreamer.priors.stable_diffusion import StableDiffusionConfig, StableDiffusionPrior
 from dreamer.priors.video import VideoPrior
@@ -35,15 +34,9 @@ class LatentVideoPrior(VideoPrior, StableDiffusionPrior):
     """
 
     text_per_frame: ClassVar[bool] = False
-    config_class: ClassVar[type[StableDiffusionConfig]]  # the subclass's settings (SD's fields + num_frames)
-
-    def __init__(self, config: StableDiffusionConfig | None = None, device: str | torch.device = "auto"):
-        torch.nn.Module.__init__(self)  # StableDiffusionPrior.__init__ would load and assemble a 2D UNet
-        config = config or self.config_class()
-        device = resolve_device(device)
-        dtype = resolve_dtype(config.dtype, device)
-        self._assemble(**self._load_parts(config, dtype), image_size=config.image_size, device=device, dtype=dtype,
-                       config=config)
+    # the subclass's settings (SD's fields + num_frames); StableDiffusionPrior.__init__ builds it when none is given
+    # and loads the parts through the subclass's `_load_parts` (the video UNet instead of SD's 2D one)
+    config_class: ClassVar[type[StableDiffusionConfig]]
 
     @classmethod
     def _load_parts(cls, config: StableDiffusionConfig, dtype: torch.dtype) -> dict[str, Any]:

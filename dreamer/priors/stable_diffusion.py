@@ -14,7 +14,7 @@ bilinearly to `image_size` inside `encode_images`, so the UNet still works at it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -100,13 +100,21 @@ def _downsampling(block_out_channels) -> int:
 class StableDiffusionPrior(DiffusersPrior):
     """A frozen Stable Diffusion model behind the `Prior` contract (latent space)."""
 
+    config_class: ClassVar[type[StableDiffusionConfig]] = StableDiffusionConfig  # a subclass's settings
+
     def __init__(self, config: StableDiffusionConfig | None = None, device: str | torch.device = "auto"):
         super().__init__()
-        config = config or StableDiffusionConfig()
+        config = config or self.config_class()
         device = resolve_device(device)
         dtype = resolve_dtype(config.dtype, device)
-        parts = load_stable_diffusion(config, dtype)
+        parts = self._load_parts(config, dtype)
         self._assemble(**parts, image_size=config.image_size, device=device, dtype=dtype, config=config)
+
+    @classmethod
+    def _load_parts(cls, config: StableDiffusionConfig, dtype: torch.dtype) -> dict:
+        """tokenizer, text_encoder, vae, unet and scheduler from the config's weights (a video prior loads its
+        video UNet here instead)."""
+        return load_stable_diffusion(config, dtype)
 
     @classmethod
     def from_components(cls, tokenizer, text_encoder, vae, unet, scheduler, image_size: int | None = None,
