@@ -56,7 +56,7 @@ def test_the_prior_picks_the_turns_the_prompt_names(prior, prompt, expected):
 
 def test_one_hypothesis_is_no_test_and_draws_nothing(prior):
     rep = _chair(200)
-    config = load_run_config("4d", {"prompt": "a red chair spinning"})
+    config = load_run_config("4d", {"prompt": "a red chair spinning", "motion": {"spin_turns": [0]}})
     assert choose_spin(rep, prior, prior.encode_prompt("a red chair spinning"), config, 4, "cpu") is None
     assert float(rep.track.turns) == 0.0
 
