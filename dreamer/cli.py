@@ -316,41 +316,37 @@ def _ui(args) -> int:
 
 def _prior_train(args) -> int:
     from dreamer.config import merge
-    from dreamer.priors.tiny.checkpoint import checkpoint_path
     from dreamer.priors.tiny.train import PRIOR_MODELS, RESUMABLE, recipe, train
 
     updates = _training_updates(args)
     args.out = args.out or PRIOR_MODELS[args.model]
-    config = merge(recipe(args.model), updates, prefix="train")
+    return _run_training(args, "tiny prior", merge(recipe(args.model), updates, prefix="train"), updates,
+                         RESUMABLE, train)
+
+
+def _prior_train_motion(args) -> int:
+    from dreamer.config import merge
+    from dreamer.priors.tiny_motion.train import RESUMABLE, WEIGHTS, MotionTrainConfig, train_motion
+
+    updates = _training_updates(args)
+    args.out = args.out or WEIGHTS
+    return _run_training(args, "tiny-motion prior", merge(MotionTrainConfig(), updates, prefix="train-motion"),
+                         updates, RESUMABLE, train_motion)
+
+
+def _run_training(args, label: str, config, updates: dict, resumable, train) -> int:
+    """Train `config` into --out (resuming from a checkpoint there unless --fresh; settings outside `resumable`
+    cannot change on a resume) and print what was done."""
+    from dreamer.priors.tiny.checkpoint import checkpoint_path
+
     resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
-    fixed = sorted(set(updates) - set(RESUMABLE))
+    fixed = sorted(set(updates) - set(resumable))
     if resuming and fixed:
         raise UserError(f"{args.out} holds a run to resume, whose {', '.join(fixed)} cannot change: "
                         "drop those settings, or pass --fresh to start over")
     summary = train(config, args.out, resume=True if args.resume else (False if args.fresh else None),
                     progress=not args.quiet)
-    print(f"tiny prior: {summary.step} steps, final loss {summary.final_loss:.4f}, "
-          f"{summary.steps_per_second:.2f} steps/s this session")
-    print(f"written: {args.out}/model.safetensors, config.json, TRAINING.md")
-    return 0
-
-
-def _prior_train_motion(args) -> int:
-    from dreamer.config import merge
-    from dreamer.priors.tiny.checkpoint import checkpoint_path
-    from dreamer.priors.tiny_motion.train import RESUMABLE, WEIGHTS, MotionTrainConfig, train_motion
-
-    updates = _training_updates(args)
-    args.out = args.out or WEIGHTS
-    config = merge(MotionTrainConfig(), updates, prefix="train-motion")
-    resuming = args.resume or (not args.fresh and checkpoint_path(args.out).is_file())
-    fixed = sorted(set(updates) - set(RESUMABLE))
-    if resuming and fixed:
-        raise UserError(f"{args.out} holds a run to resume, whose {', '.join(fixed)} cannot change: "
-                        "drop those settings, or pass --fresh to start over")
-    summary = train_motion(config, args.out, resume=True if args.resume else (False if args.fresh else None),
-                           progress=not args.quiet)
-    print(f"tiny-motion prior: {summary.step} steps, final loss {summary.final_loss:.4f}, "
+    print(f"{label}: {summary.step} steps, final loss {summary.final_loss:.4f}, "
           f"{summary.steps_per_second:.2f} steps/s this session")
     print(f"written: {args.out}/model.safetensors, config.json, TRAINING.md")
     return 0

@@ -84,6 +84,28 @@ def train_loop(run, train_step: Callable[[], float], steps: int, log_every: int,
     return finished
 
 
+def optimizer_step(run, loss, trained, grad_clip: float, diverged: str) -> float:
+    """One update of `run` from `loss`: the step's lr, backward, gradient clipping, the optimizer, the EMA of
+    `trained` (the module whose weights are shipped), step + 1. A non-finite loss raises TrainingDiverged
+    (`diverged` names the model) before anything changes, so the last checkpoint stays good."""
+    import torch
+
+    from dreamer.errors import TrainingDiverged
+
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"{diverged} loss became {loss.item()} at step {run.step + 1}; "
+                               "the last checkpoint is kept: lower lr= or resume")
+    for group in run.optimizer.param_groups:
+        group["lr"] = run.lr()
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trained.parameters(), grad_clip)
+    run.optimizer.step()
+    run.ema.update(trained)
+    run.step += 1
+    return float(loss.detach())
+
+
 def progress_bar(enabled: bool, total: int, initial: int, desc: str, unit: str = "step"):
     """A tqdm bar (with an ETA), or None when progress is off."""
     if not enabled:

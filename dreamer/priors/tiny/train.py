@@ -26,12 +26,12 @@ from typing import Literal
 
 import torch
 
-from dreamer.errors import TrainingDiverged, UserError
+from dreamer.errors import UserError
 from dreamer.io import atomic_write_text
 from dreamer.devices import resolve_device
 from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
-from dreamer.priors.tiny.loop import Session, final_loss, render_progress, train_loop
+from dreamer.priors.tiny.loop import Session, final_loss, optimizer_step, render_progress, train_loop
 from dreamer.priors.tiny.data import TinyDataConfig, TrainingData
 from dreamer.priors.tiny.ema import EMA
 from dreamer.priors.tiny.lifted import LiftedConfig
@@ -242,18 +242,7 @@ class _Run:
             v_hat = network_call(self.unet, c.unet, x_t, t, text, _batch_camera(batch, c), views, drop=drop_cam,
                                  spherical=batch.cameras.to(dev))
             loss = weighted_mse(v_hat.float(), schedule.velocity(x0, eps, alpha, sigma).float(), weight)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"tiny-prior loss became {loss.item()} at step {self.step + 1}; "
-                                   "the last checkpoint is kept: lower --lr or resume")
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.unet.parameters(), c.grad_clip)
-        self.optimizer.step()
-        self.ema.update(self.unet)
-        self.step += 1
-        return float(loss.detach())
+        return optimizer_step(self, loss, self.unet, c.grad_clip, "tiny-prior")
 
     def shipped_unet(self) -> torch.nn.Module:
         """A copy of the UNet holding the EMA weights (CPU, eval)."""

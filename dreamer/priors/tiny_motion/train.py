@@ -29,11 +29,11 @@ from typing import Literal
 import torch
 
 from dreamer.devices import resolve_device
-from dreamer.errors import TrainingDiverged, UserError
+from dreamer.errors import UserError
 from dreamer.io import atomic_write_text
 from dreamer.priors import schedule
 from dreamer.priors.tiny import checkpoint as ckpt
-from dreamer.priors.tiny.loop import Session, final_loss, render_progress, train_loop
+from dreamer.priors.tiny.loop import Session, final_loss, optimizer_step, render_progress, train_loop
 from dreamer.priors.tiny.ema import EMA
 from dreamer.priors.tiny.model import camera_features, drop_cameras
 from dreamer.priors.tiny.text import MiniLMEncoder, TextEncoder
@@ -173,18 +173,7 @@ class _Run:
         v_hat = clip_call(self.unet, x_t, t, text, feats)
         weight = 1.0 + c.object_weight * batch.alpha.to(dev) if c.object_weight else None
         loss = weighted_mse(v_hat.float(), (alpha * eps - sigma * x0).float(), weight)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"tiny-motion loss became {loss.item()} at step {self.step + 1}; "
-                                   "the last checkpoint is kept: lower lr= or resume")
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.trained.parameters(), c.grad_clip)
-        self.optimizer.step()
-        self.ema.update(self.trained)
-        self.step += 1
-        return float(loss.detach())
+        return optimizer_step(self, loss, self.trained, c.grad_clip, "tiny-motion")
 
     def shipped_state(self) -> dict[str, torch.Tensor]:
         """The EMA of the trained layers (CPU)."""
