@@ -88,6 +88,36 @@ def test_the_prompt_reaches_the_time_embedding_through_the_text_projection_only_
     assert len(motion_modules(video)) == 2 * 1 + 2 * 2 + 1  # one per down ResNet, per up ResNet, mid block
 
 
+def test_the_prompt_reaches_every_temporal_transformer_per_clip_once_trained():
+    video = build_motion_unet(_image_unet(), LAYERS).eval()
+    x, t, text, feats = _inputs()
+    other = text.clone()
+    other[1, 5:] += 1.0  # the second clip asks for another motion
+    with torch.no_grad():
+        base = clip_call(video, x, t, text, feats)
+        for bias in video.temporal_text:  # zero at start: nothing changes
+            assert bias.projection.weight.abs().sum() == 0
+        torch.nn.init.normal_(video.temporal_text[0].projection.weight, std=0.1)
+        for module in motion_modules(video):  # the temporal layers pass their tokens on
+            torch.nn.init.normal_(module.proj_out.weight, std=0.1)
+        a = clip_call(video, x, t, text, feats)
+        b = clip_call(video, x, t, other, feats)
+    assert (a - base).abs().max() > 1e-4
+    # per clip: changing the second clip's prompt leaves the first clip's output as it was
+    torch.testing.assert_close(a[0], b[0], atol=1e-6, rtol=0)
+    assert (a[1] - b[1]).abs().max() > 1e-4
+    assert len(video.temporal_text) == len(motion_modules(video))
+    assert any(n.startswith("temporal_text") for n in trainable_module(video).state_dict())
+
+
+def test_weights_saved_before_the_temporal_prompt_load_without_it():
+    config = MotionLayersConfig.from_dict({"heads": [1, 2], "max_frames": 8, "mid_block": True, "text_to_time": True})
+    assert config.text_to_temporal is False
+    video = build_motion_unet(_image_unet(), config)
+    assert getattr(video, "temporal_text", None) is None
+    assert not any(n.startswith("temporal_text") for n in trainable_module(video).state_dict())
+
+
 def test_an_image_unet_without_a_camera_embedding_is_refused_in_one_line():
     from diffusers import UNet2DConditionModel
 
@@ -218,8 +248,9 @@ def _image_prior_folder(tmp_path):
 
 
 def _config(tmp_path, steps: int, **changes) -> MotionTrainConfig:
+    changes = {"layers": LAYERS, **changes}
     return MotionTrainConfig(steps=steps, batch_size=2, warmup_steps=2, checkpoint_every=2, log_every=1,
-                             image_prior=str(_image_prior_folder(tmp_path)), layers=LAYERS, data=DATA, **changes)
+                             image_prior=str(_image_prior_folder(tmp_path)), data=DATA, **changes)
 
 
 def test_training_learns_only_the_new_layers_and_resumes_exactly(tmp_path, monkeypatch):
@@ -244,6 +275,34 @@ def test_training_learns_only_the_new_layers_and_resumes_exactly(tmp_path, monke
     assert record["steps"] == 4 and len(record["config"]["data"]["motions"]) == 2
     assert "temporal layers" in (tmp_path / "a" / "TRAINING.md").read_text()
     assert len([line for line in (tmp_path / "a" / "loss.jsonl").read_text().splitlines() if line]) == 4
+
+
+def test_a_run_can_start_from_older_weights_whose_new_layers_start_at_zero(tmp_path, monkeypatch):
+    import dataclasses
+
+    from dreamer.priors.tiny_motion.train import clip_change
+
+    monkeypatch.setenv("DREAMER_CACHE", str(tmp_path / "cache"))
+    older = dataclasses.replace(LAYERS, text_to_temporal=False)
+    train_motion(_config(tmp_path, 2, layers=older), tmp_path / "old", progress=False, encoder=HashEncoder(),
+                 command="t")
+    old, _, _ = load_motion_network(tmp_path / "old")
+    newer = _config(tmp_path, 0, init_from=str(tmp_path / "old"))
+    train_motion(newer, tmp_path / "new", progress=False, encoder=HashEncoder(), command="t")
+    new, info, _ = load_motion_network(tmp_path / "new")
+    assert info.layers.text_to_temporal and len(new.temporal_text) == len(motion_modules(new))
+    for name, value in trainable_module(old).state_dict().items():
+        torch.testing.assert_close(trainable_module(new).state_dict()[name], value)
+    assert all(bias.projection.weight.abs().max() == 0 for bias in new.temporal_text)
+    with pytest.raises(UserError, match="has no tiny-motion weights"):
+        train_motion(_config(tmp_path, 1, init_from=str(tmp_path / "none")), tmp_path / "x", progress=False,
+                     encoder=HashEncoder(), command="t")
+    # the moving-pixel weight: zero where a clip stands still, the frame-to-frame range where it changes
+    clip = torch.full((1, 4, 3, 2, 2), -1.0)
+    clip[0, 2, 1, 0, 1] = 0.5
+    change = clip_change(clip)
+    assert change.shape == (1, 1, 1, 2, 2)
+    assert change[0, 0, 0].tolist() == [[0.0, 0.75], [0.0, 0.0]]
 
 
 def test_missing_weights_say_how_to_make_them(tmp_path):

@@ -13,9 +13,12 @@ ResNet/attention pair. Two things of ours go around it:
   cross-attention), and the frozen image layers were trained on prompts without motion words. So
   `ClipEmbedding` also adds a projection of the prompt's mean token embedding to the time
   embedding, which every ResNet block reads: "bouncing" and "spinning" reach the whole network.
+  That path is indirect (the frozen ResNets turn it into channel offsets), so `TemporalTextBias` also
+  adds a projection of the same pooled prompt to every temporal transformer's tokens, right after
+  its input projection: the layers that decide how frames move read which motion was asked for.
 
-Both new paths start at zero: the temporal transformers' output projections (`proj_out`) and the
-text projection. At zero the network equals the image UNet frame by frame (tested), so training
+All new paths start at zero: the temporal transformers' output projections (`proj_out`) and the
+text projections. At zero the network equals the image UNet frame by frame (tested), so training
 starts from what `tiny` already draws and learns only how frames move.
 """
 
@@ -38,6 +41,7 @@ class MotionLayersConfig:
     max_frames: int = 32  # longest clip the sinusoidal frame positions cover
     mid_block: bool = True  # a temporal transformer in the mid block too
     text_to_time: bool = True  # the prompt's mean token embedding projected into the time embedding
+    text_to_temporal: bool = True  # ... and added to every temporal transformer's tokens (TemporalTextBias)
 
     def __post_init__(self) -> None:
         self.heads = tuple(int(h) for h in self.heads)
@@ -51,7 +55,36 @@ class MotionLayersConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MotionLayersConfig":
-        return cls(**d)
+        return cls(**{"text_to_temporal": False, **d})  # weights saved before the option had none
+
+
+class PromptContext:
+    """The pooled prompt of the clips in the current call, [B, D]: ClipEmbedding sets it at the start of
+    every UNet call (diffusers gives the temporal transformers no text), TemporalTextBias reads it."""
+
+    def __init__(self) -> None:
+        self.pooled: torch.Tensor | None = None
+
+
+class TemporalTextBias(torch.nn.Module):
+    """A per-clip offset, linear in the pooled prompt, added to a temporal transformer's tokens after its
+    input projection (a forward hook on `proj_in`, so the transformer's own weights keep their names).
+    diffusers lays the tokens out as [B·H·W, F, C], clip-major. Starts at zero."""
+
+    def __init__(self, proj_in: torch.nn.Linear, text_dim: int, context: PromptContext) -> None:
+        super().__init__()
+        self.projection = torch.nn.Linear(text_dim, proj_in.out_features)
+        torch.nn.init.zeros_(self.projection.weight)
+        torch.nn.init.zeros_(self.projection.bias)
+        self.context = context
+        proj_in.register_forward_hook(self._add)
+
+    def _add(self, _module, _inputs, tokens: torch.Tensor) -> torch.Tensor:
+        pooled = self.context.pooled
+        if pooled is None:
+            raise ValueError("TemporalTextBias needs the clips' pooled prompt (set by ClipEmbedding)")
+        offset = self.projection(pooled.to(tokens.dtype))  # [B, C]
+        return tokens + offset.repeat_interleave(tokens.shape[0] // offset.shape[0], dim=0)[:, None, :]
 
 
 class ClipEmbedding(torch.nn.Module):
@@ -59,14 +92,16 @@ class ClipEmbedding(torch.nn.Module):
     `time_embedding(t_emb, timestep_cond)` with `timestep_cond` = [B, camera_dim (+ text_dim)]."""
 
     def __init__(self, time_embedding: torch.nn.Module, camera_embedding: torch.nn.Module, camera_dim: int,
-                 text_dim: int | None) -> None:
+                 text_dim: int | None, text_to_time: bool = True) -> None:
         super().__init__()
         self.time_embedding = time_embedding
         self.camera_embedding = camera_embedding
         self.camera_dim = camera_dim
+        self.reads_text = bool(text_dim)  # timestep_cond carries the pooled prompt after the camera
+        self.prompt = PromptContext()
         width = time_embedding.linear_2.out_features
         self.text_projection = None
-        if text_dim:
+        if text_dim and text_to_time:
             self.text_projection = torch.nn.Linear(text_dim, width)
             torch.nn.init.zeros_(self.text_projection.weight)
             torch.nn.init.zeros_(self.text_projection.bias)
@@ -77,8 +112,10 @@ class ClipEmbedding(torch.nn.Module):
         emb = self.time_embedding(t_emb)
         camera = condition[:, :self.camera_dim].to(emb.dtype)
         emb = emb + self.camera_embedding(camera)
+        pooled = condition[:, self.camera_dim:] if self.reads_text else None
+        self.prompt.pooled = pooled
         if self.text_projection is not None:
-            emb = emb + self.text_projection(condition[:, self.camera_dim:].to(emb.dtype))
+            emb = emb + self.text_projection(pooled.to(emb.dtype))
         return emb
 
 
@@ -118,9 +155,13 @@ def build_motion_unet(image_unet, config: MotionLayersConfig, adapter=None):
     if fresh:
         zero_motion_outputs(unet)
     camera = copy.deepcopy(image_unet.class_embedding)
-    text_dim = image_unet.config.cross_attention_dim if config.text_to_time else None
-    unet.time_embedding = ClipEmbedding(unet.time_embedding, camera,
-                                        image_unet.config.projection_class_embeddings_input_dim, text_dim)
+    text_dim = image_unet.config.cross_attention_dim if (config.text_to_time or config.text_to_temporal) else None
+    embedding = ClipEmbedding(unet.time_embedding, camera, image_unet.config.projection_class_embeddings_input_dim,
+                              text_dim, config.text_to_time)
+    unet.time_embedding = embedding
+    if config.text_to_temporal:
+        unet.temporal_text = torch.nn.ModuleList(
+            TemporalTextBias(module.proj_in, text_dim, embedding.prompt) for module in motion_modules(unet))
     return unet
 
 
@@ -147,6 +188,8 @@ def trainable_module(unet) -> torch.nn.Module:
     parts = torch.nn.ModuleDict({"temporal": torch.nn.ModuleList(motion_modules(unet))})
     if unet.time_embedding.text_projection is not None:
         parts["text_projection"] = unet.time_embedding.text_projection
+    if getattr(unet, "temporal_text", None) is not None:
+        parts["temporal_text"] = unet.temporal_text
     return parts
 
 
@@ -161,7 +204,7 @@ def clip_call(unet, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, came
     [B, L, D] and per-clip camera features [B, camera_dim] (zeros = no camera)."""
     dtype = dtype or next(unet.parameters()).dtype
     condition = camera_features.to(x_t.device, torch.float32)
-    if unet.time_embedding.text_projection is not None:
+    if unet.time_embedding.reads_text:
         condition = torch.cat([condition, pooled_text(text).to(condition.device)], dim=1)
     sample = x_t.to(dtype).permute(0, 2, 1, 3, 4)  # diffusers' video layout [B, C, F, H, W]
     per_frame = text.to(dtype).repeat_interleave(x_t.shape[1], dim=0)  # diffusers' pipelines pass one per frame

@@ -4,7 +4,9 @@ The image UNet (`tiny`'s shipped weights) is frozen; only the temporal transform
 projection learn (dreamer.priors.tiny_motion.model). Each step: B clips (data.ClipData), one
 t ~ U{0..T−1} per clip shared by its frames (a share of clips from the upper half, where the
 motion is decided), ε ~ N(0, I), x_t = α_t x0 + σ_t ε, and the loss ‖v̂ − v‖² with the object's
-pixels weighted (the background is most of a 32 px frame, and nothing there moves). Prompt
+pixels weighted (the background is most of a 32 px frame, and nothing there moves) and the pixels
+that change during the clip weighted again (the frozen image UNet already predicts each frame's
+still content; what the new layers must learn is where the frames differ). Prompt
 dropout (CFG) and camera dropout (the camera-free branch) as `tiny`'s training. AdamW with a
 warm-up and an optional cosine tail (dreamer.priors.tiny.train.learning_rate), gradient clipping,
 and an EMA of the trained weights, which is what gets shipped.
@@ -61,14 +63,17 @@ class MotionTrainConfig:
     ema_decay: float = 0.998
     prompt_dropout: float = 0.1  # share of clips trained with the empty prompt (CFG)
     camera_dropout: float = 0.1  # share of clips trained without a camera
-    object_weight: float = 2.0  # per-pixel loss weight 1 + object_weight·coverage
-    high_t_share: float = 0.3  # share of clips whose t comes from the upper half [T/2, T)
+    object_weight: float = 2.0  # per-pixel loss weight 1 + object_weight·coverage (+ motion_weight·change)
+    motion_weight: float = 4.0  # ... + motion_weight × how much the pixel changes over the clip (0–1); see
+    # docs/benchmarks.md "tiny-motion" for the recipe the shipped weights used
+    high_t_share: float = 0.5  # share of clips whose t comes from the upper half [T/2, T)
     checkpoint_every: int = 250
     log_every: int = 25
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None  # torch CPU threads; None = all cores
     image_prior: str = "assets/priors/tiny"  # the frozen image prior's weights folder
+    init_from: str | None = None  # a tiny-motion weights folder to start from (layers it lacks start at zero)
     layers: MotionLayersConfig = field(default_factory=MotionLayersConfig)
     data: ClipDataConfig = field(default_factory=ClipDataConfig)
 
@@ -126,6 +131,8 @@ class _Run:
         self.unet.requires_grad_(False)
         self.trained = trainable_module(self.unet)
         self.trained.requires_grad_(True)
+        if config.init_from:
+            warm_start(self.trained, config.init_from)
         self.unet.train()
         self.ema = EMA(self.trained, config.ema_decay)
         self.optimizer = torch.optim.AdamW(self.trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -171,13 +178,43 @@ class _Run:
         alpha, sigma = alpha[:, None], sigma[:, None]  # [B, 1, 1, 1, 1]: per clip
         x_t = alpha * x0 + sigma * eps
         v_hat = clip_call(self.unet, x_t, t, text, feats)
-        weight = 1.0 + c.object_weight * batch.alpha.to(dev) if c.object_weight else None
+        weight = None
+        if c.object_weight or c.motion_weight:
+            weight = 1.0 + c.object_weight * batch.alpha.to(dev)
+            if c.motion_weight:
+                weight = weight + c.motion_weight * clip_change(x0)
         loss = weighted_mse(v_hat.float(), (alpha * eps - sigma * x0).float(), weight)
         return optimizer_step(self, loss, self.trained, c.grad_clip, "tiny-motion")
 
     def shipped_state(self) -> dict[str, torch.Tensor]:
         """The EMA of the trained layers (CPU)."""
         return {k: v.detach().cpu() for k, v in self.ema.shadow.items()}
+
+
+def clip_change(x0: torch.Tensor) -> torch.Tensor:
+    """[B, 1, 1, S, S] how much each pixel changes over its clip x0 [B, F, 3, S, S] in [−1, 1]: the range
+    over the frames, the largest channel's, in [0, 1]. Zero wherever nothing moves (the background)."""
+    spread = (x0.amax(dim=1) - x0.amin(dim=1)).amax(dim=1, keepdim=True) / 2.0  # [B, 1, S, S]
+    return spread[:, None]
+
+
+def warm_start(trained: torch.nn.Module, folder: str) -> None:
+    """Load a weights folder's trained layers into `trained`; layers that folder lacks (a newer option) keep
+    their zero start. UserError when the folder is missing or its layers do not fit."""
+    from safetensors.torch import load_file
+
+    from dreamer.priors.tiny_motion.weights import MODEL_FILE, has_motion_weights
+    from dreamer.resources import resolve_weights
+
+    path = resolve_weights(folder)
+    if not has_motion_weights(path):
+        raise UserError(f"tiny-motion training: init_from {folder} has no tiny-motion weights")
+    state = {k: v.float() for k, v in load_file(str(path / MODEL_FILE)).items()}
+    own = trained.state_dict()
+    unfit = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    if unfit:
+        raise UserError(f"tiny-motion training: init_from {folder} does not fit these layers ({unfit[0]}, ...)")
+    trained.load_state_dict(state, strict=False)
 
 
 def _write_outputs(run: _Run, out_dir: Path, summary: MotionTrainSummary, command: str) -> None:
@@ -196,10 +233,11 @@ def _write_outputs(run: _Run, out_dir: Path, summary: MotionTrainSummary, comman
         "# tiny-motion prior — training record",
         "",
         f"- command: `{command}`",
-        f"- frozen image prior: `{c.image_prior}`; trained: the temporal layers and the text projection",
+        f"- frozen image prior: `{c.image_prior}`; trained: the temporal layers and the text projections"
+        + (f"; started from `{c.init_from}`" if c.init_from else ""),
         f"- steps: {run.step} (batch {c.batch_size} clips of {c.data.frames} frames, seed {c.seed}, "
         f"data seed {c.data.seed})",
-        f"- loss (v-prediction MSE, object-weighted): first log window {first:.4f}, final {summary.final_loss:.4f}",
+        f"- loss (v-prediction MSE, weight 1 + {c.object_weight}·coverage + {c.motion_weight}·change): first log window {first:.4f}, final {summary.final_loss:.4f}",
         f"- training time: {run.elapsed / 60:.1f} min; last session {summary.steps_per_second:.2f} steps/s",
         f"- trained parameters: {summary.trained_parameters:,} (shipped as fp16 model.safetensors)",
         f"- torch {torch.__version__}, {record['machine']}",
