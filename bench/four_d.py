@@ -5,8 +5,8 @@ the animated library.
 
 Draws K prompts by seed, every motion at least once (motions taken in turn, shape and colour drawn
 per prompt; white is left out, a white object on the white background has no silhouette; a spin is
-drawn only on a shape whose spin an image can show, `dreamer.eval.motion.motion_is_visible`, not on a
-sphere, cylinder, cone, ...). Each prompt runs as its own `dreamer generate` process (training, export,
+drawn only on a shape whose spin an image can show, `dreamer.eval.four_d_metrics.motion_is_visible`,
+not on a sphere, cylinder, cone, ...). Each prompt runs as its own `dreamer generate` process (training, export,
 eval), timed, with its peak memory read from the kernel. The table has the 4D metrics of eval.json
 (mean per-frame silhouette IoU and trajectory error, each at fixed phase and at the loop's best
 circular shift, mean per-frame volume IoU, amplitude ratio, flicker), s/step and the total time;
@@ -56,7 +56,7 @@ FAILED = {"mean_frame_iou": 0.0, "mean_frame_iou_phase": 0.0, "mean_frame_volume
 def draw_prompts(k: int, seed: int) -> list[str]:
     """K prompts, motions in turn (all six once K ≥ 6), shape and colour drawn by `seed`, no repeats."""
     from dreamer.shapes import COLOURS, OBJECTS
-    from dreamer.shapes.motion import MOTIONS
+    from dreamer.shapes.motions import MOTIONS
     from dreamer.shapes.spec import with_article
 
     rng = random.Random(seed)
@@ -75,9 +75,9 @@ def draw_prompts(k: int, seed: int) -> list[str]:
 
 def visible_spins() -> list[str]:
     """The library shapes whose spin about the vertical axis an image can show (not the symmetric ones)."""
-    from dreamer.eval.motion import motion_is_visible
+    from dreamer.eval.four_d_metrics import motion_is_visible
     from dreamer.shapes import OBJECTS, ObjectSpec
-    from dreamer.shapes.motion import MotionSpec
+    from dreamer.shapes.motions import MotionSpec
 
     return [shape for shape in OBJECTS if motion_is_visible(MotionSpec(ObjectSpec(shape, "red"), "spinning"),
                                                             views=2, resolution=32)]

@@ -39,7 +39,7 @@ from dreamer.priors.tiny_motion.data import HELD_OUT_TRIPLES, training_colours  
 from dreamer.priors.tiny_motion.prior import TinyMotionPrior, TinyMotionPriorConfig  # noqa: E402
 from dreamer.priors.tiny_motion.sample import sample_clips, truth_clips  # noqa: E402
 from dreamer.shapes import OBJECTS, ObjectSpec  # noqa: E402
-from dreamer.shapes.motion import MOTIONS  # noqa: E402
+from dreamer.shapes.motions import MOTIONS  # noqa: E402
 
 
 def trained_triples(count: int, seed: int) -> list[tuple[str, str, str]]:

@@ -23,7 +23,7 @@ from sheet import labelled_row, write_sheet  # noqa: E402
 from dreamer.cameras import clip_cameras, frame_times, from_spherical  # noqa: E402
 from dreamer.shapes import ObjectSpec  # noqa: E402
 from dreamer.shapes.animated import render_motion  # noqa: E402
-from dreamer.shapes.motion import MOTIONS, MotionSpec  # noqa: E402
+from dreamer.shapes.motions import MOTIONS, MotionSpec  # noqa: E402
 
 ROWS = [("spinning", "chair", "blue"), ("bouncing", "cube", "red"), ("sliding", "cylinder", "green"),
         ("swaying", "tree", "green"), ("pulsing", "sphere", "purple"), ("orbiting", "mug", "orange")]

@@ -71,7 +71,7 @@ def test_only_shapes_whose_spin_an_image_shows_are_drawn_spinning():
 
 
 def test_draws_cover_every_motion_and_no_invisible_spin(bench):
-    from dreamer.shapes.motion import MOTIONS
+    from dreamer.shapes.motions import MOTIONS
 
     for seed in range(5):
         prompts = bench.draw_prompts(12, seed)

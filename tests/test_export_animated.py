@@ -17,13 +17,13 @@ from gltf_validator import assert_valid_gltf
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.export.animated_gltf import decompose_similarity, write_animated_glb, write_trs_glb
-from dreamer.export.motion_video import motion_frames, turntable_motion_cameras, turntable_motion_frames
+from dreamer.export.four_d_video import motion_frames, turntable_motion_cameras, turntable_motion_frames
 from dreamer.export.splat_sequence import read_deformation, write_splat_sequence
 from dreamer.render.splat.ply import read_splats_ply
 from dreamer.representations.base import Animated
 from dreamer.representations.gaussians import Gaussians, GaussiansConfig
 from dreamer.run_config import RunConfig
-from dreamer.trainer.motion_outputs import export_motion_outputs, motion_settings
+from dreamer.trainer.four_d_outputs import export_motion_outputs, motion_settings
 
 COMPONENTS = {5126: np.float32, 5121: np.uint8, 5123: np.uint16, 5125: np.uint32}
 WIDTHS = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}
@@ -205,11 +205,11 @@ def sliding():
     return SlidingGaussians().eval()
 
 
-def tiny_config(frames: int = 4, fps: float = 8.0) -> RunConfig:
+def tiny_config(export_frames: int = 4, fps: float = 8.0) -> RunConfig:
     config = RunConfig()
     config.export.mesh_resolution, config.export.max_faces = 32, 400
     config.export.video_frames, config.export.video_resolution, config.export.fps = 6, 32, 8
-    config.motion.export_frames, config.motion.fps = frames, fps
+    config.motion.export_frames, config.motion.fps = export_frames, fps
     return config
 
 
@@ -264,7 +264,7 @@ def test_export_motion_outputs_writes_every_file_atomically(tmp_path, sliding, m
     real_replace = dreamer.io.os.replace
     monkeypatch.setattr(dreamer.io.os, "replace", lambda src, dst: (replaced.append(str(dst)), real_replace(src, dst)))
     assert isinstance(sliding, Animated)
-    config = tiny_config(frames=4, fps=8.0)
+    config = tiny_config(export_frames=4, fps=8.0)
     rigid = np.stack([similarity(2 * math.pi * k / 4, 0.1, 1.0) for k in range(4)])
     paths = export_motion_outputs(config, sliding, tmp_path, formats=["ply"], video=True, rigid=rigid)
     assert set(paths) == {"glb", "glb_trs", "ply", "splats", "deformation", "frames", "motion_video", "video"}
@@ -292,8 +292,8 @@ def test_export_motion_outputs_refuses_a_static_representation(tmp_path):
 
 def test_motion_settings_default_and_checks():
     assert motion_settings(RunConfig()) == (16, 8.0)  # MotionConfig's defaults
-    assert motion_settings(tiny_config(frames=5, fps=12)) == (5, 12.0)
+    assert motion_settings(tiny_config(export_frames=5, fps=12)) == (5, 12.0)
     with pytest.raises(UserError, match="motion.export_frames must be >= 2 and motion.fps >= 1"):
-        motion_settings(tiny_config(frames=0))
+        motion_settings(tiny_config(export_frames=0))
     with pytest.raises(UserError, match="motion.export_frames must be >= 2 and motion.fps >= 1"):
         motion_settings(tiny_config(fps=-1.0))

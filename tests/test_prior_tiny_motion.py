@@ -28,7 +28,7 @@ from dreamer.priors.tiny_motion.weights import MotionModelInfo, load_motion_netw
 from dreamer.registry import component_class
 from dreamer.shapes import OBJECTS
 from dreamer.shapes.colours import COLOURS
-from dreamer.shapes.motion import MOTIONS, canonical_motion
+from dreamer.shapes.motions import MOTIONS, canonical_motion
 from tiny_prior_parts import TINY_UNET, HashEncoder
 
 LAYERS = MotionLayersConfig(heads=(1, 2), max_frames=8)

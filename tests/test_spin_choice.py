@@ -46,7 +46,7 @@ def test_the_prior_picks_the_turns_the_prompt_names(prior, prompt, expected):
     rep = _chair()
     config = load_run_config("4d", {"prompt": prompt, "resolution": 32, "motion": {
         "spin_turns": [0, 1, -1], "spin_clips": 3, "spin_draws": 6}})
-    choice = choose_spin(rep, prior, prior.encode_prompt(prompt), config, frames=4, device="cpu")
+    choice = choose_spin(rep, prior, prior.encode_prompt(prompt), config, clip_frames=4, device="cpu")
     assert set(choice.errors) == {0.0, 1.0, -1.0}
     assert choice.turns == expected and float(rep.track.turns) == expected, choice
     if expected:  # the turn the prompt names scores best, and by the margin

@@ -47,7 +47,7 @@ def test_the_priors_declare_whether_they_are_embedded_and_exact():
 
 
 def test_every_embedded_image_prior_gets_the_prompt_without_its_motion():
-    from dreamer.trainer.motion import image_prompt
+    from dreamer.trainer.four_d import image_prompt
 
     for name in ("tiny", "tiny-mv", "tiny-3d", "reference"):
         assert image_prompt("a red cube bouncing", name) == "a red cube"

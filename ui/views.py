@@ -17,7 +17,7 @@ EVAL_FIELDS = (("iou", "IoU"), ("colour_error", "colour error"), ("r_precision",
 EVAL_3D_FIELDS = (("volume_iou", "volume IoU"), ("fscore_002", "F-score@0.02"), ("fscore_005", "F-score@0.05"),
                   ("chamfer_l1", "chamfer L1"), ("normal_consistency", "normal consistency"),
                   ("extent_error", "extent error x / y / z"))
-# a 4D run's eval.json (dreamer.eval.motion): per-frame lists summarised by their mean and their worst frame
+# a 4D run's eval.json (dreamer.eval.four_d_metrics): per-frame lists summarised by their mean and their worst frame
 EVAL_FRAME_FIELDS = (("mean_frame_iou", "IoU, mean"), ("min_frame_iou", "IoU, worst frame"),
                      ("mean_frame_iou_phase", "IoU, mean at the best phase"),
                      ("mean_frame_volume_iou", "volume IoU, mean"), ("min_frame_volume_iou", "volume IoU, worst frame"))

@@ -27,7 +27,7 @@ from torch import nn
 
 from dreamer.errors import UserError
 from dreamer.resources import resolve_weights
-from dreamer.shapes.motion import MOTIONS
+from dreamer.shapes.motions import MOTIONS
 
 DEFAULT_WEIGHTS = "assets/motion_evaluator"
 MOTION_CLASSES: tuple[str, ...] = ("still", *MOTIONS)
@@ -104,12 +104,12 @@ class MotionJudge:
 @lru_cache(maxsize=None)
 def visible_motion(shape: str, motion: str) -> str:
     """The motion a render of `shape` moving by `motion` shows: `motion`, or "still" when no image shows it
-    (a spin of a shape symmetric about the vertical axis: dreamer.eval.motion.motion_is_visible)."""
+    (a spin of a shape symmetric about the vertical axis: dreamer.eval.four_d_metrics.motion_is_visible)."""
     if motion == "still":
         return motion
-    from dreamer.eval.motion import motion_is_visible
+    from dreamer.eval.four_d_metrics import motion_is_visible
     from dreamer.shapes import ObjectSpec
-    from dreamer.shapes.motion import MotionSpec
+    from dreamer.shapes.motions import MotionSpec
 
     return motion if motion_is_visible(MotionSpec(ObjectSpec(shape, "red"), motion), resolution=32) else "still"
 

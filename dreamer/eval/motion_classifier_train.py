@@ -31,7 +31,7 @@ from dreamer.shapes import OBJECTS
 from dreamer.shapes import views as shape_views
 from dreamer.shapes.clips import STILL, ClipBank, clip_frames, render_clip_bank
 from dreamer.shapes.colours import COLOURS
-from dreamer.shapes.motion import MOTIONS
+from dreamer.shapes.motions import MOTIONS
 
 TARGET = 0.95
 

@@ -52,7 +52,7 @@ from dreamer.priors.reference import (
 from dreamer.priors.schedule import make_alphas_cumprod
 from dreamer.priors.video import VideoPrior
 from dreamer.shapes.fingerprint import cache_key, shape_library_fingerprint
-from dreamer.shapes.motion import MOTIONS, MotionSpec, canonical_motion
+from dreamer.shapes.motions import MOTIONS, MotionSpec, canonical_motion
 
 __all__ = [
     "ReferenceVideoPriorConfig",

@@ -9,8 +9,10 @@ elementwise in z (SDS, ISM, TSM, ASD) runs on clips unchanged:
     predict_noise(x_t [B, F, *latent_shape], t [B], embedding [B, ...], camera) -> ε̂ like x_t
 
 `camera` (when `camera_conditioned`) is the clip's B·F cameras, ordered clip by clip, each with its
-frame time (`Camera.time`); see `dreamer.cameras.clip_cameras`. `num_frames` is the clip length the
-prior was trained on (the trainer's default F). Rules that fine-tune the prior's network (VSD, ESD)
+frame time (`Camera.time`); see `dreamer.cameras.clip_cameras`. `num_frames` (config key
+`prior.num_frames`) is the clip length the prior takes, by default the one it was trained on, and the
+default of the 4D trainer's clip length `motion.frames` (`MotionTrainer.clip_frames`; all of a 4D run's
+frame counts are listed in dreamer.trainer.four_d). Rules that fine-tune the prior's network (VSD, ESD)
 do not run on clips: `network()` says so in one line.
 """
 

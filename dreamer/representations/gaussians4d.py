@@ -45,7 +45,8 @@ class Gaussians4DConfig(GaussiansConfig):
     lr_mlp: float = 1e-3  # Adam lr of the deformation MLP and its heads
     lr_track: float = 1e-2  # Adam lr of the similarity track's keyframes
     track: bool = True  # a global translation / rotation / scale per keyframe, applied after the local deformation
-    track_keyframes: int = 16  # keyframes of that track over one loop (interpolated periodically)
+    track_keyframes: int = 16  # K: keyframes of that track over one loop (interpolated periodically); a parameter
+                               # count, independent of the clip and export frame counts (motion.frames, export_frames)
     rigidity_neighbours: int = 8  # k nearest canonical neighbours of each Gaussian in the rigidity regulariser
 
     def __post_init__(self) -> None:

@@ -57,7 +57,8 @@ class ExportConfig:
     texture_size: int = TEXTURE_SIZE  # texture side in texels, a power of two (16 to 8192)
     padding: int = PADDING  # texels of chart colour dilated past chart edges (no seams under filtering)
     video: bool = True  # write the turntable video
-    video_frames: int = 48  # frames in the turntable
+    video_frames: int = 48  # frames in turntable.mp4: one camera turn at `fps` (a 4D run's loop plays a whole
+                            # number of times in it; 4D frame counts: dreamer.trainer.four_d)
     video_resolution: int = 192  # side of the turntable frames, pixels
     fps: int = 16  # turntable frame rate (48 frames: a 3 s turn)
     eval_surface_samples: int = 30_000  # eval.json's chamfer, F-scores and normal consistency: points sampled on each
@@ -96,9 +97,15 @@ class MotionConfig:
     The run's `prior` and `guidance` are the video prior and its rule (video steps on clips); the
     image prior and rule here score single frames: every step of the static stage (the canonical
     asset alone, Dream-in-4D's first stage) and every `image_every`-th step after it (4D-fy's hybrid).
+
+    Two frame counts live here: `frames` (F, the training clips) and `export_frames` (T, the exported
+    and evaluated loop). They are independent: time is continuous, so a run trained on 8-frame clips
+    exports any T. All of a 4D run's frame counts: dreamer.trainer.four_d's module docstring.
     """
 
-    frames: int = 0  # frames per training clip; 0 = the video prior's num_frames
+    frames: int = 0  # F: frames per training clip (each video step, and the spin test), at times phase + k / F;
+                     # 0 = the video prior's `prior.num_frames`, the only value a fixed-length prior
+                     # (reference-video) accepts. In code: MotionTrainer.clip_frames
     video_resolution: int = 0  # side of the clips' frames in video steps, pixels (0 = the run's `resolution`);
                                # a video prior smaller than the run's renders needs no more (F renders per step)
     static_steps: int = 0  # first stage: the canonical asset alone, image prior only (0: start from a static run,
@@ -112,8 +119,10 @@ class MotionConfig:
     image_weight: float = 1.0  # loss weight of an image step
     video_weight: float = 1.0  # loss weight of a video step
     freeze_canonical: bool = True  # the motion stage trains only the deformation (Dream-in-4D); false: both
-    export_frames: int = 16  # T: frames of the exported loop (animated GLB, PLY sequence, videos, eval)
-    fps: int = 8  # playback rate of the loop (16 frames: 2 s)
+    export_frames: int = 16  # T: frames of the exported loop at times k / T: model.glb's morph targets, frames/*.ply,
+                             # and the frames eval.json scores ("frames" there); sets motion.mp4's length (one
+                             # loop: T / fps seconds at export.fps). Independent of `frames` and export.video_frames
+    fps: int = 8  # playback rate of the exported loop, frames of T per second (16 frames: a 2 s loop)
     # whole turns per loop about the vertical axis, chosen at the start of the motion stage by the video prior's
     # denoising error (dreamer.trainer.spin): the hypotheses, and the clips, (t, ε) draws and t range of the test.
     # One hypothesis (the default, 0) is no test: the track learns its rotation from zero as before

@@ -14,7 +14,7 @@ import trimesh
 
 from dreamer.cameras import Camera
 from dreamer.shapes.mesh import spec_mesh
-from dreamer.shapes.motion import MotionSpec
+from dreamer.shapes.motions import MotionSpec
 from dreamer.shapes.raytrace import ShapeRender, render_surface
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from dreamer.shapes import views as shape_views
-from dreamer.shapes.motion import MotionSpec
+from dreamer.shapes.motions import MotionSpec
 from dreamer.shapes.spec import ObjectSpec
 
 STILL = "still"  # the motion of an object standing still

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from dreamer.errors import UserError
-from dreamer.shapes.motion import MotionSpec, canonical_motion, motion_vocabulary
+from dreamer.shapes.motions import MotionSpec, canonical_motion, motion_vocabulary
 from dreamer.shapes.colours import COLOUR_PARAPHRASES, COLOUR_SYNONYMS, COLOURS, DEFAULT_COLOUR, canonical_colour
 from dreamer.shapes.objects import OBJECTS, SHAPE_SYNONYMS, canonical_shape
 from dreamer.shapes.spec import ObjectSpec, vocabulary
@@ -151,7 +151,7 @@ def motion_vocabulary_problem(prompt: str) -> str | None:
 
 def known_motion_vocabulary() -> str:
     """What the animated library knows, in one line: shapes, colours, and motions with their synonyms."""
-    from dreamer.shapes.motion import MOTION_WORDS, MOTIONS
+    from dreamer.shapes.motions import MOTION_WORDS, MOTIONS
 
     synonyms = [w for w, name in MOTION_WORDS.items() if w != name]
     return f"{known_vocabulary()}, moving by one of {len(MOTIONS)} motions ({', '.join(MOTIONS)}; also {', '.join(synonyms)})"

@@ -77,7 +77,7 @@ def export_outputs(config: RunConfig, representation, run: RunFolder, formats: l
     from dreamer.representations.particles import particle_members
 
     if representation.is_dynamic:  # 4D: animated GLB, splat sequence, motion and turntable videos
-        from dreamer.trainer.motion_outputs import export_motion_outputs
+        from dreamer.trainer.four_d_outputs import export_motion_outputs
 
         return export_motion_outputs(config, representation, run.root, formats, video)
     paths: dict[str, Path] = {}
@@ -161,9 +161,9 @@ def _mesh_metrics(config: RunConfig, representation, glb: Path, truth) -> dict:
 
 def _evaluate_motion_outputs(config: RunConfig, representation, run: RunFolder, step: int) -> dict | None:
     """eval.json of a 4D run of an animated-library prompt (None for other prompts): the motion metrics
-    (dreamer.eval.motion) of the exported loop (`model.glb`'s canonical mesh moved by the deformation)."""
+    (dreamer.eval.four_d_metrics) of the exported loop (`model.glb`'s canonical mesh moved by the deformation)."""
     from dreamer.eval.geometry import load_mesh
-    from dreamer.eval.motion import evaluate_motion
+    from dreamer.eval.four_d_metrics import evaluate_motion
     from dreamer.shapes.prompt import parse_motion_prompt
 
     try:
@@ -173,7 +173,8 @@ def _evaluate_motion_outputs(config: RunConfig, representation, run: RunFolder, 
     device = next(representation.parameters()).device
     glb = run.asset("model.glb")
     mesh = load_mesh(glb) if glb.exists() else None
-    result = evaluate_motion(representation, mspec, device, frames=config.motion.export_frames, mesh=mesh).to_dict()
+    result = evaluate_motion(representation, mspec, device, eval_frames=config.motion.export_frames,
+                             mesh=mesh).to_dict()
     result["fill_unseen"] = config.export.fill_unseen and representation.fills_unseen
     result["step"] = step
     atomic_write_text(run.asset("eval.json"), json.dumps(result, indent=2))

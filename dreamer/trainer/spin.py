@@ -62,9 +62,10 @@ def prompt_score(prior, embedding, clips: torch.Tensor, cameras, t: torch.Tensor
 
 
 @torch.no_grad()
-def choose_spin(representation, prior, embedding, config, frames: int, device) -> SpinChoice | None:
+def choose_spin(representation, prior, embedding, config, clip_frames: int, device) -> SpinChoice | None:
     """Set `representation.track.turns` to the hypothesis of `config.motion.spin_turns` that the prior scores
-    best (None, and nothing drawn, when there is one hypothesis or no track)."""
+    best (None, and nothing drawn, when there is one hypothesis or no track). The test clips are `clip_frames`
+    long, the training clips' length (`MotionTrainer.clip_frames`)."""
     m = config.motion
     track = getattr(representation, "track", None)
     if track is None or len(m.spin_turns) < 2:
@@ -74,16 +75,16 @@ def choose_spin(representation, prior, embedding, config, frames: int, device) -
     if m.video_resolution:
         cams = cams.with_resolution(m.video_resolution)
     phase = torch.rand(len(cams), 1, generator=gen)
-    clip = clip_cameras(cams, phase + torch.arange(frames, dtype=torch.float32)[None] / frames).to(device)
+    clip = clip_cameras(cams, phase + torch.arange(clip_frames, dtype=torch.float32)[None] / clip_frames).to(device)
     T = int(prior.num_train_timesteps)
     low, high = int(m.spin_t[0] * T), int(m.spin_t[1] * T)
     t = torch.randint(low, max(high, low + 1), (m.spin_draws,), generator=gen)
-    latent = (m.spin_clips, frames, *prior.latent_shape)
+    latent = (m.spin_clips, clip_frames, *prior.latent_shape)
     noise = torch.randn((m.spin_draws, *latent), generator=gen)
     errors = {}
     for turns in m.spin_turns:
         track.turns.fill_(float(turns))
-        rgb = representation.render(clip).rgb.unflatten(0, (m.spin_clips, frames))
+        rgb = representation.render(clip).rgb.unflatten(0, (m.spin_clips, clip_frames))
         errors[float(turns)] = prompt_score(prior, embedding, rgb, clip, t, noise)
     best = min(errors, key=errors.get)
     if best != 0.0 and 0.0 in errors and not errors[0.0] - errors[best] > m.spin_margin * abs(errors[0.0]):

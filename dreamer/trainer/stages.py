@@ -1,6 +1,6 @@
 """A run's training, every stage: the first stage, then, when `refine.steps > 0`, the mesh refine
 stage in `<run>/refine`, started from the first stage's surface. A 4D run trains its static and
-motion stages in one `MotionTrainer` (dreamer.trainer.motion)."""
+motion stages in one `MotionTrainer` (dreamer.trainer.four_d)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def train_stages(cfg: RunConfig, run: RunFolder, resume: bool = False,
                  should_stop: Callable[[], bool] | None = None) -> StagesResult:
     """Train the first stage and, when configured, the refine stage; resumable stage by stage."""
     if cfg.is_4d:  # one trainer for both of its stages (static, then motion)
-        from dreamer.trainer.motion import MotionTrainer
+        from dreamer.trainer.four_d import MotionTrainer
 
         trainer = MotionTrainer(cfg, run, on_progress=on_progress, should_stop=should_stop)
     else:

@@ -1,6 +1,6 @@
 """Training clips of the `tiny-motion` prior: the animated shape library, captioned, at random phases.
 
-A clip is F frames of one moving library object (dreamer.shapes.motion) from one camera, at the
+A clip is F frames of one moving library object (dreamer.shapes.motions) from one camera, at the
 loop times (p + k / F) mod 1, k < F, from a random start phase p. The clip bank renders every
 (shape, motion) pair from `views_per_pair` random cameras, each view in its own colour, at the
 `phases` loop times j / phases (a multiple of F, so every clip is `frames` rows of one view's
@@ -31,7 +31,7 @@ from dreamer.shapes import OBJECTS, ObjectSpec
 from dreamer.shapes import views as shape_views
 from dreamer.shapes.clips import STILL, ClipBank, clip_frames, render_clip_bank
 from dreamer.shapes.colours import COLOURS
-from dreamer.shapes.motion import MOTION_WORDS, MOTIONS
+from dreamer.shapes.motions import MOTION_WORDS, MOTIONS
 from dreamer.shapes.views import composite
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dreamer.cameras import Camera, clip_cameras, frame_times, turntable
 from dreamer.errors import UserError
 from dreamer.shapes import ObjectSpec, render_spec
 from dreamer.shapes.animated import motion_centroids, motion_mesh, motion_meshes, render_motion
-from dreamer.shapes.motion import AMPLITUDE, MOTIONS, PULSE, SWAY_DEGREES, MotionSpec
+from dreamer.shapes.motions import AMPLITUDE, MOTIONS, PULSE, SWAY_DEGREES, MotionSpec
 from dreamer.shapes.prompt import motion_vocabulary_problem, parse_motion_prompt
 
 CUBE = ObjectSpec("cube", "red")

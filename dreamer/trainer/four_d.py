@@ -5,12 +5,31 @@ Every step renders the representation at cameras that carry times (`Camera.time`
   4D-fy's hybrid schedule) renders B single frames (B view sets of V frames for a multi-view image
   prior such as `tiny-3d`, the views of a set at one time) — at time 0 in the static stage, where the
   deformation is off, at random times after it — and scores them with `motion.image_prior`;
-- a video step renders B clips of F frames, each from one orbit camera at the loop's frame times
-  shifted by a random phase, and scores them [B, F, H, W, 3] with the run's video prior and rule.
+- a video step renders B clips of F frames (F = `clip_frames`), each from one orbit camera at the loop's
+  frame times shifted by a random phase, and scores them [B, F, H, W, 3] with the run's video prior and rule.
 
 In the motion stage the canonical asset is frozen when `motion.freeze_canonical` (Dream-in-4D: the
 static result keeps its quality while the deformation learns the motion). The stage is a function
 of the step, so a resumed run lands in the same stage with the same frozen parameters.
+
+Frame counts. Time is continuous (`Camera.time` in [0, 1), one loop), so each of a 4D run's frame
+counts samples the same loop for its own purpose, and none has to divide another. Config keys keep
+their names; in code each count has its own:
+- `prior.num_frames` (`VideoPrior.num_frames`): the clip length the video prior takes, by default the
+  one it was trained on (reference-video 8; tiny-motion its weights' length, 8; AnimateDiff, zeroscope 16).
+- `motion.frames` (F; `clip_frames` here and in dreamer.trainer.spin): frames per training clip, at
+  times phase + k / F; 0 = `prior.num_frames`, the only value a fixed-length prior accepts.
+- `representation.track_keyframes` (K; gaussians4d's `SimilarityTrack(keyframes)`): keyframes of the
+  global similarity track over one loop, interpolated between: a parameter count, not a sampling of
+  the loop (nor is `representation.time_resolution`, the HexPlane's cells along time).
+- `motion.export_frames` (T; `export_frames` in dreamer.trainer.four_d_outputs): the exported loop at
+  times k / T: model.glb's morph targets and frames/frame_NNN.ply, played at `motion.fps` (a loop
+  lasts T / motion.fps seconds); eval.json scores the same T frames (`evaluate_motion(eval_frames=T)`,
+  its "frames"; `eval_frames` defaults to 8 outside a run).
+- motion.mp4's frames (`motion_video_frames` in dreamer.export.four_d_video; no key): one loop at
+  `export.fps`, max(2, round(T / motion.fps · export.fps)).
+- `export.video_frames` (`turntable_frames` in dreamer.export.four_d_video): turntable.mp4, one turn
+  of the camera at `export.fps`, during which the loop plays a whole number of times (`loops_per_turn`).
 """
 
 from __future__ import annotations
@@ -48,7 +67,7 @@ class MotionTrainer(Trainer):
     def __init__(self, config: RunConfig, run, on_progress=None, should_stop=None):
         super().__init__(config, run, on_progress=on_progress, should_stop=should_stop)
         m = config.motion
-        self.frames = m.frames or int(self.prior.num_frames)
+        self.clip_frames = m.frames or int(self.prior.num_frames)  # F: frames per training clip (module notes)
         image_prior = m.component("prior")
         image_rule = m.component("guidance")
         try:
@@ -118,7 +137,8 @@ class MotionTrainer(Trainer):
         from dreamer.io import atomic_write_text
         from dreamer.trainer.spin import choose_spin
 
-        choice = choose_spin(self.representation, self.prior, self.embedding, self.config, self.frames, self.device)
+        choice = choose_spin(self.representation, self.prior, self.embedding, self.config, self.clip_frames,
+                             self.device)
         if choice is not None:  # what the test measured, beside the run's other records
             atomic_write_text(self.run.asset("spin.json"), json.dumps(choice.to_dict(), indent=2) + "\n")
 
@@ -143,11 +163,11 @@ class MotionTrainer(Trainer):
         if m.video_resolution:
             cameras = cameras.with_resolution(m.video_resolution)
         phase = torch.rand(B, 1, generator=self.camera_generator)
-        times = phase + torch.arange(self.frames, dtype=torch.float32)[None] / self.frames  # [B, F]
+        times = phase + torch.arange(self.clip_frames, dtype=torch.float32)[None] / self.clip_frames  # [B, F]
         clip = clip_cameras(cameras, times)
         out = self.representation.render(clip)
-        depth = {"depth": out.depth.unflatten(0, (B, self.frames))} if c.guidance.config.uses_depth else {}
-        guided = self.guidance(out.rgb.unflatten(0, (B, self.frames)), self.embedding, clip,
+        depth = {"depth": out.depth.unflatten(0, (B, self.clip_frames))} if c.guidance.config.uses_depth else {}
+        guided = self.guidance(out.rgb.unflatten(0, (B, self.clip_frames)), self.embedding, clip,
                                self.video_rule_step(self.step), **depth)
         return out, guided, m.video_weight, {"video_step": 1}
 

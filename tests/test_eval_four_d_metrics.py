@@ -9,13 +9,13 @@ import torch
 
 from dreamer.errors import UserError
 from dreamer.eval import MOTION_SUMMARY_KEYS as motion_summary_keys
-from dreamer.eval.motion import MotionEval, best_shift, evaluate_motion, motion_is_visible
+from dreamer.eval.four_d_metrics import MotionEval, best_shift, evaluate_motion, motion_is_visible
 from dreamer.representations.base import Animated, RenderOutput, Representation
 from dreamer.shapes import parse_prompt, spec_mesh
 from dreamer.shapes.animated import render_motion
-from dreamer.shapes.motion import MotionSpec
+from dreamer.shapes.motions import MotionSpec
 
-SMALL = dict(frames=8, views=2, resolution=32, mesh_resolution=32, volume_resolution=32)
+SMALL = dict(eval_frames=8, views=2, resolution=32, mesh_resolution=32, volume_resolution=32)
 
 
 class FakeAnimated(Representation):
@@ -182,7 +182,7 @@ def test_frame_vertices_replace_the_deformation():
 
 def test_still_prompt_has_no_amplitude_ratio_and_dict_keys():
     fake = oracle("a red cube still")
-    result = evaluate_motion(fake, fake.mspec, "cpu", frames=2, views=1, resolution=16, mesh_resolution=16,
+    result = evaluate_motion(fake, fake.mspec, "cpu", eval_frames=2, views=1, resolution=16, mesh_resolution=16,
                              volume_resolution=16)
     assert isinstance(result, MotionEval)
     assert result.amplitude_ratio is None and result.amplitude_gt < 1e-3 and result.amplitude_note is None
@@ -198,7 +198,7 @@ def test_still_prompt_has_no_amplitude_ratio_and_dict_keys():
 def test_rejects_bad_arguments():
     fake = oracle("a red cube bouncing")
     with pytest.raises(UserError, match="at least 2 frames"):
-        evaluate_motion(fake, fake.mspec, frames=1)
+        evaluate_motion(fake, fake.mspec, eval_frames=1)
     with pytest.raises(UserError, match="at least 1 view"):
         evaluate_motion(fake, fake.mspec, views=0)
     with pytest.raises(UserError, match="mesh and volume resolutions must be at least 8, got 4 and 64"):

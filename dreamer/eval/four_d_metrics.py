@@ -1,11 +1,12 @@
 """4D metrics of an animated result against the animated shape library's ground truth (issue 22).
 
-A loop of `frames` frames at times k / frames is compared with `render_motion` / `motion_mesh`:
+A loop of `eval_frames` frames at times k / eval_frames is compared with `render_motion` / `motion_mesh` (a
+run scores its exported loop: eval_frames = `motion.export_frames`; see dreamer.trainer.four_d's frame counts):
 
 - `per_frame_iou`: silhouette IoU (alpha > 0.5) per frame, averaged over `views` turntable cameras
   (elevation 20°, distance 2.8, fovy 42.5, azimuth from the front) posed at that frame's time.
 - `per_frame_volume_iou`: volume IoU (dreamer.eval.geometry's solid occupancy) of the predicted mesh
-  at frame k — the canonical mesh moved by `deform_points` — against `motion_mesh(mspec, k / frames)`.
+  at frame k — the canonical mesh moved by `deform_points` — against `motion_mesh(mspec, k / eval_frames)`.
 - `trajectory_error`: mean over frames of the distance between the centres of the occupied volumes
   (the occupancy-weighted mean of the grid cells, the same definition on both sides: no side needs
   a watertight mesh for it).
@@ -23,7 +24,7 @@ A loop of `frames` frames at times k / frames is compared with `render_motion` /
   capsule, mushroom, tree, lamp; the snowman, whose nose is a few pixels): its vertex amplitude is
   real but no render, and so no prior, can tell a spinning result from a still one.
 - `flicker`: how much more the front view changes between consecutive frames (rgb over white,
-  looping k -> k + 1 mod frames) than the truth's does: max(0, mean_k |P(k+1) − P(k)| −
+  looping k -> k + 1 mod eval_frames) than the truth's does: max(0, mean_k |P(k+1) − P(k)| −
   mean_k |G(k+1) − G(k)|). The true motion explains its own change, so only the change beyond it
   counts as flicker; a static result (no change) scores 0 here and is caught by the metrics above.
 """
@@ -43,7 +44,7 @@ from dreamer.eval.metrics import EVAL_ELEVATION, silhouette_iou
 from dreamer.representations.base import Animated
 from dreamer.shapes.animated import motion_mesh, render_motion
 from dreamer.shapes.mesh import spec_mesh
-from dreamer.shapes.motion import MotionSpec
+from dreamer.shapes.motions import MotionSpec
 
 STILL_AMPLITUDE = 1e-3  # below this true amplitude (world units) the prompt is still: no ratio
 # below this change of the truth's views between frames (mean |Δrgb| of the most changing view) the motion
@@ -57,7 +58,7 @@ RENDER_CHUNK = 8  # cameras per representation.render call
 @dataclass
 class MotionEval:
     motion: str  # the motion's name ("bouncing", ...)
-    frames: int  # frames of the loop, at times k / frames
+    frames: int  # eval_frames: frames of the scored loop, at times k / frames (eval.json's key "frames")
     views: int  # turntable cameras per frame for the silhouette IoU
     resolution: int  # render size in pixels
     per_frame_iou: list[float]  # silhouette IoU per frame (mean over the views)
@@ -81,17 +82,17 @@ class MotionEval:
         return asdict(self)
 
 
-def motion_eval_cameras(views: int, resolution: int, frames: int) -> Camera:
-    """`views` turntable cameras × the loop's frame times: views·frames cameras, view by view."""
+def motion_eval_cameras(views: int, resolution: int, eval_frames: int) -> Camera:
+    """`views` turntable cameras × the loop's frame times: views·eval_frames cameras, view by view."""
     if views < 1:
         raise UserError(f"motion evaluation needs at least 1 view, got {views}")
     if resolution < 8:
         raise UserError(f"motion evaluation resolution must be at least 8 px, got {resolution}")
-    return clip_cameras(turntable(views, resolution, resolution, elevation=EVAL_ELEVATION), frame_times(frames))
+    return clip_cameras(turntable(views, resolution, resolution, elevation=EVAL_ELEVATION), frame_times(eval_frames))
 
 
 @torch.no_grad()
-def evaluate_motion(representation, mspec: MotionSpec, device: torch.device | str = "cpu", frames: int = 8,
+def evaluate_motion(representation, mspec: MotionSpec, device: torch.device | str = "cpu", eval_frames: int = 8,
                     views: int = 4, resolution: int = 64, mesh: trimesh.Trimesh | None = None,
                     frame_vertices: list | None = None, mesh_resolution: int = 64,
                     volume_resolution: int = 64) -> MotionEval:
@@ -102,22 +103,23 @@ def evaluate_motion(representation, mspec: MotionSpec, device: torch.device | st
     (e.g. the exported morph targets). Ground-truth meshes are marched at `mesh_resolution` too."""
     if not isinstance(representation, Animated):
         raise UserError(f"motion evaluation needs a 4D (animated) representation, got {type(representation).__name__}")
-    if frames < 2:
-        raise UserError(f"motion evaluation needs at least 2 frames, got {frames}")
+    if eval_frames < 2:
+        raise UserError(f"motion evaluation needs at least 2 frames, got {eval_frames}")
     if min(mesh_resolution, volume_resolution) < 8:
         raise UserError(f"mesh and volume resolutions must be at least 8, got {mesh_resolution} and {volume_resolution}")
-    cams = motion_eval_cameras(views, resolution, frames)
+    cams = motion_eval_cameras(views, resolution, eval_frames)
     if isinstance(representation, torch.nn.Module):
         representation.eval()
-    times = [k / frames for k in range(frames)]
+    times = [k / eval_frames for k in range(eval_frames)]
     predicted = _predicted_frames(representation, device, times, mesh, frame_vertices, mesh_resolution)
     alpha, rgb = _render(representation, cams, device)
     truth = render_motion(mspec, cams, background=(1.0, 1.0, 1.0), supersample=2)
-    ious = shifted_iou(alpha.reshape(views, frames, -1), truth.alpha.reshape(views, frames, -1))  # [F result, F truth]
+    # [F result, F truth]
+    ious = shifted_iou(alpha.reshape(views, eval_frames, -1), truth.alpha.reshape(views, eval_frames, -1))
     per_frame_iou = ious.diagonal().tolist()
-    flicker = max(0.0, _change(rgb[:frames]) - _change(truth.rgb[:frames]))  # view 0 is the front
+    flicker = max(0.0, _change(rgb[:eval_frames]) - _change(truth.rgb[:eval_frames]))  # view 0 is the front
     iou_shift, iou_phase = best_shift(ious)
-    visible = _views_change(truth.rgb, views, frames) >= VISIBLE_CHANGE
+    visible = _views_change(truth.rgb, views, eval_frames) >= VISIBLE_CHANGE
 
     canonical_gt = spec_mesh(mspec.spec, mesh_resolution)
     expected = [motion_mesh(mspec, t, canonical=canonical_gt) for t in times]
@@ -128,24 +130,24 @@ def evaluate_motion(representation, mspec: MotionSpec, device: torch.device | st
         centroids.append(_occupancy_centroid(occ))
         centroids_gt.append(_occupancy_centroid(occ_gt))
     gaps = np.linalg.norm(np.stack(centroids)[:, None] - np.stack(centroids_gt)[None], axis=-1)  # [F pred, F truth]
-    distances = [float(gaps[k, k]) for k in range(frames)]
+    distances = [float(gaps[k, k]) for k in range(eval_frames)]
     trajectory_shift, closeness = best_shift(torch.from_numpy(-gaps))
     amplitude = _amplitude([np.asarray(m.vertices) for m in predicted])
     amplitude_gt = _amplitude([np.asarray(m.vertices) for m in expected])
     moves = amplitude_gt >= STILL_AMPLITUDE
     ratio = amplitude / amplitude_gt if moves and visible else None
-    return MotionEval(mspec.motion, frames, views, resolution, per_frame_iou, float(np.mean(per_frame_iou)),
+    return MotionEval(mspec.motion, eval_frames, views, resolution, per_frame_iou, float(np.mean(per_frame_iou)),
                       frame_volume_iou, float(np.mean(frame_volume_iou)), distances, float(np.mean(distances)),
                       amplitude, amplitude_gt, ratio, flicker, iou_phase.tolist(), float(iou_phase.mean()), iou_shift,
                       float(-closeness.mean()), trajectory_shift, None if visible or not moves else INVISIBLE)
 
 
-def motion_is_visible(mspec: MotionSpec, frames: int = 8, views: int = 4, resolution: int = 64) -> bool:
+def motion_is_visible(mspec: MotionSpec, eval_frames: int = 8, views: int = 4, resolution: int = 64) -> bool:
     """Whether any image shows the motion: the truth's views change over the loop (`VISIBLE_CHANGE`); False
     for a spin of a shape symmetric about the vertical axis."""
-    truth = render_motion(mspec, motion_eval_cameras(views, resolution, frames), background=(1.0, 1.0, 1.0),
+    truth = render_motion(mspec, motion_eval_cameras(views, resolution, eval_frames), background=(1.0, 1.0, 1.0),
                           supersample=2)
-    return _views_change(truth.rgb, views, frames) >= VISIBLE_CHANGE
+    return _views_change(truth.rgb, views, eval_frames) >= VISIBLE_CHANGE
 
 
 def _views_change(rgb: torch.Tensor, views: int, frames: int) -> float:
