@@ -16,12 +16,9 @@ from dreamer.priors import reference_cache
 from dreamer.priors.base import Prior
 from dreamer.priors.schedule import make_alphas_cumprod
 from dreamer.shapes.fingerprint import cache_key
-from dreamer.priors.reference import (
-    ReferencePrior,
-    ReferencePriorConfig,
-    exact_denoise,
-    reference_orbit,
-)
+from dreamer.priors.exact_mixture import exact_denoise
+from dreamer.priors.reference import ReferencePrior, ReferencePriorConfig
+from dreamer.priors.reference_orbit import reference_orbit
 
 S = 16
 

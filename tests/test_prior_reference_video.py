@@ -8,13 +8,9 @@ import torch
 from dreamer.cameras import clip_cameras, frame_times
 from dreamer.errors import UserError
 from dreamer.priors import reference_video as rv
-from dreamer.priors.reference import exact_denoise, reference_orbit
-from dreamer.priors.reference_video import (
-    ReferenceVideoPrior,
-    ReferenceVideoPriorConfig,
-    clip_layout,
-    exact_clip_denoise,
-)
+from dreamer.priors.exact_mixture import exact_clip_denoise, exact_denoise
+from dreamer.priors.reference_orbit import reference_orbit
+from dreamer.priors.reference_video import ReferenceVideoPrior, ReferenceVideoPriorConfig, clip_layout
 from dreamer.priors.video import VideoPrior
 from dreamer.shapes.animated import render_motion
 from dreamer.shapes.prompt import parse_motion_prompt

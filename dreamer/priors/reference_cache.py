@@ -1,4 +1,4 @@
-"""On-disk cache of reference sets for the `reference` prior.
+"""On-disk cache of reference sets for the exact priors (`reference`, `reference-video`).
 
 One safetensors file per reference set, named `<label>-<key>.safetensors`, where `key` hashes
 everything that changes the renders (object spec, render settings, the shape library's source,
