@@ -8,8 +8,9 @@
 # Steps: (a) the device (nvidia-smi, torch); on a GPU also a check that the needed packages import and a build
 # of gsplat's and nerfacc's CUDA extensions (both JIT-compiled on first use, in parallel here, MAX_JOBS = all
 # cores); (b) python -m pytest tests/test_cuda_paths.py; (c) bench/gpu_timing.py [--cpu], given the time that is
-# left; (d) a summary. The exit status is 1 when any step failed. Presets that the time budget leaves out
-# are "not timed" rows in the table, not failures.
+# left, its rows in order: the SD 2.1-base presets, 4d-zeroscope, 4d-animatediff, SDXL, IF; (d) a summary. The
+# exit status is 1 when any step failed. Presets that the time budget leaves out (the last) are "not timed" rows
+# in the table, not failures.
 #
 # Environment:
 #   PYTHON            the interpreter (default: .venv/bin/python if present, else python3; in GPU mode the first of
@@ -30,7 +31,7 @@ MODE=gpu
 case "${1:-}" in
   --cpu) MODE=cpu ;;
   "") ;;
-  -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
   *) echo "usage: bench/gpu_check.sh [--cpu]" >&2; exit 2 ;;
 esac
 if [ "$MODE" = gpu ]; then BUDGET=${GPU_CHECK_BUDGET:-480}; else BUDGET=${GPU_CHECK_BUDGET:-290}; fi

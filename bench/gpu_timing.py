@@ -1,31 +1,35 @@
 """Time every paper preset for a few dozen steps with full-size random-weight priors (no download).
 
     python bench/gpu_timing.py            # CUDA: 50 steps per preset, writes "GPU" in docs/benchmarks.md
-    python bench/gpu_timing.py --cpu      # the same code path on the CPU with tiny models (CI; < 1 min)
-    python bench/gpu_timing.py --only lucid-ism dreamerxl-tsm --no-write
+    python bench/gpu_timing.py --cpu      # the same code path on the CPU with tiny models (CI; about a minute)
+    python bench/gpu_timing.py --only lucid-ism 4d-zeroscope --no-write
 
-The priors are built from their published architecture configs (written out below) with random
-weights, saved once per run in diffusers' folder layout under a temporary folder, and loaded by
-the priors' own `from_pretrained` code through `prior.model=<folder>`:
-- Stable Diffusion 2.1-base: UNet, VAE, OpenCLIP-H text tower (hidden 1024, 23 layers) + an
-  offline character tokenizer (the vocabulary only decides which ids reach the embedding table);
-- SDXL base: UNet, VAE (kept fp32 on disk: it overflows in fp16) and both text encoders
-  (CLIP-L and OpenCLIP-bigG with projection);
-- DeepFloyd IF-I-XL: the stage-I UNet (4.3 B parameters). Its T5-XXL text encoder is cut to one
-  layer of the real width (4096): it runs once per run, before the first step, on the CPU by default
-  (`offload_text_encoder`), so it does not change s/step. No paper preset uses IF; it is timed as
-  `dreamfusion-sd` with `prior=deepfloyd-if` (DreamFusion's own prior is pixel-space Imagen).
-Weights go to disk in fp16 where the prior runs in fp16 on CUDA (`dtype: auto`), fp32 with --cpu.
+The priors' weights are model folders with random weights in the published architectures, built once
+per run by bench/random_models.py (which says where each config comes from) and loaded by the priors' own
+`from_pretrained` code through `prior.model=<folder>` (`prior.motion_adapter=<folder>` and
+`motion.image_prior.model=<folder>` for the 4D presets): SD 2.1-base, SDXL base, DeepFloyd IF-I-XL (its
+T5-XXL cut to one layer of the real width: it runs once per run, before the first step, on the CPU by
+default, so it does not change s/step), SD 1.5 + the AnimateDiff v1-5-2 motion adapter (`4d-animatediff`;
+SD 1.5 is also its frame prior) and zeroscope v2 576w's UNet3DConditionModel (`4d-zeroscope`, whose frame
+prior is SD 2.1-base). No paper preset uses IF; it is timed as `dreamfusion-sd` with `prior=deepfloyd-if`
+(DreamFusion's own prior is pixel-space Imagen). Weights go to disk in fp16 where the prior runs in fp16 on
+CUDA, fp32 with --cpu.
 
-Each preset then runs through the real Trainer (`dreamer.api.resolve_config` + `Trainer.fit`, the
-path `dreamer.api.generate` takes, without the export and eval that follow training) at the
-preset's own resolution for `--steps` steps. Reported: the mean s/step over the steps after
-`--warmup` (the last step is left out as well: it writes the checkpoint), the peak GPU memory of
-the run (torch.cuda.max_memory_allocated, the prior's loading included), and the projected time of
-a full run, s/step × the preset's steps (first stage only: DreamGaussian's 50-step mesh stage is
-not timed). Schedules that depend on the run's length see 50-step runs, which does not change what
-a step costs; densification does not happen in 50 steps, so Gaussian counts stay at their initial
-values (growth makes later Gaussian steps slower).
+Each preset then runs through the real trainer (`dreamer.api.resolve_config` + `Trainer.fit`, or
+`MotionTrainer.fit` for a 4D preset: the path `dreamer.api.generate` takes, without the export and eval
+that follow training) at the preset's own resolution for `--steps` steps. Reported: the mean s/step over
+the steps after `--warmup` (the last step is left out as well: it writes the checkpoint), the peak GPU
+memory of the run (torch.cuda.max_memory_allocated, the prior's loading included), and the projected time
+of a full run, s/step × the preset's steps (first stage only: DreamGaussian's 50-step mesh stage is not
+timed). Schedules that depend on the run's length see 50-step runs, which does not change what a step
+costs; densification does not happen in 50 steps, so Gaussian counts stay at their initial values (growth
+makes later Gaussian steps slower).
+
+A 4D preset has two stages whose steps cost very different amounts: static steps (one image-prior step on
+single frames) and motion steps (a video-prior step on a clip of F frames, with an image step every
+`motion.image_every`-th step, 4D-fy's hybrid). Its timing run shortens the static stage to 2/5 of the steps
+(`motion.static_steps`, at least warm-up + 1), so both stages are timed, each after its own warm-up; the
+projected full run is static s/step × the preset's static steps + motion s/step × its motion steps.
 
 `--budget` seconds (from the script's start) stops timing presets when too little time is left;
 those rows say "not timed" and the script still exits 0. A preset that raises is a FAILED row and
@@ -36,10 +40,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
-import string
 import sys
 import tempfile
 import time
@@ -50,18 +52,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# Every paper preset: configs/*.yaml except the "-tiny" CPU twins, default and reference
-# (tests/test_gpu_check.py checks that this list covers configs/).
+from random_models import TINY_IMAGE_SIZE, BuiltModel, build_model_folder  # noqa: E402
+
+# Every paper preset: configs/*.yaml except the "-tiny" CPU twins and the CPU presets default, reference, 4d and
+# 4d-oracle (tests/test_gpu_check.py checks that PRESETS and NOT_TIMED together cover configs/).
 PRESETS = ("dreamfusion-sd", "dreamgaussian-sds", "prolificdreamer-vsd", "esd", "lucid-ism", "scaledreamer-asd",
-           "dreamerxl-tsm")
-# Paper presets not timed yet, with why (a row in the report says so; tests/test_gpu_check.py checks that
-# PRESETS and NOT_TIMED together cover configs/).
-NOT_TIMED = {
-    "4d-animatediff": "needs full-size random-weight SD 1.5 + MotionAdapter folders, which build_model_folder "
-                      "does not build yet (tiny parts: tests/test_presets.py)",
-    "4d-zeroscope": "needs a full-size random-weight UNet3DConditionModel folder, which build_model_folder does not "
-                    "build yet (tiny parts: tests/test_presets.py)",
-}
+           "dreamerxl-tsm", "4d-zeroscope", "4d-animatediff")
+# Paper presets not timed, with why (each gets a row in the report that says so). None at present.
+NOT_TIMED: dict[str, str] = {}
 # Extra rows: (label, preset, prior) for priors no paper preset uses.
 EXTRA = (("dreamfusion-sd + IF", "dreamfusion-sd", "deepfloyd-if"),)
 
@@ -75,187 +73,27 @@ ANCHORS = {
 }
 
 PROMPT = "a red chair"
-CLIP_VOCAB = 49408  # CLIP's / OpenCLIP's vocabulary size
-T5_VOCAB = 32128
+PROMPT_4D = "a corgi running"  # the 4D presets' own example prompt
 
-# ----------------------------------------------------------------------------- architectures
-# Stable Diffusion 2.1-base (stabilityai/stable-diffusion-2-1-base), diffusers configs.
-SD21_BASE_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, center_input_sample=False, flip_sin_to_cos=True, freq_shift=0,
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, downsample_padding=1, mid_block_scale_factor=1,
-    act_fn="silu", norm_num_groups=32, norm_eps=1e-5, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
-    use_linear_projection=True, dual_cross_attention=False, only_cross_attention=False, upcast_attention=False,
-)
-SD_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, act_fn="silu",
-    norm_num_groups=32, sample_size=512, scaling_factor=0.18215,
-)
-SD21_TEXT = dict(  # OpenCLIP ViT-H/14's text tower, as SD 2.x ships it (CLIPTextModel)
-    vocab_size=CLIP_VOCAB, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-    max_position_embeddings=77, hidden_act="gelu", projection_dim=512,
-)
-SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                    prediction_type="epsilon", clip_sample=False, steps_offset=1)
-
-# SDXL base 1.0 (stabilityai/stable-diffusion-xl-base-1.0).
-SDXL_UNET = dict(
-    sample_size=128, in_channels=4, out_channels=4, flip_sin_to_cos=True, freq_shift=0,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    block_out_channels=(320, 640, 1280), layers_per_block=2, transformer_layers_per_block=(1, 2, 10),
-    attention_head_dim=(5, 10, 20), cross_attention_dim=2048, use_linear_projection=True, act_fn="silu",
-    norm_num_groups=32, norm_eps=1e-5, addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816, upcast_attention=False,
-)
-SDXL_VAE = {**SD_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
-SDXL_TEXT = dict(  # CLIP ViT-L/14 (CLIPTextModel)
-    vocab_size=CLIP_VOCAB, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-    max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-)
-SDXL_TEXT_2 = dict(  # OpenCLIP ViT-bigG/14 (CLIPTextModelWithProjection)
-    vocab_size=CLIP_VOCAB, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-    max_position_embeddings=77, hidden_act="gelu", projection_dim=1280,
-)
-
-# DeepFloyd IF-I-XL v1.0 stage I (DeepFloyd/IF-I-XL-v1.0): 4.3 B parameters, 64 px pixel space.
-IF_I_XL_UNET = dict(
-    sample_size=64, in_channels=3, out_channels=6, flip_sin_to_cos=True, freq_shift=0,
-    down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D",
-                      "SimpleCrossAttnDownBlock2D"),
-    up_block_types=("SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D",
-                    "ResnetUpsampleBlock2D"),
-    mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(704, 1408, 2112, 2816), layers_per_block=3,
-    act_fn="gelu", norm_num_groups=32, norm_eps=1e-5, attention_head_dim=64, cross_attention_dim=2816,
-    cross_attention_norm="group_norm", encoder_hid_dim=4096, encoder_hid_dim_type="text_proj",
-    addition_embed_type="text", addition_embed_type_num_heads=64, resnet_time_scale_shift="scale_shift",
-    resnet_skip_time_act=False, time_embedding_act_fn="gelu", upcast_attention=False, use_linear_projection=False,
-)
-IF_T5 = dict(  # T5-v1.1-XXL's width, one layer (see the module docstring)
-    vocab_size=T5_VOCAB, d_model=4096, d_kv=64, d_ff=10240, num_layers=1, num_heads=64,
-    feed_forward_proj="gated-gelu", decoder_start_token_id=0,
-)
-IF_SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", variance_type="learned_range",
-                    prediction_type="epsilon")
-
-# --cpu: the same block types and layouts at a few channels.
-TINY_SD_UNET = {**SD21_BASE_UNET, "sample_size": 8, "block_out_channels": (8, 16, 16, 16), "layers_per_block": 1,
-                "norm_num_groups": 4, "cross_attention_dim": 16, "attention_head_dim": (2, 2, 2, 2)}
-TINY_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-                down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                norm_num_groups=4, sample_size=16, scaling_factor=0.18215)
-TINY_TEXT = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                 max_position_embeddings=77, projection_dim=16)
-TINY_SDXL_UNET = {**SDXL_UNET, "sample_size": 8, "block_out_channels": (8, 16, 16), "layers_per_block": 1,
-                  "transformer_layers_per_block": (1, 1, 2), "attention_head_dim": (2, 2, 2), "norm_num_groups": 4,
-                  "cross_attention_dim": 32, "addition_time_embed_dim": 4,
-                  "projection_class_embeddings_input_dim": 6 * 4 + 16}
-TINY_IF_UNET = {**IF_I_XL_UNET, "sample_size": 16, "block_out_channels": (16, 32),
-                "down_block_types": ("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
-                "up_block_types": ("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"), "layers_per_block": 1,
-                "norm_num_groups": 8, "attention_head_dim": 8, "cross_attention_dim": 32, "encoder_hid_dim": 16,
-                "addition_embed_type_num_heads": 2}
-TINY_T5 = dict(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, feed_forward_proj="gated-gelu",
-               decoder_start_token_id=0)
-TINY_IMAGE_SIZE = 16  # what the tiny priors see (SD / SDXL: native; IF: prior.image_size)
-
-BUILT_PRIORS = ("sd21-base", "sdxl", "deepfloyd-if")  # priors with a random-weight builder, in the order they run
-# Rough seconds on one H200 to (build + save the model folder, load it and run one preset's 50 steps): a preset
-# is not started with less time left than this (guesses before the first GPU run; see --budget).
-GPU_NEEDS = {"sd21-base": (20, 30), "sdxl": (60, 90), "deepfloyd-if": (60, 45)}
-
-
-# ----------------------------------------------------------------------------- building model folders
-
-def write_tokenizer(folder: Path):
-    """A CLIPTokenizer over single characters (no merges), written to `folder` and returned."""
-    import transformers
-
-    folder.mkdir(parents=True, exist_ok=True)
-    symbols = string.ascii_lowercase + string.digits + ",.-'!?"
-    tokens = list(symbols) + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
-    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(tokens)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    tok = transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
-    tok.save_pretrained(folder)
-    return tok
-
-
-def _special_ids(tok) -> dict:
-    return dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-
-
-@dataclass
-class BuiltModel:
-    name: str  # sd21-base | sdxl | deepfloyd-if
-    folder: Path
-    parameters: dict[str, int] = field(default_factory=dict)  # part -> parameter count
-    seconds: float = 0.0  # build + save
-    bytes: int = 0  # on disk
-
-
-def _save(model, folder: Path, dtype, parts: dict, name: str) -> None:
-    """Cast, move to the CPU (safetensors writes host memory) and save in diffusers' layout."""
-    parts[name] = sum(p.numel() for p in model.parameters())
-    model.to(device="cpu", dtype=dtype).save_pretrained(folder / name)
-
-
-def build_model_folder(name: str, folder: Path, tiny: bool, device: str) -> BuiltModel:
-    """Random-weight parts of model `name` at full size (or tiny), saved under `folder` as diffusers would.
-
-    Modules are created on `device` (random init of billions of parameters is much faster on a GPU)."""
-    import diffusers
-    import torch
-    import transformers
-
-    start = time.perf_counter()
-    fp16, fp32 = torch.float16, torch.float32
-    net_dtype = fp32 if tiny else fp16
-    parts: dict[str, int] = {}
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    tok = write_tokenizer(folder / "tokenizer")
-    vocab = len(tok) if tiny else CLIP_VOCAB
-
-    def clip(config: dict, with_projection: bool = False):
-        cfg = {**config, **TINY_TEXT, "vocab_size": vocab} if tiny else config
-        cls = transformers.CLIPTextModelWithProjection if with_projection else transformers.CLIPTextModel
-        return cls(transformers.CLIPTextConfig(**cfg, **_special_ids(tok)))
-
-    with torch.device(device):
-        if name == "sd21-base":
-            diffusers.DDPMScheduler(**SD_SCHEDULER).save_pretrained(folder / "scheduler")
-            _save(clip(SD21_TEXT), folder, net_dtype, parts, "text_encoder")
-            _save(diffusers.AutoencoderKL(**(TINY_VAE if tiny else SD_VAE)), folder, net_dtype, parts, "vae")
-            _save(diffusers.UNet2DConditionModel(**(TINY_SD_UNET if tiny else SD21_BASE_UNET)), folder, net_dtype,
-                  parts, "unet")
-        elif name == "sdxl":
-            write_tokenizer(folder / "tokenizer_2")
-            diffusers.DDPMScheduler(**SD_SCHEDULER).save_pretrained(folder / "scheduler")
-            _save(clip(SDXL_TEXT), folder, net_dtype, parts, "text_encoder")
-            _save(clip(SDXL_TEXT_2, with_projection=True), folder, net_dtype, parts, "text_encoder_2")
-            # SDXL's VAE gives NaN in fp16 (force_upcast): it stays fp32 on disk as in the prior
-            _save(diffusers.AutoencoderKL(**({**TINY_VAE, "scaling_factor": 0.13025} if tiny else SDXL_VAE)), folder,
-                  fp32, parts, "vae")
-            _save(diffusers.UNet2DConditionModel(**(TINY_SDXL_UNET if tiny else SDXL_UNET)), folder, net_dtype,
-                  parts, "unet")
-        elif name == "deepfloyd-if":
-            diffusers.DDPMScheduler(**IF_SCHEDULER).save_pretrained(folder / "scheduler")
-            t5 = {**TINY_T5, "vocab_size": len(tok)} if tiny else IF_T5
-            _save(transformers.T5EncoderModel(transformers.T5Config(**t5, pad_token_id=tok.pad_token_id,
-                                                                    eos_token_id=tok.eos_token_id)),
-                  folder, net_dtype, parts, "text_encoder")
-            _save(diffusers.UNet2DConditionModel(**(TINY_IF_UNET if tiny else IF_I_XL_UNET)), folder, net_dtype,
-                  parts, "unet")
-        else:
-            raise ValueError(f"unknown model {name!r}")
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    return BuiltModel(name, folder, parts, time.perf_counter() - start, size)
+# Which random-weight model folder (bench/random_models.py MODELS) goes into which weights option of a prior:
+# prior name -> {config field: model}. A 4D preset's frame prior gets its folders under motion.image_prior.
+PRIOR_WEIGHTS: dict[str, dict[str, str]] = {
+    "sd21-base": {"model": "sd21-base"},
+    "sdxl": {"model": "sdxl"},
+    "deepfloyd-if": {"model": "deepfloyd-if"},
+    "sd15": {"model": "sd15"},
+    "animatediff": {"model": "sd15", "motion_adapter": "motion-adapter"},
+    "zeroscope": {"model": "zeroscope"},
+}
+# Running order: rows are sorted by the last of their models in this order, so the presets on SD 2.1-base come
+# first, then 4d-zeroscope (whose frame prior reuses that folder), 4d-animatediff, SDXL, IF (the extra row,
+# last: no paper preset uses it). A folder is deleted after the last row that needs it.
+BUILD_ORDER = ("sd21-base", "zeroscope", "sd15", "motion-adapter", "sdxl", "deepfloyd-if")
+# Rough seconds on one H200 to build + save a model folder, and to load a row's priors and run its 50 steps: a
+# row is not started with less time left than this (guesses before the first GPU run; see --budget).
+GPU_BUILD_S = {"sd21-base": 20, "zeroscope": 25, "sd15": 15, "motion-adapter": 10, "sdxl": 60, "deepfloyd-if": 60}
+GPU_RUN_S = {"sd21-base": 30, "zeroscope": 60, "animatediff": 60, "sdxl": 90, "deepfloyd-if": 45}
+STAGES = ("static", "motion")  # a 4D preset's stages, in the order they run
 
 
 # ----------------------------------------------------------------------------- one preset
@@ -265,19 +103,30 @@ class Row:
     label: str
     preset: str
     prior: str
+    image_prior: str = ""  # a 4D preset's frame prior (motion.image_prior); "" for 3D presets
+    weights: dict[str, str] = field(default_factory=dict)  # dotted weights option -> model (random_models.MODELS)
     representation: str = ""
     resolution: int = 0
     preset_steps: int = 0
+    stage_steps: dict[str, int] = field(default_factory=dict)  # 4D: the preset's steps per stage
     steps: int = 0
     timed_steps: int = 0
-    s_per_step: float | None = None
+    s_per_step: float | None = None  # 4D: the mean over a full run of the preset (projected / preset steps)
+    stage_s: dict[str, float] = field(default_factory=dict)  # 4D: s/step per stage
     peak_gib: float | None = None
     setup_s: float | None = None
     status: str = "ok"  # ok | FAILED: ... | not timed: ...
     extra: dict = field(default_factory=dict)
 
     @property
+    def models(self) -> tuple[str, ...]:
+        """The model folders this row loads, in BUILD_ORDER."""
+        return tuple(sorted(set(self.weights.values()), key=BUILD_ORDER.index))
+
+    @property
     def projected_s(self) -> float | None:
+        if self.stage_s:
+            return sum(self.stage_s[k] * self.stage_steps[k] for k in self.stage_s)
         return None if self.s_per_step is None else self.s_per_step * self.preset_steps
 
 
@@ -291,51 +140,84 @@ def preset_steps(preset: str) -> int:
     return int(yaml.safe_load(preset_path(preset).read_text())["steps"])
 
 
-def run_overrides(steps: int, device: str, folder: Path, prior: str, representation: str, tiny: bool) -> list[str]:
-    """The dotted overrides of a timing run: N steps, no previews / progress / eval / second stage."""
+def timing_static_steps(steps: int, warmup: int) -> int:
+    """A 4D timing run's static stage: 2/5 of its steps, at least warm-up + 1 (50 steps: 20 static, 30 motion)."""
+    return max(warmup + 1, steps * 2 // 5)
+
+
+def run_overrides(steps: int, device: str, weights: dict[str, Path], *, prior_override: str = "", prior: str = "",
+                  representation: str = "", tiny: bool = False, static_steps: int | None = None) -> list[str]:
+    """The dotted overrides of a timing run: N steps, no previews / progress / eval / second stage, the priors'
+    weights from the random-weight folders (`weights`: dotted option -> folder), and for a 4D run (static_steps
+    given) a static stage of that many steps. `prior` is the run's prior, `prior_override` its name when the
+    preset names another."""
     dotted = [f"steps={steps}", f"device={device}", "trainer.preview_every=0", f"trainer.checkpoint_every={10 ** 9}",
               f"trainer.log_every={10 ** 9}", "trainer.progress=false", "trainer.evaluate=false",
               "export.video=false", "refine.steps=0"]
-    if prior:
-        dotted.append(f"prior.name={prior}")
-    dotted.append(f"prior.model={folder}")
+    if prior_override:
+        dotted.append(f"prior.name={prior_override}")
+    dotted += [f"{key}={folder}" for key, folder in weights.items()]
+    if static_steps is not None:
+        dotted.append(f"motion.static_steps={static_steps}")
     if tiny:
         dotted.append("resolution=32")
-        if representation == "gaussians":
+        if representation.startswith("gaussians"):
             dotted += ["representation.num_gaussians=256", "representation.max_gaussians=4096"]
         if prior == "deepfloyd-if":
             dotted.append(f"prior.image_size={TINY_IMAGE_SIZE}")
+        if static_steps is not None:  # tiny clips: 4 frames of 32 px renders; fp32 (the presets say fp16); a
+            # hybrid image step in the motion stage of a 5-step run
+            dotted += [f"prior.image_size={TINY_IMAGE_SIZE}", "prior.num_frames=4", "prior.dtype=fp32",
+                       f"motion.image_prior.image_size={TINY_IMAGE_SIZE}", "motion.image_prior.dtype=fp32",
+                       "motion.video_resolution=32", "motion.image_every=2"]
     return dotted
 
 
-def time_preset(row: Row, folder: Path, workdir: Path, args, cuda: bool) -> Row:
+def mean_step(times: list[float], first: int, stop: int, floor: int = 0) -> tuple[float, int]:
+    """The mean of times[first:stop] and how many; when that is empty (a very short run), of times[floor:stop]
+    (the stage from its first step), or of times[floor:]."""
+    measured = times[first:stop] or times[floor:stop] or times[floor:]
+    return sum(measured) / len(measured), len(measured)
+
+
+def time_preset(row: Row, weights: dict[str, Path], workdir: Path, args, cuda: bool) -> Row:
     import torch
 
     from dreamer.api import resolve_config
+    from dreamer.trainer.motion import MotionTrainer
     from dreamer.trainer.run_folder import RunFolder
     from dreamer.trainer.trainer import Trainer
 
     path = preset_path(row.preset)
-    base = resolve_config(PROMPT, str(path))
+    prompt = PROMPT_4D if row.image_prior else PROMPT
+    base = resolve_config(prompt, str(path))
     row.representation, row.preset_steps = base.representation.name, preset_steps(row.preset)
-    prior_override = "" if row.prior == base.prior.name else row.prior
-    dotted = run_overrides(args.steps, "cuda" if cuda else "cpu", folder, prior_override, row.representation,
-                           args.cpu)
-    cfg = resolve_config(PROMPT, str(path), dotted)
+    static = None
+    if base.is_4d:
+        static = timing_static_steps(args.steps, args.warmup)
+        row.stage_steps = {"static": base.motion.static_steps, "motion": row.preset_steps - base.motion.static_steps}
+    dotted = run_overrides(args.steps, "cuda" if cuda else "cpu", weights,
+                           prior_override="" if row.prior == base.prior.name else row.prior, prior=row.prior,
+                           representation=row.representation, tiny=args.cpu, static_steps=static)
+    cfg = resolve_config(prompt, str(path), dotted)
     row.resolution, row.steps = cfg.resolution, cfg.steps
     stamps: list[float] = []
+    video_steps = 0
 
-    def on_progress(_event) -> None:
+    def on_progress(event) -> None:
+        nonlocal video_steps
         if cuda:
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
+        video_steps += int(event.metrics.get("video_step", 0))
 
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, RunFolder(workdir / "runs" / row.label.replace(" ", "").replace("+", "-")),
-                      on_progress=on_progress)
+    trainer_class = MotionTrainer if cfg.is_4d else Trainer
+    trainer = trainer_class(cfg, RunFolder(workdir / "runs" / row.label.replace(" ", "").replace("+", "-")),
+                            on_progress=on_progress)
     row.setup_s = time.perf_counter() - t0
     prior = trainer.prior
     row.extra["prior_dtype"] = str(getattr(prior, "model_dtype", "")).replace("torch.", "")
@@ -355,9 +237,16 @@ def time_preset(row: Row, folder: Path, workdir: Path, args, cuda: bool) -> Row:
         if cuda:
             torch.cuda.empty_cache()
     times = [b - a for a, b in zip([start] + stamps[:-1], stamps)]  # step k's wall time
-    measured = times[args.warmup:-1] or times[args.warmup:] or times  # the last step also checkpoints
-    row.timed_steps = len(measured)
-    row.s_per_step = sum(measured) / len(measured)
+    if static is None:
+        row.s_per_step, row.timed_steps = mean_step(times, args.warmup, len(times) - 1)  # the last step checkpoints
+        return row
+    # each stage after its own warm-up (the motion stage's first steps are the video UNet's first)
+    (s_static, n_static), (s_motion, n_motion) = (mean_step(times, args.warmup, static),
+                                                  mean_step(times, static + args.warmup, len(times) - 1, floor=static))
+    row.stage_s = {"static": s_static, "motion": s_motion}
+    row.extra["video_steps"] = video_steps  # of the run's steps (the rest: image steps)
+    row.timed_steps = n_static + n_motion
+    row.s_per_step = row.projected_s / row.preset_steps
     return row
 
 
@@ -383,10 +272,16 @@ def table(rows: list[Row], cpu: bool) -> str:
         dtype = r.extra.get("prior_dtype", "—")
         if r.extra.get("vae_dtype", dtype) != dtype:
             dtype += f" (VAE {r.extra['vae_dtype']})"
-        body.append([r.label, r.prior, dtype, r.representation or "—", r.resolution or "—",
-                     "—" if r.s_per_step is None else f"{r.s_per_step:.3f}",
+        prior = f"{r.prior} + {r.image_prior} (frames)" if r.image_prior else r.prior
+        if r.stage_s:  # 4D: per stage
+            per_step = " / ".join(f"{r.stage_s[k]:.3f} {k}" for k in STAGES)
+            steps = f"{r.preset_steps} ({r.stage_steps['static']} static)"
+        else:
+            per_step = "—" if r.s_per_step is None else f"{r.s_per_step:.3f}"
+            steps = r.preset_steps or "—"
+        body.append([r.label, prior, dtype, r.representation or "—", r.resolution or "—", per_step,
                      "n/a (CPU)" if cpu else ("—" if r.peak_gib is None else f"{r.peak_gib:.1f}"),
-                     r.preset_steps or "—", fmt_duration(r.projected_s), ANCHORS.get(r.preset, "—"), r.status])
+                     steps, fmt_duration(r.projected_s), ANCHORS.get(r.preset, "—"), r.status])
     return markdown_table(headers, body)
 
 
@@ -423,23 +318,31 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def plan(only: list[str] | None) -> list[tuple[str, Row]]:
-    """(model name, row) in running order: everything on SD 2.1-base first, then SDXL, then IF."""
+def make_row(label: str, preset: str, prior: str = "") -> Row:
+    """The row of `preset` (with `prior` instead of the preset's when given) and the folders its priors load."""
     from dreamer.config import load_yaml
 
-    jobs = []
-    for preset in PRESETS:
-        prior = load_yaml(preset_path(preset))["prior"]["name"]
-        jobs.append((prior, Row(preset, preset, prior)))
-    for label, preset, prior in EXTRA:
-        jobs.append((prior, Row(label, preset, prior)))
+    data = load_yaml(preset_path(preset))
+    prior = prior or data["prior"]["name"]
+    image_prior = ((data.get("motion") or {}).get("image_prior") or {}).get("name", "")
+    weights = {}
+    for option, name in (("prior", prior), ("motion.image_prior", image_prior)):
+        if not name:
+            continue
+        if name not in PRIOR_WEIGHTS:
+            raise SystemExit(f"gpu_timing: no random-weight model for prior {name!r} ({preset}): add a builder to "
+                             "bench/random_models.py and the prior to PRIOR_WEIGHTS")
+        weights.update({f"{option}.{key}": model for key, model in PRIOR_WEIGHTS[name].items()})
+    return Row(label, preset, prior, image_prior, weights)
+
+
+def plan(only: list[str] | None) -> list[Row]:
+    """Every row in running order (see BUILD_ORDER); `only`: presets or row labels."""
+    rows = [make_row(preset, preset) for preset in PRESETS]
+    rows += [make_row(label, preset, prior) for label, preset, prior in EXTRA]
     if only:
-        jobs = [j for j in jobs if j[1].preset in only or j[1].label in only]
-    order = list(BUILT_PRIORS)
-    for model, _ in jobs:
-        if model not in order:
-            raise SystemExit(f"gpu_timing: no random-weight builder for prior {model!r}: add one to build_model_folder")
-    return sorted(jobs, key=lambda j: order.index(j[0]))
+        rows = [r for r in rows if r.preset in only or r.label in only]
+    return sorted(rows, key=lambda r: BUILD_ORDER.index(r.models[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -491,44 +394,49 @@ def main(argv: list[str] | None = None) -> int:
     models: list[BuiltModel] = []
     failed = False
     built: dict[str, BuiltModel | Exception] = {}
-    for index, (model, row) in enumerate(jobs):
+    for index, row in enumerate(jobs):
         rows.append(row)
         need = args.reserve
         if not args.cpu:
-            build, run = GPU_NEEDS.get(model, (0, 0))
-            need = max(need, run + (0 if model in built else build))
+            need = max(need, GPU_RUN_S.get(row.prior, 0) + sum(GPU_BUILD_S.get(m, 0) for m in row.models
+                                                                 if m not in built))
         if left() < need:
             row.status = f"not timed: out of time ({args.budget:.0f} s budget)"
             print(f"== {row.label}: {row.status}", flush=True)
             continue
-        if model not in built:
+        for model in row.models:
+            if model in built:
+                continue
             print(f"== building {model} ({'tiny' if args.cpu else 'full size'}) ...", flush=True)
             try:
-                built[model] = build_model_folder(model, workdir / "models" / model, args.cpu, device)
-                models.append(built[model])
-                m = built[model]
+                m = built[model] = build_model_folder(model, workdir / "models" / model, args.cpu, device)
+                models.append(m)
                 print(f"   {m.name}: {sum(m.parameters.values()) / 1e6:.1f} M parameters, "
                       f"{m.bytes / 2 ** 30:.2f} GiB, {m.seconds:.1f} s", flush=True)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a row
                 traceback.print_exc()
                 built[model] = exc
-        source = built[model]
-        if isinstance(source, Exception):
-            row.status = f"FAILED: building {model}: {type(source).__name__}: {str(source)[:200]}"
+        broken = [(m, built[m]) for m in row.models if isinstance(built[m], Exception)]
+        if broken:
+            model, exc = broken[0]
+            row.status = f"FAILED: building {model}: {type(exc).__name__}: {str(exc)[:200]}"
             failed = True
-            continue
-        print(f"== {row.label} ({row.prior}) ...", flush=True)
-        try:
-            time_preset(row, source.folder, workdir, args, cuda)
-            peak = "n/a" if row.peak_gib is None else f"{row.peak_gib:.1f} GiB"
-            print(f"   {row.s_per_step:.3f} s/step over {row.timed_steps} steps at {row.resolution} px, "
-                  f"setup {row.setup_s:.1f} s, peak {peak}, {row.extra}", flush=True)
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc()
-            row.status = f"FAILED: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-            failed = True
-        if not args.keep and all(m != model for m, _ in jobs[index + 1:]):
-            shutil.rmtree(source.folder, ignore_errors=True)  # disk: SDXL and IF are 7-9 GiB each
+        else:
+            print(f"== {row.label} ({row.prior}{' + ' + row.image_prior if row.image_prior else ''}) ...", flush=True)
+            try:
+                time_preset(row, {key: built[m].folder for key, m in row.weights.items()}, workdir, args, cuda)
+                peak = "n/a" if row.peak_gib is None else f"{row.peak_gib:.1f} GiB"
+                stages = "".join(f", {k} {v:.3f} s/step" for k, v in row.stage_s.items())
+                print(f"   {row.s_per_step:.3f} s/step over {row.timed_steps} steps at {row.resolution} px{stages}, "
+                      f"setup {row.setup_s:.1f} s, peak {peak}, {row.extra}", flush=True)
+            except Exception as exc:  # noqa: BLE001
+                traceback.print_exc()
+                row.status = f"FAILED: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                failed = True
+        for model in row.models:  # disk: SDXL and IF are 7-9 GiB each
+            last_use = all(model not in later.models for later in jobs[index + 1:])
+            if not args.keep and last_use and isinstance(built[model], BuiltModel):
+                shutil.rmtree(built[model].folder, ignore_errors=True)
 
     for preset, why in NOT_TIMED.items():
         if not args.only or preset in args.only:
@@ -540,11 +448,18 @@ def main(argv: list[str] | None = None) -> int:
         "Peak memory is torch.cuda.max_memory_allocated over the run, the prior's loading included. "
         "Projected full run = s/step × the preset's steps (first stage; DreamGaussian's 50-step mesh stage and "
         "the exports are not included). Priors: random weights in the published architectures, loaded through "
-        "`prior.model=<folder>` (see bench/gpu_timing.py: IF's T5 is one layer of the real width).",
+        "`prior.model=<folder>` (see bench/random_models.py: IF's T5 is one layer of the real width).",
     ]
+    if any(r.stage_s for r in rows):
+        static = timing_static_steps(args.steps, args.warmup)
+        notes.append(f"4D presets: s/step per stage, each after its own {args.warmup} warm-up steps: the static "
+                     f"stage (image prior on single frames) is shortened to {static} of the {args.steps} steps; motion "
+                     "steps are video-prior steps on clips with an image step every `motion.image_every`-th (4D-fy's "
+                     "hybrid). Projected full run = static s/step × the preset's static steps + motion s/step × its "
+                     "motion steps.")
     if args.cpu:
-        notes.append("--cpu: tiny models (a few channels), 32 px renders, 256 Gaussians: the figures check the "
-                     "code path, not the speed; projections are not comparable with the anchors.")
+        notes.append("--cpu: tiny models (a few channels), 32 px renders, 256 Gaussians (4D: 4-frame clips, fp32): "
+                     "the figures check the code path, not the speed; projections are not comparable with the anchors.")
     body = "\n\n".join([table(rows, args.cpu), "Models:\n\n" + models_table(models), *notes])
     print("\n" + body + "\n", flush=True)
     out = workdir / "gpu-timing.md"

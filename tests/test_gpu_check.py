@@ -1,7 +1,9 @@
 """bench/gpu_check.sh stays runnable and bench/gpu_timing.py times every paper preset (issue 21).
 
-The GPU check itself runs in CI as `bench/gpu_check.sh --cpu` (.ci/run); these are the cheap guards:
-the script parses and is executable, and a new paper preset in configs/ cannot be left out of the timing.
+The GPU check itself runs in CI as `bench/gpu_check.sh --cpu` (.ci/run); these are the guards: the script
+parses and is executable, a new paper preset in configs/ cannot be left out of the timing, every row's priors
+load from random-weight folders (bench/random_models.py, tested in tests/test_random_models.py), and the 4D
+rows run end to end on the CPU with tiny models.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ def gpu_timing():
     return module
 
 
+def random_models():
+    gpu_timing()  # puts bench/ on sys.path
+    import random_models
+
+    return random_models
+
+
 def paper_presets() -> set[str]:
     """configs/*.yaml without the CPU twins (-tiny) and the CPU presets default, reference, 4d and 4d-oracle."""
     return {p.stem for p in (ROOT / "configs").glob("*.yaml")
@@ -48,12 +57,76 @@ def test_gpu_timing_covers_every_paper_preset():
 
 
 def test_gpu_timing_can_build_every_preset_prior():
+    """Every row's priors (a 4D preset's frame prior too) get their weights from random-weight folders."""
     from dreamer.config import load_yaml
 
     module = gpu_timing()
-    priors = {load_yaml(ROOT / "configs" / f"{p}.yaml")["prior"]["name"] for p in module.PRESETS}
-    priors |= {prior for _, _, prior in module.EXTRA}
-    assert priors <= set(module.BUILT_PRIORS), sorted(priors - set(module.BUILT_PRIORS))
+    rows = module.plan(None)
+    assert {r.label for r in rows} == set(module.PRESETS) | {label for label, _, _ in module.EXTRA}
+    models = set(random_models().MODELS)
+    assert set(module.BUILD_ORDER) == models
+    for row in rows:
+        data = load_yaml(ROOT / "configs" / f"{row.preset}.yaml")
+        assert row.weights["prior.model"] in models, row.label
+        assert set(row.weights.values()) <= models and row.models
+        assert bool(row.image_prior) == ("motion" in data), row.label
+        if row.image_prior:
+            assert row.image_prior == data["motion"]["image_prior"]["name"]
+            assert "motion.image_prior.model" in row.weights
+
+
+def test_gpu_timing_times_the_4d_presets_with_random_video_unets():
+    """4d-animatediff and 4d-zeroscope are timed rows (no longer "not timed"), loading every prior they use from
+    the builders' folders: SD 1.5 + the motion adapter (SD 1.5 also for frames); zeroscope + SD 2.1-base frames."""
+    module = gpu_timing()
+    rows = {r.label: r for r in module.plan(None)}
+    assert not {"4d-animatediff", "4d-zeroscope"} & set(module.NOT_TIMED)
+    assert rows["4d-animatediff"].weights == {"prior.model": "sd15", "prior.motion_adapter": "motion-adapter",
+                                              "motion.image_prior.model": "sd15"}
+    assert rows["4d-zeroscope"].weights == {"prior.model": "zeroscope", "motion.image_prior.model": "sd21-base"}
+    assert (rows["4d-animatediff"].image_prior, rows["4d-zeroscope"].image_prior) == ("sd15", "sd21-base")
+    order = [r.label for r in module.plan(None)]
+    # 4d-zeroscope right after the presets on SD 2.1-base (whose folder it reuses, so it is built once)
+    sd21 = [r.label for r in module.plan(None) if r.models == ("sd21-base",)]
+    assert order[:len(sd21) + 1] == [*sd21, "4d-zeroscope"]
+    assert module.plan(["4d-animatediff"])[0].models == ("sd15", "motion-adapter")
+
+
+def test_gpu_timing_4d_overrides():
+    module = gpu_timing()
+    assert module.timing_static_steps(50, 5) == 20 and module.timing_static_steps(5, 1) == 2
+    weights = {"prior.model": Path("/m/sd15"), "prior.motion_adapter": Path("/m/ma"),
+               "motion.image_prior.model": Path("/m/sd15")}
+    gpu = module.run_overrides(50, "cuda", weights, prior="animatediff", representation="gaussians4d",
+                               static_steps=20)
+    assert {"prior.model=/m/sd15", "prior.motion_adapter=/m/ma", "motion.image_prior.model=/m/sd15",
+            "motion.static_steps=20", "steps=50"} <= set(gpu)
+    assert not any(d.startswith(("prior.dtype", "prior.num_frames", "resolution")) for d in gpu)  # the preset's own
+    cpu = module.run_overrides(5, "cpu", weights, prior="animatediff", representation="gaussians4d", tiny=True,
+                               static_steps=2)
+    assert {"prior.dtype=fp32", "motion.image_prior.dtype=fp32", "representation.num_gaussians=256"} <= set(cpu)
+    row = module.Row("x", "x", "zeroscope", stage_steps={"static": 500, "motion": 1000},
+                     stage_s={"static": 0.1, "motion": 0.5})
+    assert row.projected_s == pytest.approx(550.0)
+
+
+@pytest.mark.slow(seconds=25)
+def test_gpu_timing_runs_the_4d_rows_on_the_cpu(tmp_path):
+    """The CPU form of the timing (what `bench/gpu_check.sh --cpu` runs) times both 4D rows on tiny random-weight
+    folders through the real loaders and MotionTrainer: both stages, video steps included."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "DREAMER_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_timing.py"), "--cpu", "--no-write", "--only",
+                           "4d-animatediff", "4d-zeroscope", "--workdir", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = (tmp_path / "gpu-timing.md").read_text()
+    for label, prior in (("4d-animatediff", "animatediff + sd15 (frames)"), ("4d-zeroscope",
+                                                                             "zeroscope + sd21-base (frames)")):
+        line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+        assert prior in line and " static / " in line and line.endswith("| ok |"), line
+    assert done.stdout.count("'video_steps': 2") == 2  # steps 2 and 4 of 5 (step 3: the hybrid image step)
+    assert not (tmp_path / "models" / "sd15").exists()  # folders go after their last row
 
 
 def test_ci_and_make_run_the_gpu_check():
