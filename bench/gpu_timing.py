@@ -184,7 +184,7 @@ def time_preset(row: Row, weights: dict[str, Path], workdir: Path, args, cuda: b
     import torch
 
     from dreamer.api import resolve_config
-    from dreamer.trainer.motion import MotionTrainer
+    from dreamer.trainer.four_d import MotionTrainer
     from dreamer.trainer.run_folder import RunFolder
     from dreamer.trainer.trainer import Trainer
 
