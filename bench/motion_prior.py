@@ -85,6 +85,15 @@ def score(triples, judged) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in right.items()}
 
 
+def confusion_table(triples, judged) -> str:
+    """Markdown: the motion each clip should show (rows) against the motion the judge saw (columns)."""
+    labels = ["still", *[m for m in MOTIONS if m != "still"]]
+    counts = Counter((visible_motion(shape, motion), seen) for (_, shape, motion), (_, _, seen) in zip(triples, judged))
+    rows = [[f"**{want}**", *[str(counts.get((want, seen), 0) or "·") for seen in labels]]
+            for want in labels if any(counts.get((want, seen)) for seen in labels)]
+    return markdown_table(["asked (visible) \\ judged", *labels], rows)
+
+
 def weights_sha(folder: str) -> str:
     import hashlib
 
@@ -121,8 +130,9 @@ def run_set(name, triples, prior, views, sampler, seed, evaluator, motion_judge)
         truths.append(truth_clips(prompt(triple), cams, prior.num_frames))
         expanded += [triple] * views
     samples, truths = torch.cat(samples), torch.cat(truths)
-    return (score(expanded, judge(samples, evaluator, motion_judge)),
-            score(expanded, judge(truths, evaluator, motion_judge)), samples, truths)
+    judged = judge(samples, evaluator, motion_judge)
+    return (score(expanded, judged), score(expanded, judge(truths, evaluator, motion_judge)), samples, truths,
+            (expanded, judged))
 
 
 def main() -> None:
@@ -148,17 +158,21 @@ def main() -> None:
     sampler = SamplerConfig(steps=args.steps, guidance=args.guidance)
     evaluator, motion_judge = default_evaluator(), load_motion_judge()
     sets = {"trained": trained_triples(args.sample, args.seed), "held out": list(HELD_OUT_TRIPLES)}
-    rows, sheets = [], []
+    rows, sheets, asked, seen = [], [], [], []
     for index, (set_name, triples) in enumerate(sets.items()):
-        got, ceiling, samples, truths = run_set(set_name, triples, prior, args.views, sampler,
+        got, ceiling, samples, truths, (expanded, judged) = run_set(set_name, triples, prior, args.views, sampler,
                                                 args.seed * 1000 + index * 100, evaluator, motion_judge)
         rows.append([set_name, len(triples), f"{got['colour']:.2f}", f"{got['shape']:.2f}", f"{got['motion']:.2f}",
                      f"{got['all']:.2f}", f"{ceiling['motion']:.2f}", f"{ceiling['all']:.2f}"])
         print(rows[-1], flush=True)
+        asked += expanded
+        seen += judged
         sheets.append(torch.stack([samples, truths], dim=1).flatten(0, 1))  # sample row, truth row, per clip
     table = markdown_table(["triples", "count", "colour", "shape", "motion", "all three",
                             "motion (truth clips)", "all three (truth clips)"], rows)
     print(table)
+    confusion = confusion_table(asked, seen)
+    print(confusion)
     print(f"load {load_seconds:.1f} s, one CFG evaluation of an 8-frame clip {cost * 1000:.0f} ms")
     if args.no_write:
         return
@@ -174,6 +188,11 @@ def main() -> None:
         "The truth columns judge the library's own clips from the same cameras (the judges' ceiling).",
         "",
         table,
+        "",
+        "Motion of the sampled clips, both sets: what the prompt asked for (as an image can show it) against what "
+        "the judge saw.",
+        "",
+        confusion,
         "",
         f"Load time {load_seconds:.1f} s; one CFG evaluation of an 8-frame 32 px clip {cost * 1000:.0f} ms "
         f"(median of 5, {torch.get_num_threads()} threads).",
