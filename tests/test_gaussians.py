@@ -214,3 +214,50 @@ def test_generate_with_gaussians_writes_splats_and_a_valid_glb(tmp_path, tiny_ru
     assert_valid_gltf(out / "model.glb")
     # resume from the checkpoint continues with the same Gaussians
     assert main(["generate", "--resume", "--out", str(out), "--steps", "6", "--quiet"]) == 0
+
+
+def _leg_of_dust(lowpass) -> Gaussians:
+    """A vertical rod 0.04 wide of tiny (scale 0.004), faint (opacity 0.15) splats, as a 64 px run learns a chair
+    leg, above a solid block of large opaque splats."""
+    gen = torch.Generator().manual_seed(0)
+    rod = torch.rand(1500, 3, generator=gen) * torch.tensor([0.04, 0.8, 0.04]) - torch.tensor([0.02, 0.6, 0.02])
+    block = torch.rand(600, 3, generator=gen) * 0.4 - torch.tensor([0.2, -0.2, 0.2])
+    g = Gaussians(GaussiansConfig(num_gaussians=2100, max_gaussians=2100, mesh_lowpass=lowpass))
+    with torch.no_grad():
+        g.params["means"].copy_(torch.cat([rod, block]))
+        g.params["scales"].copy_(torch.log(torch.cat([torch.full((1500, 3), 0.004), torch.full((600, 3), 0.04)])))
+        g.params["quats"].copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(2100, 4))
+        opacity = torch.cat([torch.full((1500,), 0.15), torch.full((600,), 0.9)])
+        g.params["opacities"].copy_(torch.logit(opacity))
+    return g
+
+
+def test_the_mesh_keeps_thin_parts_the_rasterizer_draws_solid():
+    from dreamer.representations.gaussian_density import render_lowpass
+
+    lowpass = render_lowpass(2.8, 42.5, 64)
+    assert lowpass == pytest.approx(0.3 ** 0.5 * 2 * 2.8 * np.tan(np.radians(21.25)) / 64)
+    assert 0.018 < lowpass < 0.019
+    # the rod renders solid at 64 px (the rasterizer's low-pass spreads each splat over a pixel)
+    g = _leg_of_dust(lowpass)
+    with torch.no_grad():
+        alpha = g.render(from_spherical(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([2.8]), 42.5, 64)).alpha
+    column = alpha[0, 30:46, 30:34, 0]  # rows of the rod (y from 0.1 down to -0.45), the columns around x = 0
+    assert column.max(dim=1).values.min() > 0.5
+    drawn = g.to_mesh(128, fill_unseen=False)
+    dust = _leg_of_dust(0.0).to_mesh(128, fill_unseen=False)
+    assert drawn.bounds[0, 1] < -0.5  # the rod reaches down to about -0.6
+    assert dust.bounds[0, 1] > -0.3  # without the low-pass only the block is meshed
+    with pytest.raises(UserError, match="mesh_lowpass"):
+        GaussiansConfig(mesh_lowpass=-1.0)
+
+
+def test_a_run_fills_in_its_renders_low_pass():
+    from dreamer.representations.gaussian_density import render_lowpass
+    from dreamer.run_config.loading import load_run_config
+    from dreamer.trainer.build import build_representation
+
+    config = load_run_config("4d-oracle", {"prompt": "a red cube bouncing"})
+    assert config.representation.config.mesh_lowpass is None
+    build_representation(config, torch.device("cpu"))
+    assert config.representation.config.mesh_lowpass == pytest.approx(render_lowpass(2.8, 42.5, 64))

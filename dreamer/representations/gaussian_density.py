@@ -5,6 +5,14 @@ The density is chosen so that marching cubes treats splats like a NeRF: Gaussian
 mean of its scales), so the optical depth of a ray through its centre is about −log(1 − o_i) and
 its alpha about its opacity o_i, as the rasterizer draws it. `volume.density_to_mesh` then picks
 the iso-level whose silhouette matches the rendered one, as it does for NeRFs.
+
+The rasterizer also low-passes every splat on screen (gsplat's eps2d, 0.3 px², keeping its opacity),
+so a splat smaller than a pixel of the training renders draws as a pixel-sized blot. A run at 64 px
+learns thin parts (a chair's legs) from many such faint, tiny splats: they render solid, but their
+3D density is a thin sparse dust below any iso-level that keeps the bulk's outline, and the legs
+vanish from the mesh. `lowpass` (world units, the filter's std at the training renders' pixel
+size, `render_lowpass`) is added to every splat's covariance before gridding, with κ_i from the
+filtered scales: the density is then the one the rasterizer drew at that resolution.
 """
 
 from __future__ import annotations
@@ -16,15 +24,30 @@ import torch
 from dreamer.render.splat.projection import quat_scale_to_covariance
 
 
-def _inverse_covariances(g) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def render_lowpass(distance: float, fovy_deg: float, resolution: int) -> float:
+    """World-unit std of the rasterizer's screen-space low-pass (EPS2D px²) for renders of `resolution` px
+    at `distance` with vertical field of view `fovy_deg`."""
+    from dreamer.render.splat.projection import EPS2D
+
+    pixel = 2.0 * distance * math.tan(math.radians(fovy_deg) / 2.0) / resolution
+    return math.sqrt(EPS2D) * pixel
+
+
+def _inverse_covariances(g, lowpass: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """means, Σ⁻¹, per-axis scales (of Σ + lowpass² I: its eigenvalues' square roots) and opacities."""
     a = g.activated()
-    cov = quat_scale_to_covariance(torch.nn.functional.normalize(a["quats"], dim=-1), a["scales"])  # [N, 3, 3]
-    return a["means"], torch.linalg.inv(cov.double()).float(), a["scales"], a["opacities"]
+    cov = quat_scale_to_covariance(torch.nn.functional.normalize(a["quats"], dim=-1), a["scales"]).double()  # [N, 3, 3]
+    scales = a["scales"]
+    if lowpass > 0:
+        cov = cov + torch.eye(3, dtype=cov.dtype, device=cov.device) * lowpass ** 2
+        scales = torch.linalg.eigvalsh(cov).clamp_min(0).sqrt().float()
+    return a["means"], torch.linalg.inv(cov).float(), scales, a["opacities"]
 
 
-def density_grid(g, resolution: int, bound: float = 1.0, chunk_cells: int = 4_000_000) -> torch.Tensor:
-    """σ [R, R, R] at the cell centres of [−bound, bound]³ (indexed x, y, z)."""
-    means, inv_cov, scales, opac = _inverse_covariances(g)
+def density_grid(g, resolution: int, bound: float = 1.0, chunk_cells: int = 4_000_000,
+                 lowpass: float = 0.0) -> torch.Tensor:
+    """σ [R, R, R] at the cell centres of [−bound, bound]³ (indexed x, y, z); `lowpass` as in the module notes."""
+    means, inv_cov, scales, opac = _inverse_covariances(g, lowpass)
     device = means.device
     voxel = 2 * bound / resolution
     kappa = -torch.log1p(-opac.clamp(max=0.999)) / (math.sqrt(2 * math.pi) * scales.prod(-1).pow(1 / 3))

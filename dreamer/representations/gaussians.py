@@ -69,6 +69,9 @@ class GaussiansConfig:
 
     mesh_smoothing: float = 0.1  # to_mesh: box-filter width (world units) of the density before meshing
                                  # (splats leave a rough, porous surface; see volume.density_to_mesh)
+    mesh_lowpass: float | None = None  # to_mesh: the rasterizer's low-pass in world units, added to every splat
+    # before gridding (gaussian_density); None = the training renders' own (the trainer fills it in from the
+    # run's camera and resolution), 0 = none
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("init", self.init, INITS), ("background", self.background, SPLAT_BACKGROUNDS),
@@ -85,6 +88,8 @@ class GaussiansConfig:
             raise UserError("gaussians.init = 'shape' needs gaussians.init_shape, e.g. \"a red chair\"")
         if self.lr_means_final < 0 or int(self.lr_means_decay_steps) < 1:
             raise UserError("gaussians.lr_means_final must be >= 0 and gaussians.lr_means_decay_steps >= 1")
+        if self.mesh_lowpass is not None and not self.mesh_lowpass >= 0:
+            raise UserError(f"gaussians.mesh_lowpass must be >= 0 (or empty: the training renders'), got {self.mesh_lowpass!r}")
         if self.init == "points" and not self.init_points:
             raise UserError("gaussians.init = 'points' needs gaussians.init_points, a .ply file")
 
@@ -269,13 +274,14 @@ class Gaussians(Representation, ColourField, SplatSource):
     def density_grid(self, resolution: int = 128, bound: float = 1.0) -> torch.Tensor:
         from dreamer.representations.gaussian_density import density_grid
 
-        return density_grid(self, resolution, bound)
+        return density_grid(self, resolution, bound, lowpass=self.config.mesh_lowpass or 0.0)
 
     @torch.no_grad()
     def to_mesh(self, resolution: int = 128, fill_unseen: bool = True, fill_holes: bool = True,
                 min_component_fraction: float = 0.01):
-        """Marching cubes of the Gaussians' optical density, smoothed over `mesh_smoothing`, at the automatic
-        (silhouette) iso-level; space no camera sees filled with `fill_unseen` (`render.solid`)."""
+        """Marching cubes of the Gaussians' optical density (as the rasterizer draws them, `mesh_lowpass`), smoothed
+        over `mesh_smoothing`, at the automatic (silhouette) iso-level; space no camera sees filled with
+        `fill_unseen` (`render.solid`)."""
         import numpy as np
         import trimesh
 

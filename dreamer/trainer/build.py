@@ -33,6 +33,7 @@ def _one_at_a_time(build):
 def build_representation(config: RunConfig, device: torch.device):
     """The run's representation; a ParticleSet of n of them when the guidance asks for n particles (VSD/ESD)."""
     cls = registry.component_class("representation", config.representation.name)
+    _fill_mesh_lowpass(config)
     torch.manual_seed(config.seed)  # parameter initialisation
     count = config.guidance.config.particle_count
     if count == 1:
@@ -40,6 +41,17 @@ def build_representation(config: RunConfig, device: torch.device):
     from dreamer.representations.particles import ParticleSet
 
     return ParticleSet([cls(config.representation.config) for _ in range(count)]).to(device)
+
+
+def _fill_mesh_lowpass(config: RunConfig) -> None:
+    """A splat representation whose `mesh_lowpass` is unset gets its training renders' (gaussian_density): the
+    rasterizer's low-pass at the pixel size of `config.resolution` px at the mean camera distance and fov."""
+    from dreamer.representations.gaussian_density import render_lowpass
+
+    rep = config.representation.config
+    if hasattr(rep, "mesh_lowpass") and rep.mesh_lowpass is None:
+        distance, fovy = (sum(config.camera.distance) / 2.0, sum(config.camera.fovy) / 2.0)
+        rep.mesh_lowpass = render_lowpass(distance, fovy, config.resolution)
 
 
 @_one_at_a_time

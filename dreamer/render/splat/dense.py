@@ -18,13 +18,13 @@ import torch
 
 from dreamer.cameras import Camera
 from dreamer.render.splat.composite import ALPHA_THRESHOLD, MAX_ALPHA, MIN_TRANSMITTANCE
-from dreamer.render.splat.projection import camera_to_opencv, project_gaussians
+from dreamer.render.splat.projection import EPS2D, camera_to_opencv, project_gaussians
 from dreamer.render.splat.raster import SplatRender
 
 
 def rasterize_dense(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor,
                     opacities: torch.Tensor, colors: torch.Tensor, camera: Camera,
-                    background: torch.Tensor | None = None, eps2d: float = 0.3,
+                    background: torch.Tensor | None = None, eps2d: float = EPS2D,
                     near: float = 0.01, far: float = 1e10) -> SplatRender:
     """Same arguments and outputs as `rasterize_gaussians` (info holds means2d and depths)."""
     B, N, W, H = len(camera), means.shape[0], camera.width, camera.height

@@ -30,6 +30,8 @@ from kornia.geometry.conversions import quaternion_to_rotation_matrix
 from dreamer.cameras import Camera
 from dreamer.render.splat.composite import ALPHA_THRESHOLD
 
+EPS2D = 0.3  # px², gsplat's screen-space low-pass: every splat's 2D covariance gets + EPS2D · I
+
 FRUSTUM_MARGIN = 1.3  # the Jacobian sees x/z, y/z clamped to this multiple of the frustum
 BOX_SIGMAS = 3.33  # exp(-3.33²/2) ≈ 1/255: the box holds every pixel that could pass the threshold
 
@@ -75,7 +77,7 @@ def camera_to_opencv(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
 
 def project_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor,
                       viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
-                      opacities: torch.Tensor | None = None, eps2d: float = 0.3,
+                      opacities: torch.Tensor | None = None, eps2d: float = EPS2D,
                       near: float = 0.01, far: float = 1e10) -> Projection:
     """Project N Gaussians (means [N, 3], quats [N, 4] wxyz, scales [N, 3] > 0) into B OpenCV
     cameras (viewmats [B, 4, 4] world→camera, Ks [B, 3, 3]); see the module docstring.

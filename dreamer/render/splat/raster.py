@@ -25,7 +25,7 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.render.splat.binning import TileBins, bin_gaussians
 from dreamer.render.splat.composite import MAX_ALPHA, composite_chunks
-from dreamer.render.splat.projection import camera_to_opencv, project_gaussians
+from dreamer.render.splat.projection import EPS2D, camera_to_opencv, project_gaussians
 
 DEFAULT_TILE_SIZE = 4  # measured fastest on CPU (see docs/benchmarks.md, "splat-raster")
 
@@ -43,7 +43,7 @@ class SplatRender:
 def rasterize_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor,
                         opacities: torch.Tensor, colors: torch.Tensor, camera: Camera,
                         background: torch.Tensor | None = None,
-                        tile_size: int = DEFAULT_TILE_SIZE, eps2d: float = 0.3, near: float = 0.01,
+                        tile_size: int = DEFAULT_TILE_SIZE, eps2d: float = EPS2D, near: float = 0.01,
                         far: float = 1e10, chunk: int | None = None) -> SplatRender:
     """Render N Gaussians into the B views of `camera`.
 
