@@ -151,6 +151,7 @@ def main() -> None:
     name = f"motion-prior-{args.label}-s{args.seed}"
     if not args.no_write:
         refuse_existing(name)
+    state = git_state()  # before anything is written: the contact sheet itself would make the tree dirty
     t0 = time.perf_counter()
     prior = TinyMotionPrior(TinyMotionPriorConfig(weights=args.weights))
     load_seconds = time.perf_counter() - t0
@@ -180,7 +181,7 @@ def main() -> None:
     grid = torch.cat(sheets)[: 2 * args.views * 12]  # the first triples of the trained set, as pictures
     save_grid(grid.flatten(0, 1), sheet, columns=prior.num_frames, scale=2)
     body = "\n".join([
-        f"{git_state().describe()} · weights `{args.weights}` (model.safetensors sha256 {weights_sha(args.weights)}) · "
+        f"{state.describe()} · weights `{args.weights}` (model.safetensors sha256 {weights_sha(args.weights)}) · "
         f"{'fresh sample, drawn after the last change to the prior' if args.fresh else 'not a fresh sample'}",
         "",
         f"{args.views} sampled clips per triple, {args.steps} DDIM steps, CFG {args.guidance}; colour and shape by the "
