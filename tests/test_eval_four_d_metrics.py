@@ -15,6 +15,8 @@ from dreamer.shapes import parse_prompt, spec_mesh
 from dreamer.shapes.animated import render_motion
 from dreamer.shapes.motions import MotionSpec
 
+pytestmark = pytest.mark.slow(seconds=10)  # a mid-sized file: scheduled early (tests/conftest.py)
+
 SMALL = dict(eval_frames=8, views=2, resolution=32, mesh_resolution=32, volume_resolution=32)
 
 

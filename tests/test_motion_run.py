@@ -13,6 +13,8 @@ import dreamer
 from dreamer.errors import Interrupted, UserError
 from gltf_validator import assert_valid_gltf
 
+pytestmark = pytest.mark.slow(seconds=15)  # a mid-sized file: scheduled early (tests/conftest.py)
+
 # Small settings that exercise both stages (2 static steps, then motion with a hybrid image step).
 TINY_4D = [
     "resolution=16",

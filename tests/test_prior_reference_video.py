@@ -15,6 +15,8 @@ from dreamer.priors.video import VideoPrior
 from dreamer.shapes.animated import render_motion
 from dreamer.shapes.prompt import parse_motion_prompt
 
+pytestmark = pytest.mark.slow(seconds=10)  # a mid-sized file: scheduled early (tests/conftest.py)
+
 S, F, V, P = 16, 4, 4, 4
 PROMPT = "a red cube bouncing"
 

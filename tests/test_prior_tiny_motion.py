@@ -31,6 +31,8 @@ from dreamer.shapes.colours import COLOURS
 from dreamer.shapes.motions import MOTIONS, canonical_motion
 from tiny_prior_parts import TINY_UNET, HashEncoder
 
+pytestmark = pytest.mark.slow(seconds=12)  # a mid-sized file: scheduled early (tests/conftest.py)
+
 LAYERS = MotionLayersConfig(heads=(1, 2), max_frames=8)
 DATA = ClipDataConfig(image_size=16, supersample=1, frames=4, phases=8, views_per_pair=2, shapes=("cube", "chair"),
                       motions=("bouncing", "spinning"))

@@ -16,6 +16,8 @@ from dreamer.run_config import load_run_config
 from dreamer.shapes import ObjectSpec, spec_mesh
 from dreamer.trainer.spin import choose_spin
 
+pytestmark = pytest.mark.slow(seconds=10)  # a mid-sized file: scheduled early (tests/conftest.py)
+
 SH_C0 = 0.28209479177387814
 
 

@@ -17,6 +17,8 @@ from dreamer.ui.frames import frames_zip
 from dreamer.ui.history import list_runs, run_outputs
 from dreamer.ui.jobs import JobManager, JobState
 
+pytestmark = pytest.mark.slow(seconds=12)  # a mid-sized file: scheduled early (tests/conftest.py)
+
 FIELDS = ("prompt", "negative_prompt", "preset", "guidance", "representation", "prior", "steps", "seed",
           "resolution", "formats")
 # The server's overrides for these tests: the 4d preset, tiny (two static steps, then four motion steps).
