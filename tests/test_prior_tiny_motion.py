@@ -320,10 +320,15 @@ def test_cli_train_motion_then_sample_motion_writes_a_frames_by_views_grid(tmp_p
     out = tmp_path / "motion"
     overrides = [f"image_prior={image}", "layers.heads=[1,2]", "layers.max_frames=8", "data.image_size=16",
                  "data.supersample=1", "data.frames=4", "data.phases=8", "data.views_per_pair=1",
-                 "data.shapes=[cube]", "data.motions=[bouncing]", "warmup_steps=1"]
+                 "data.shapes=[cube]", "data.motions=[bouncing]", "warmup_steps=1", "noise_share=0.5"]
     assert main(["prior", "train-motion", "--out", str(out), "--steps", "2", "--batch-size", "2", "--quiet",
                  *overrides]) == 0
     assert "tiny-motion prior: 2 steps" in capsys.readouterr().out
+    # the frame-noise share it trained on travels with the weights to whoever draws noise for the prior
+    assert json.loads((out / "config.json").read_text())["noise_share"] == 0.5
+    from dreamer.priors.tiny_motion.prior import TinyMotionPriorConfig
+
+    assert TinyMotionPrior(TinyMotionPriorConfig(weights=str(out)), encoder=HashEncoder()).frame_noise_share == 0.5
     assert main(["prior", "train-motion", "--out", str(out), "--steps", "3", "--quiet", "lr=1e-3"]) == 2
     assert "cannot change" in capsys.readouterr().err
     grid = tmp_path / "grid.png"

@@ -18,6 +18,7 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.guidance import functional as F
 from dreamer.priors.base import PromptEmbedding, Prior
+from dreamer.priors.schedule import frame_noise
 
 
 @dataclass
@@ -118,7 +119,7 @@ class Guidance(torch.nn.Module):
         z = self.prior.encode_images(pixels)
         t = per_view(self.schedule.sample(step, self.samples(z.shape[0]), self.generator, device=z.device),
                      self.prior.views_per_sample)
-        eps = torch.randn(z.shape, generator=self.generator).to(z.device, z.dtype)
+        eps = frame_noise(z.shape, self.generator, self.prior.frame_noise_share).to(z.device, z.dtype)
         return z, t, eps
 
     def samples(self, batch: int) -> int:

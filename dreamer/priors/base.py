@@ -64,6 +64,9 @@ class Prior(torch.nn.Module):
       needs_camera: True when `predict_noise` refuses `camera=None` (a prior that renders its estimate)
       views_per_sample: V, how many views the prior denoises jointly as one sample (multi-view priors:
         a batch is B/V sets of V views, set-major; guidance rules draw t once per set)
+      frame_noise_share: ρ, the share of noise variance a clip's frames have in common in the noise the
+        prior was trained on (video priors; 0 = independent frames). Whoever draws noise for the prior
+        draws it so: `schedule.frame_noise(shape, generator, prior.frame_noise_share)`
     """
 
     alphas_cumprod: torch.Tensor
@@ -73,6 +76,7 @@ class Prior(torch.nn.Module):
     camera_conditioned: bool = False
     needs_camera: bool = False
     views_per_sample: int = 1
+    frame_noise_share: float = 0.0
     embedded: ClassVar[bool] = False  # True for priors that ship with dreamer (no download, CPU-sized); they know
                                       # only the shape library's vocabulary
     exact: ClassVar[bool] = False  # True for exact denoisers over the library's own renders (an oracle: nothing to

@@ -87,6 +87,23 @@ def add_noise(z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int,
     return a.to(z.dtype) * z + s.to(z.dtype) * eps.to(z.dtype)
 
 
+def frame_noise(shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None,
+                shared: float = 0.0) -> torch.Tensor:
+    """ε ~ N(0, I) per element, on the CPU. For clips [B, F, ...] with `shared` = ρ > 0 the frames of a clip
+    share a part of their noise: ε_f = √ρ·ε_clip + √(1 − ρ)·ε'_f (PYoCo's "mixed" noise), so every frame
+    is still N(0, I) and two frames correlate by ρ. A video prior trained on such noise is given it
+    wherever noise is drawn for it (training, sampling, distillation). ρ = 0 is plain `torch.randn`."""
+    if not 0.0 <= shared <= 1.0:
+        raise ValueError(f"the shared share of frame noise must be in [0, 1], got {shared}")
+    independent = torch.randn(tuple(shape), generator=generator)
+    if shared == 0.0:
+        return independent
+    if len(shape) < 3:
+        raise ValueError(f"shared frame noise needs clips [B, F, ...]; got shape {tuple(shape)}")
+    common = torch.randn((shape[0], 1, *shape[2:]), generator=generator)
+    return shared ** 0.5 * common + (1.0 - shared) ** 0.5 * independent
+
+
 # ----------------------------------------------------------------------------- conversions
 # α, σ broadcast against the data ([B, 1, 1, 1] from `alphas_sigmas`).
 

@@ -80,7 +80,8 @@ def choose_spin(representation, prior, embedding, config, clip_frames: int, devi
     low, high = int(m.spin_t[0] * T), int(m.spin_t[1] * T)
     t = torch.randint(low, max(high, low + 1), (m.spin_draws,), generator=gen)
     latent = (m.spin_clips, clip_frames, *prior.latent_shape)
-    noise = torch.randn((m.spin_draws, *latent), generator=gen)
+    noise = schedule.frame_noise((m.spin_draws * m.spin_clips, *latent[1:]), gen,
+                                 prior.frame_noise_share).unflatten(0, (m.spin_draws, m.spin_clips))
     errors = {}
     for turns in m.spin_turns:
         track.turns.fill_(float(turns))

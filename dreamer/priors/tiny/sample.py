@@ -10,7 +10,8 @@ view's camera. The scale s may follow the noise level (SamplerConfig.guidance_at
 scale on the high-noise half of the trajectory, where the object's shape is decided, keeps the
 mild one on the low-noise half, where a strong scale over-saturates the colours (red drawn pink);
 it is off by default, its gain being within the noise of bench/prior_accuracy.py (docs/tiny-prior.md).
-All noise comes from a generator seeded with `seed`: same seed, same images.
+All noise comes from a generator seeded with `seed`: same seed, same images. A video prior trained on
+noise its frames share (`frame_noise_share`) gets the step noise drawn the same way.
 
 A multi-view prior (`views_per_sample` V > 1) samples its views jointly, V at a time: N cameras
 (N a multiple of V) are grouped into the sets {i, i + N/V, i + 2N/V, …}, so a turntable of N views
@@ -27,6 +28,7 @@ import torch
 from dreamer.cameras import Camera
 from dreamer.errors import UserError
 from dreamer.priors.base import Prior
+from dreamer.priors.schedule import frame_noise
 
 
 def ddim_scheduler(prior: Prior, steps: int):
@@ -109,7 +111,11 @@ def denoise_with_cfg(prior: Prior, x: torch.Tensor, text: torch.Tensor, cameras,
         t_in = torch.full((2 * n,), int(t), dtype=torch.long, device=x.device)
         eps_c, eps_u = prior.predict_noise(torch.cat([x, x]), t_in, text, cameras).float().chunk(2)
         eps = eps_u + sampler.guidance_at(int(t)) * (eps_c - eps_u)
-        x = scheduler.step(eps, t, x, eta=sampler.eta, generator=gen).prev_sample
+        if prior.frame_noise_share and sampler.eta > 0:  # the step's fresh noise, drawn as the prior was trained
+            noise = frame_noise(x.shape, gen, prior.frame_noise_share).to(x.device)
+            x = scheduler.step(eps, t, x, eta=sampler.eta, variance_noise=noise).prev_sample
+        else:
+            x = scheduler.step(eps, t, x, eta=sampler.eta, generator=gen).prev_sample
     return x
 
 

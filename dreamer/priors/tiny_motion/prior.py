@@ -62,6 +62,7 @@ class TinyMotionPrior(VideoPrior):
         self.image_size = int(image_info.unet.image_size)
         self.latent_shape = (3, self.image_size, self.image_size)
         self.num_frames = int(self.config.num_frames or info.frames)
+        self.frame_noise_share = float(info.noise_share)  # as trained: guidance and sampling draw noise so
         if not 2 <= self.num_frames <= info.layers.max_frames:
             raise UserError(f"tiny-motion prior: num_frames must be in [2, {info.layers.max_frames}], "
                             f"got {self.num_frames}")

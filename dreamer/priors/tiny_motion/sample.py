@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from dreamer.cameras import Camera, clip_cameras
+from dreamer.priors.schedule import frame_noise
 from dreamer.priors.tiny.sample import SamplerConfig, denoise_with_cfg
 from dreamer.priors.video import VideoPrior
 
@@ -25,7 +26,7 @@ def sample_clips(prior: VideoPrior, prompt: str, cameras: Camera, frames: int | 
     times = torch.arange(frames, dtype=torch.float32) / frames
     clip_cams = clip_cameras(cameras, times)
     gen = torch.Generator().manual_seed(int(seed))
-    x = torch.randn(n, frames, 3, size, size, generator=gen).to(prior.alphas_cumprod.device)
+    x = frame_noise((n, frames, 3, size, size), gen, prior.frame_noise_share).to(prior.alphas_cumprod.device)
     return prior.decode(denoise_with_cfg(prior, x, text, clip_cams, sampler, gen)).cpu()
 
 

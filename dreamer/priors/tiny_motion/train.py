@@ -67,6 +67,8 @@ class MotionTrainConfig:
     motion_weight: float = 4.0  # ... + motion_weight × how much the pixel changes over the clip (0–1); see
     # docs/benchmarks.md "tiny-motion" for the recipe the shipped weights used
     high_t_share: float = 0.5  # share of clips whose t comes from the upper half [T/2, T)
+    noise_share: float = 0.0  # ρ: the share of noise variance a clip's frames have in common (PYoCo's mixed
+    # noise, schedule.frame_noise); stored with the weights, so sampling and distillation draw noise alike
     checkpoint_every: int = 250
     log_every: int = 25
     seed: int = 0
@@ -82,8 +84,9 @@ class MotionTrainConfig:
             raise UserError("tiny-motion training: steps must be >= 0 and batch_size >= 1")
         if self.decay_start is not None and not 0 <= self.decay_start < max(self.steps, 1):
             raise UserError(f"tiny-motion training: decay_start ({self.decay_start}) must be in [0, steps)")
-        if not (0 <= self.prompt_dropout < 1 and 0 <= self.camera_dropout < 1 and 0 <= self.high_t_share <= 1):
-            raise UserError("tiny-motion training: dropouts must be in [0, 1) and high_t_share in [0, 1]")
+        if not (0 <= self.prompt_dropout < 1 and 0 <= self.camera_dropout < 1 and 0 <= self.high_t_share <= 1
+                and 0 <= self.noise_share < 1):
+            raise UserError("tiny-motion training: dropouts and noise_share must be in [0, 1), high_t_share in [0, 1]")
 
 
 RESUMABLE = ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads", "decay_start",
@@ -114,7 +117,7 @@ class MotionTrainSummary:
 
 def _info(config: MotionTrainConfig) -> MotionModelInfo:
     return MotionModelInfo(image_prior=config.image_prior, layers=config.layers, frames=config.data.frames,
-                           data=config_to_dict(config.data))
+                           data=config_to_dict(config.data), noise_share=config.noise_share)
 
 
 class _Run:
@@ -167,7 +170,7 @@ class _Run:
         t = torch.randint(T, (b,), generator=gen)
         upper = torch.randint(T // 2, T, (b,), generator=gen)
         t = torch.where(torch.rand(b, generator=gen) < c.high_t_share, upper, t).to(dev)
-        eps = torch.randn(x0.shape, generator=gen).to(dev)
+        eps = schedule.frame_noise(x0.shape, gen, c.noise_share).to(dev)
         drop_text = torch.rand(b, generator=gen) < c.prompt_dropout
         drop_cam = torch.rand(b, generator=gen) < c.camera_dropout
         with torch.no_grad():

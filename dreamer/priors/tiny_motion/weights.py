@@ -29,10 +29,11 @@ class MotionModelInfo:
     layers: MotionLayersConfig = field(default_factory=MotionLayersConfig)
     frames: int = 8  # the clip length it was trained on
     data: dict = field(default_factory=dict)  # ClipDataConfig fields used in training (for reference)
+    noise_share: float = 0.0  # ρ of the frame noise it was trained on (schedule.frame_noise; 0 = independent)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "image_prior": self.image_prior, "layers": self.layers.to_dict(),
-                "frames": self.frames, "data": self.data}
+                "frames": self.frames, "data": self.data, "noise_share": self.noise_share}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MotionModelInfo":
@@ -40,7 +41,8 @@ class MotionModelInfo:
             raise UserError(f"tiny-motion config.json has format {d.get('format')!r}, expected {FORMAT!r}: "
                             "retrain with `dreamer prior train-motion`")
         return cls(image_prior=d["image_prior"], layers=MotionLayersConfig.from_dict(d["layers"]),
-                   frames=int(d["frames"]), data=dict(d.get("data", {})))
+                   frames=int(d["frames"]), data=dict(d.get("data", {})),
+                   noise_share=float(d.get("noise_share", 0.0)))  # weights saved before the option: independent
 
 
 def has_motion_weights(folder: Path | str) -> bool:
