@@ -1,7 +1,7 @@
 """What the `tiny-motion` prior knows: colour, shape and motion accuracy of its sampled clips, load time, CFG cost.
 
     python bench/motion_prior.py [--weights assets/priors/tiny_motion] [--sample 24] [--seed S] [--views 2]
-                                 [--steps 30] [--guidance 2] [--label L] [--fresh] [--no-write]
+                                 [--steps 30] [--guidance 2] [--label L] [--fresh] [--no-write] [--cost-only]
 
 Two sets of (colour, shape, motion) triples:
 - trained: `--sample` triples drawn with `--seed` from those the prior trained on;
@@ -146,7 +146,15 @@ def main() -> None:
     p.add_argument("--label", default="check", help="section label, e.g. tuning or report")
     p.add_argument("--fresh", action="store_true", help="the seed was drawn after the last change to the prior")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--cost-only", action="store_true", help="print the load time and the CFG cost only (no sampling)")
     args = p.parse_args()
+    if args.cost_only:
+        t0 = time.perf_counter()
+        prior = TinyMotionPrior(TinyMotionPriorConfig(weights=args.weights))
+        load_seconds = time.perf_counter() - t0
+        print(f"{git_state().describe()}: load {load_seconds:.1f} s, one CFG evaluation of an 8-frame clip "
+              f"{cfg_cost(prior) * 1000:.0f} ms (median of 5, {torch.get_num_threads()} threads)")
+        return
 
     name = f"motion-prior-{args.label}-s{args.seed}"
     if not args.no_write:
