@@ -43,7 +43,7 @@ def test_shared_frame_noise_is_unit_normal_per_frame_and_correlates_frames_by_th
 
 
 class _StillVideoPrior(VideoPrior):
-    """A video prior in pixel space (32 px, 4 frames) that predicts ε̂ = 0: whatever varies between the frames of
+    """A video prior in pixel space (8 px, 4 frames) that predicts ε̂ = 0: whatever varies between the frames of
     its samples comes from the noise it is given."""
 
     camera_conditioned = False

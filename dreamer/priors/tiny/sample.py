@@ -111,11 +111,9 @@ def denoise_with_cfg(prior: Prior, x: torch.Tensor, text: torch.Tensor, cameras,
         t_in = torch.full((2 * n,), int(t), dtype=torch.long, device=x.device)
         eps_c, eps_u = prior.predict_noise(torch.cat([x, x]), t_in, text, cameras).float().chunk(2)
         eps = eps_u + sampler.guidance_at(int(t)) * (eps_c - eps_u)
-        if prior.frame_noise_share and sampler.eta > 0:  # the step's fresh noise, drawn as the prior was trained
-            noise = frame_noise(x.shape, gen, prior.frame_noise_share).to(x.device)
-            x = scheduler.step(eps, t, x, eta=sampler.eta, variance_noise=noise).prev_sample
-        else:
-            x = scheduler.step(eps, t, x, eta=sampler.eta, generator=gen).prev_sample
+        # the step's fresh noise (η > 0), drawn as the prior was trained (plain randn for independent frames)
+        noise = frame_noise(x.shape, gen, prior.frame_noise_share).to(x.device) if sampler.eta > 0 else None
+        x = scheduler.step(eps, t, x, eta=sampler.eta, variance_noise=noise).prev_sample
     return x
 
 
