@@ -69,6 +69,25 @@ def test_lifting_reads_each_voxel_from_the_pixels_it_projects_to(shape):
     assert (hull & (sdf < -0.03)).sum() / (sdf < -0.03).sum() > 0.98
 
 
+def test_predict_density_puts_the_predicted_volume_on_a_world_grid_indexed_x_y_z():
+    """The density the bench exports (bench/thin_parts.py) is the volume the prior renders, in the NeRF's grid
+    layout: dense where the library's chair is (its backrest at −z), empty away from it and outside the box."""
+    net = LiftedDenoiser(LiftedConfig(grid=32), ACP).eval()
+    spec = ObjectSpec(shape="chair", colour="red")
+    net._volume = lambda lifted, cond: _library_volume(net, spec)  # the prior "predicts" the library's chair
+    cams = from_spherical(SPHERICAL[:, 0], SPHERICAL[:, 1], SPHERICAL[:, 2], 42.5, 32)
+    with torch.no_grad():
+        density = net.predict_density(torch.randn(4, 3, 32, 32), torch.full((4,), 300), torch.randn(4, 16, 384),
+                                      cams, 4, resolution=64)
+    assert density.shape == (1, 64, 64, 64)
+    axis = (torch.arange(64) + 0.5) / 64 * 2 - 1
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)  # x, y, z
+    sdf = sdf_and_colour(spec, points.reshape(-1, 3))[0].reshape(64, 64, 64)
+    assert int((sdf < -0.01).sum()) > 100 and float(density[0][sdf < -0.01].min()) > 10  # 30·softplus(≥ 1)
+    assert float(density[0][sdf > 0.08].max()) < 1.0
+    assert float(density[0][(points.abs() > 0.6).any(-1)].abs().max()) == 0.0
+
+
 def test_output_is_v_of_the_rendered_estimate_and_needs_whole_sets_with_cameras():
     torch.manual_seed(0)
     net = LiftedDenoiser(SMALL, ACP).eval()

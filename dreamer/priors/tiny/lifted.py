@@ -64,6 +64,11 @@ class LiftedConfig:
         if self.half_extent <= 0 or self.samples_per_ray < 2:
             raise UserError("tiny-3d: half_extent must be positive and samples_per_ray at least 2")
 
+    @property
+    def voxel_spacing(self) -> float:
+        """World units between neighbouring voxel centres."""
+        return 2 * self.half_extent / (self.grid - 1)
+
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
@@ -219,22 +224,52 @@ class LiftedDenoiser(nn.Module):
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, camera: Camera | None,
                    views: int) -> torch.Tensor:
         """x̂0 [B, 3, S, S] in [−1, 1] for B = N·V views, set-major."""
+        return self.predict_x0_and_volume(x_t, t, text, camera, views)[0]
+
+    def predict_x0_and_volume(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, camera: Camera | None,
+                              views: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x̂0 [B, 3, S, S] in [−1, 1], raw volume [N, 4, G, G, G]): the estimate and the volume it renders
+        (training's 3D loss reads the volume: `voxel_opacity`)."""
         if camera is None:
             raise UserError("the tiny-3d prior renders its estimate at the views' cameras: it needs a camera")
-        batch, size = x_t.shape[0], x_t.shape[-1]
+        batch = x_t.shape[0]
         if batch % views or len(camera) != batch:
             raise ValueError(f"tiny-3d: a batch of {batch} views with {len(camera)} cameras is not whole "
                              f"{views}-view sets")
-        sets = batch // views
         camera = camera.to(x_t.device)
+        volume, time_1d = self._predict_volume(x_t, t, text, camera, views)
+        colour, coverage = self.render(volume, camera, views, x_t.shape[-1])
+        background = self._backgrounds(x_t, time_1d, views)
+        return 2 * (colour + (1 - coverage) * background) - 1, volume
+
+    def voxel_opacity(self, volume: torch.Tensor) -> torch.Tensor:
+        """[N, G, G, G] (indexed z, y, x) opacity of each voxel across one voxel's length: 1 − exp(−σ·Δ)."""
+        c = self.config
+        return 1 - torch.exp(-c.density_scale * F.softplus(volume[:, 0]) * c.voxel_spacing)
+
+    def _predict_volume(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, camera: Camera,
+                        views: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw volume [N, 4, G, G, G], t embedding [N, 64]) of N = B / V sets."""
+        batch, size = x_t.shape[0], x_t.shape[-1]
         first = torch.arange(0, batch, views, device=x_t.device)  # a set shares t and the prompt
         time_1d = _timestep_embedding(t[first], 64)
         cond = torch.cat([self._prompt_code(text[first]), self.time_code(time_1d)], dim=1)  # [N, 2·code]
         feats = torch.cat([x_t, self.features(x_t)], dim=1)
-        volume = self._volume(self._lift(feats, camera.with_resolution(size), sets, views), cond)
-        colour, coverage = self.render(volume, camera, views, size)
-        background = self._backgrounds(x_t, time_1d, views)
-        return 2 * (colour + (1 - coverage) * background) - 1
+        return self._volume(self._lift(feats, camera.with_resolution(size), batch // views, views), cond), time_1d
+
+    def predict_density(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, camera: Camera, views: int,
+                        resolution: int = 128, bound: float = 1.0) -> torch.Tensor:
+        """The density (per world unit) of each set's predicted volume, [N, R, R, R] at the cell centres of an
+        R³ grid over [−bound, bound]³ indexed x, y, z (a NeRF's `density_grid` layout, so the same export
+        and 3D metrics apply); zero outside the volume's box. What the prior believes the object is, in 3D."""
+        volume, _ = self._predict_volume(x_t, t, text, camera.to(x_t.device), views)
+        c = self.config
+        axis = (torch.arange(resolution, device=x_t.device, dtype=volume.dtype) + 0.5) / resolution * 2 * bound - bound
+        points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)  # [R, R, R, 3] (x, y, z)
+        grid = (points / c.half_extent).expand(volume.shape[0], -1, -1, -1, -1)
+        raw = F.grid_sample(volume[:, :1], grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
+        inside = (points.abs() <= c.half_extent).all(-1).to(volume.dtype)
+        return c.density_scale * F.softplus(raw) * inside
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, camera: Camera | None,
                 views: int) -> torch.Tensor:

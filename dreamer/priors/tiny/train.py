@@ -72,6 +72,9 @@ class TinyTrainConfig:
     # pixels, and the camera only decides the object's outline, most of all at high t where x_t shows little
     object_weight: float = 0.0  # per-pixel loss weight 1 + object_weight·coverage (normalised by the mean weight)
     high_t_share: float = 0.0  # share of samples whose t is drawn from the upper half [T/2, T) instead of [0, T)
+    # lifted only: weight of the 3D loss, the volume's voxel opacities against the library object's occupancy
+    # (dreamer.priors.tiny.occupancy); 0 = the x̂0 loss alone
+    volume_weight: float = 0.0
     # a weights folder whose network starts this run (tiny-mv starts from tiny's weights: the new inputs,
     # the raymap channels and the field-of-view feature, start at zero weight); None = random initialisation
     init_from: str | None = None
@@ -94,9 +97,11 @@ class TinyTrainConfig:
                             f"data.views_per_set ({views})")
         if views > 1 and not (self.unet.cross_view or self.architecture == "lifted"):
             raise UserError("tiny training: view sets (data.views_per_set > 1) need unet.cross_view=true")
-        if self.architecture == "lifted" and (self.camera_dropout or self.init_from):
-            raise UserError("tiny training: the lifted network renders at the cameras, so it takes no "
-                            "camera_dropout and starts from no UNet (init_from)")
+        if self.architecture == "lifted" and self.camera_dropout:
+            raise UserError("tiny training: the lifted network renders at the cameras, so it takes no camera_dropout")
+        if self.volume_weight < 0 or (self.volume_weight and self.architecture != "lifted"):
+            raise UserError("tiny training: volume_weight must be >= 0, and only the lifted network (tiny-3d) has a "
+                            "volume")
 
 
 @dataclass
@@ -181,6 +186,12 @@ class _Run:
         if config.init_from:
             _start_from(self.unet, config.init_from)
         self.unet = self.unet.to(device).train()
+        self.occupancy = None
+        if config.volume_weight:
+            from dreamer.priors.tiny.occupancy import OccupancyTargets
+
+            self.occupancy = OccupancyTargets(self.unet.voxel_centres("cpu", torch.float32),
+                                              config.lifted.voxel_spacing)
         self.ema = EMA(self.unet, config.ema_decay)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -236,8 +247,13 @@ class _Run:
         alpha, sigma = schedule.alphas_sigmas(self.alphas_cumprod, t)  # [B, 1, 1, 1]
         weight = None if not c.object_weight else 1.0 + c.object_weight * batch.alpha.to(dev)
         if c.architecture == "lifted":
-            x0_hat = self.unet.predict_x0(x_t, t, text, _batch_camera(batch, c), views)
+            x0_hat, volume = self.unet.predict_x0_and_volume(x_t, t, text, _batch_camera(batch, c), views)
             loss = weighted_mse(x0_hat.float(), x0.float(), weight)
+            if self.occupancy is not None:
+                from dreamer.priors.tiny.occupancy import occupancy_loss
+
+                target = self.occupancy(batch.specs).to(dev)
+                loss = loss + c.volume_weight * occupancy_loss(self.unet.voxel_opacity(volume).float(), target)
         else:
             v_hat = network_call(self.unet, c.unet, x_t, t, text, _batch_camera(batch, c), views, drop=drop_cam,
                                  spherical=batch.cameras.to(dev))
@@ -273,12 +289,20 @@ def _batch_camera(batch, config: TinyTrainConfig):
 
 
 def _start_from(unet: torch.nn.Module, folder: str) -> None:
-    """Load the weights in `folder` into `unet`, widened where the layout has extra inputs."""
+    """Load the weights in `folder` into `unet`, widened where the layout has extra inputs (a lifted network
+    takes weights of the same layout only)."""
+    from dreamer.priors.tiny.lifted import LiftedDenoiser
     from dreamer.priors.tiny.multiview import widen_state_dict
     from dreamer.resources import resolve_weights
     from dreamer.priors.tiny.weights import load_weights
 
     source, _ = load_weights(resolve_weights(folder))
+    if isinstance(unet, LiftedDenoiser):
+        if not isinstance(source, LiftedDenoiser) or source.config != unet.config:
+            raise UserError(f"tiny training: init_from={folder} holds another network than this lifted one "
+                            f"(its layout must equal lifted={unet.config.to_dict()})")
+        unet.load_state_dict(source.state_dict())
+        return
     unet.load_state_dict(widen_state_dict(unet.state_dict(), source.state_dict()))
 
 
