@@ -71,6 +71,13 @@ def test_the_volume_term_adds_to_the_loss_of_the_same_step():
     assert losses[2.0] > losses[0.0] + 0.1  # a fresh volume is far from any object's occupancy
 
 
+def test_the_training_record_names_the_volume_term(tmp_path):
+    from dreamer.priors.tiny.train import train
+
+    train(_config(2.0, log_every=1), tmp_path, progress=False, encoder=HashEncoder(), command="test")
+    assert "x̂0 MSE + 2 × voxel-occupancy BCE" in (tmp_path / "TRAINING.md").read_text()
+
+
 def test_refusals_and_a_lifted_start_from_shipped_weights(tmp_path):
     with pytest.raises(UserError, match="only the lifted network"):
         TinyTrainConfig(volume_weight=1.0)

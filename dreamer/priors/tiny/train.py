@@ -338,13 +338,15 @@ def _write_outputs(run: _Run, out_dir: Path, summary: TrainSummary, command: str
         "config": config_to_dict(c),
     }
     atomic_write_text(out_dir / "training.json", json.dumps(record, indent=2) + "\n")
-    loss_name = "x̂0" if c.architecture == "lifted" else "v-prediction"
+    loss_name = "x̂0 MSE" if c.architecture == "lifted" else "v-prediction MSE"
+    if c.volume_weight:
+        loss_name += f" + {c.volume_weight:g} × voxel-occupancy BCE"
     atomic_write_text(out_dir / "TRAINING.md", "\n".join([
         f"# {model_name(c)} prior — training record",
         "",
         f"- command: `{command}`",
         f"- steps: {run.step} (batch {c.batch_size}, seed {c.seed}, data seed {c.data.seed})",
-        f"- loss ({loss_name} MSE): first log window {first:.4f}, final {summary.final_loss:.4f}",
+        f"- loss ({loss_name}): first log window {first:.4f}, final {summary.final_loss:.4f}",
         f"- training time: {run.elapsed / 60:.1f} min; last session {summary.steps_per_second:.2f} steps/s",
         f"- network parameters: {summary.parameters:,} (shipped as fp16 model.safetensors)",
         f"- torch {torch.__version__}, {record['machine']}",
