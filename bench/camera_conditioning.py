@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from priors import load_prior  # noqa: E402
-from report import markdown_table, write_section  # noqa: E402
+from report import markdown_table, write_labelled_section  # noqa: E402
 
 from dreamer.priors import schedule  # noqa: E402
 
@@ -139,11 +139,8 @@ def main() -> None:
                 "ignored). `pull` = share of draws where the true cameras' x̂0 is nearer the true views (0.5: "
                 f"chance). `reference` is the exact prior.\n\nMeans over the prompts and turns:\n\n{mean_table}\n\n"
                 f"Per prompt:\n\n{table}")
-        name, title = "camera-conditioning-aligned", "Camera conditioning: aligned, per prior"
-        if args.label:
-            name, title = f"{name}-{args.label}", f"{title} ({args.label})"
-        write_section(name, title, body,
-                      "python bench/camera_conditioning.py " + " ".join(sys.argv[1:]))
+        write_labelled_section("camera-conditioning-aligned", "Camera conditioning: aligned, per prior", args.label, body,
+                               "python bench/camera_conditioning.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from priors import load_prior  # noqa: E402
-from report import markdown_table, write_section  # noqa: E402
+from report import markdown_table, write_labelled_section  # noqa: E402
 
 from dreamer.guidance import functional as F  # noqa: E402
 from dreamer.priors import schedule  # noqa: E402
@@ -110,10 +110,8 @@ def main() -> None:
                 "brightness). `colour at 1`: CFG whose colour part (each pixel's deviation from its channel mean) is "
                 "taken at scale 1 while the grey part keeps the full scale (`guidance.chroma_guidance_scale`)."
                 f"\n\nMeans over the prompts:\n\n{mean_table}\n\nPer prompt:\n\n{table}")
-        key, title = "cfg-colour", "CFG and colour: the object's mean colour under guidance"
-        if args.label:
-            key, title = f"{key}-{args.label}", f"{title} ({args.label})"
-        write_section(key, title, body, "python bench/cfg_colour.py " + " ".join(sys.argv[1:]))
+        write_labelled_section("cfg-colour", "CFG and colour: the object's mean colour under guidance", args.label, body,
+                               "python bench/cfg_colour.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,14 @@ def write_section(name: str, title: str, body: str, command: str) -> Path:
     return DOC
 
 
+def write_labelled_section(key: str, title: str, label: str | None, body: str, command: str) -> Path:
+    """`write_section` under `key-label` and "title (label)" when a label is given (a section of its own, so
+    earlier sections are kept), else under `key` and `title`."""
+    if label:
+        key, title = f"{key}-{label}", f"{title} ({label})"
+    return write_section(key, title, body, command)
+
+
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     def fmt(v):
         return f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from priors import load_prior  # noqa: E402
-from report import markdown_table, write_section  # noqa: E402
+from report import markdown_table, write_labelled_section  # noqa: E402
 
 PROMPTS = ["a red chair", "a green table", "a black lamp", "a yellow mug", "a blue house", "a purple cube"]
 HALF_EXTENT = 0.6  # tiny-3d's volume box (LiftedConfig.half_extent)
@@ -130,10 +130,8 @@ def main() -> None:
                 "read trilinearly, meshed at half the solid's density); `tiny-3d at t`: the volume the shipped prior predicts from the truth's 4-view "
                 f"set noised to t (seed {args.seed}). The prior's volume goes through the NeRF's mesh "
                 f"export (silhouette-matched iso-level, unseen-space fill), as a field that matched it would. Module doc: bench/thin_parts.py.\n\n{table}")
-        key, title = "thin-parts", "Thin parts: the lifted prior's volume against what its grid can hold"
-        if args.label:
-            key, title = f"{key}-{args.label}", f"{title} ({args.label})"
-        write_section(key, title, body, "python bench/thin_parts.py " + " ".join(sys.argv[1:]))
+        write_labelled_section("thin-parts", "Thin parts: the lifted prior's volume against what its grid can hold", args.label, body,
+                               "python bench/thin_parts.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
