@@ -187,8 +187,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
+def variant(config: str, overrides: list[str]) -> str:
+    """What a section is of: the preset, with its overrides when there are any (`default+prior.weights=DIR`), so
+    a candidate measured on the same sample as the preset gets its own section."""
+    return "+".join([config, *overrides])
+
+
 def section_key(preset: str, label: str, seed: int) -> str:
-    """One section (and contact sheet) per (preset, label, seed)."""
+    """One section (and contact sheet) per (preset with its overrides, label, seed)."""
     return f"vocabulary-{slug(preset)}-{label}-s{seed}"
 
 
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     current = provenance(args.config, args.overrides)  # validates the preset and the overrides
     if not args.no_write:
-        refuse_existing(args.config, args.label, args.seed)  # before hours of runs, not after
+        refuse_existing(variant(args.config, args.overrides), args.label, args.seed)  # before hours of runs, not after
 
     draws = draw_held_out(args.seed) if args.held_out else draw_prompts(args.sample, args.seed)
     sample_tag = "held-out" if args.held_out else f"k{args.sample}"
@@ -336,12 +342,12 @@ def main(argv: list[str] | None = None) -> None:
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     if args.no_write:
         return
-    refuse_existing(args.config, args.label, args.seed)  # another process may have written it meanwhile
+    refuse_existing(variant(args.config, args.overrides), args.label, args.seed)  # another process may have written it meanwhile
     import torch
 
     from dreamer.export.images import save_image
 
-    key = section_key(args.config, args.label, args.seed)
+    key = section_key(variant(args.config, args.overrides), args.label, args.seed)
     sheet = torch.cat([contact_row(folder, d) for folder, d in zip(folders, draws)])
     save_image(report.DOC.parent / f"{key}.png", sheet)
     body = (f"Preset `{args.config}`{' with ' + ' '.join(args.overrides) if args.overrides else ''}; "
@@ -357,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             f"\n\n{table}\n\n"
             f"![ground truth (left four) and result (right four) per prompt]({key}.png)\n\n"
             "Each row: ground truth at azimuth 0/90/180/270°, then the result from the same cameras, in table order.")
-    title = (f"Vocabulary: preset {args.config} ({args.label}, seed {args.seed}"
+    title = (f"Vocabulary: preset {variant(args.config, args.overrides)} ({args.label}, seed {args.seed}"
              f"{', fresh' if args.fresh else ''}, commit {current.commit}{', dirty' if dirty else ''})")
     report.write_section(key, title, body, command)
 

@@ -155,13 +155,18 @@ def test_a_second_write_of_the_same_sample_is_refused_and_changes_nothing(bench,
     bench.main(["--sample", "2", "--seed", "6", *bench.out])
     bench.main(["--sample", "2", "--seed", "5", "--label", "tuning", *bench.out])
     bench.main(["--sample", "2", "--seed", "5", "--config", "mvdream-sds-tiny", *bench.out])
+    bench.main(["--sample", "2", "--seed", "5", *bench.out, "guidance.guidance_scale=20"])  # a candidate, same sample
+    with pytest.raises(SystemExit) as refused:  # ... measured once
+        bench.main(["--sample", "2", "--seed", "5", *bench.out, "guidance.guidance_scale=20"])
+    assert "vocabulary-default_guidance.guidance_scale_20-report-s5" in str(refused.value)
     after = bench.doc.read_text()
     assert after.startswith(before.rstrip())
     assert section(after, "vocabulary-default-report-s5") == first
     assert section(after, "vocabulary-default-report") == section(LEGACY, "vocabulary-default-report")
     assert set(bench.written_samples(after)) == {("default", "report", 306633), ("default", "report", 5),
                                                  ("default", "report", 6), ("default", "tuning", 5),
-                                                 ("mvdream-sds-tiny", "report", 5)}
+                                                 ("mvdream-sds-tiny", "report", 5),
+                                                 ("default+guidance.guidance_scale=20", "report", 5)}
 
 
 def test_no_write_leaves_the_doc_alone_even_for_a_written_sample(bench):
