@@ -48,6 +48,19 @@ def test_targets_are_computed_once_per_shape_and_the_loss_is_zero_only_at_the_tr
     assert float(occupancy_loss(1 - binary, binary)) > 5.0
 
 
+def test_skip_surface_leaves_the_voxels_the_surface_crosses_to_the_image_loss():
+    net = LiftedDenoiser(LiftedConfig(grid=24), ACP)
+    target = voxel_occupancy(ObjectSpec("table", "red"), net.voxel_centres("cpu", torch.float32),
+                             net.config.voxel_spacing)[None]
+    surface = (target > 0) & (target < 1)
+    assert int(surface.sum()) > 100  # the tabletop and the legs are mostly surface voxels at 24³
+    opaque_thin_parts = torch.where(surface, torch.ones_like(target), target)  # thin parts opaque, as they render
+    assert float(occupancy_loss(opaque_thin_parts, target, skip_surface=True)) < 1e-3
+    assert float(occupancy_loss(opaque_thin_parts, target)) > 0.05  # the fractional target calls them translucent
+    wrong_outside = torch.where(target == 0, torch.full_like(target, 0.5), target)  # ... but empty space still counts
+    assert float(occupancy_loss(wrong_outside, target, skip_surface=True)) > 0.5
+
+
 def _config(volume_weight: float, **kw) -> TinyTrainConfig:
     data = TinyDataConfig(image_size=16, supersample=1, shapes=("cube", "chair"), colours=("red", "blue"),
                           views_per_set=4, source="live", fovy_range=(38.0, 48.0))
@@ -75,7 +88,10 @@ def test_the_training_record_names_the_volume_term(tmp_path):
     from dreamer.priors.tiny.train import train
 
     train(_config(2.0, log_every=1), tmp_path, progress=False, encoder=HashEncoder(), command="test")
-    assert "x̂0 MSE + 2 × voxel-occupancy BCE" in (tmp_path / "TRAINING.md").read_text()
+    assert "loss (x̂0 MSE + 2 × voxel-occupancy BCE):" in (tmp_path / "TRAINING.md").read_text()
+    train(_config(2.0, log_every=1, volume_skip_surface=True), tmp_path / "skip", progress=False,
+          encoder=HashEncoder(), command="test")
+    assert "x̂0 MSE + 2 × voxel-occupancy BCE (whole voxels only)" in (tmp_path / "skip" / "TRAINING.md").read_text()
 
 
 def test_refusals_and_a_lifted_start_from_shipped_weights(tmp_path):

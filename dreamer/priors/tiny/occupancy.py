@@ -40,6 +40,15 @@ class OccupancyTargets:
         return torch.stack([self._by_shape[s.shape] for s in specs])
 
 
-def occupancy_loss(opacity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy of voxel opacities [N, G, G, G] against occupancies of the same shape."""
-    return F.binary_cross_entropy(opacity.clamp(1e-4, 1 - 1e-4), target.to(opacity))
+def occupancy_loss(opacity: torch.Tensor, target: torch.Tensor, skip_surface: bool = False) -> torch.Tensor:
+    """Mean binary cross-entropy of voxel opacities [N, G, G, G] against occupancies of the same shape.
+
+    With `skip_surface`, only the voxels wholly inside (1) or outside (0) count. A voxel the surface crosses
+    is partly filled, but a thin part that fills half of it is still opaque seen face-on: fitting its opacity
+    to 0.5 teaches the prior that tabletops and handles are translucent (tuning runs: a faint tabletop, a
+    faint handle). Those voxels are left to the x̂0 loss, which sees how opaque they render."""
+    per_voxel = F.binary_cross_entropy(opacity.clamp(1e-4, 1 - 1e-4), target.to(opacity), reduction="none")
+    if not skip_surface:
+        return per_voxel.mean()
+    whole = ((target <= 0) | (target >= 1)).to(per_voxel)
+    return (per_voxel * whole).sum() / whole.sum().clamp_min(1.0)

@@ -75,6 +75,7 @@ class TinyTrainConfig:
     # lifted only: weight of the 3D loss, the volume's voxel opacities against the library object's occupancy
     # (dreamer.priors.tiny.occupancy); 0 = the x̂0 loss alone
     volume_weight: float = 0.0
+    volume_skip_surface: bool = False  # the 3D loss only on voxels wholly inside or outside (occupancy_loss)
     # a weights folder whose network starts this run (tiny-mv starts from tiny's weights: the new inputs,
     # the raymap channels and the field-of-view feature, start at zero weight); None = random initialisation
     init_from: str | None = None
@@ -253,7 +254,8 @@ class _Run:
                 from dreamer.priors.tiny.occupancy import occupancy_loss
 
                 target = self.occupancy(batch.specs).to(dev)
-                loss = loss + c.volume_weight * occupancy_loss(self.unet.voxel_opacity(volume).float(), target)
+                loss = loss + c.volume_weight * occupancy_loss(self.unet.voxel_opacity(volume).float(), target,
+                                                             c.volume_skip_surface)
         else:
             v_hat = network_call(self.unet, c.unet, x_t, t, text, _batch_camera(batch, c), views, drop=drop_cam,
                                  spherical=batch.cameras.to(dev))
@@ -341,6 +343,7 @@ def _write_outputs(run: _Run, out_dir: Path, summary: TrainSummary, command: str
     loss_name = "x̂0 MSE" if c.architecture == "lifted" else "v-prediction MSE"
     if c.volume_weight:
         loss_name += f" + {c.volume_weight:g} × voxel-occupancy BCE"
+        loss_name += " (whole voxels only)" if c.volume_skip_surface else ""
     atomic_write_text(out_dir / "TRAINING.md", "\n".join([
         f"# {model_name(c)} prior — training record",
         "",
