@@ -276,3 +276,22 @@ def test_mesh_of_fitted_ball(fitted_ball):
     assert abs(r.mean() - BALL_RADIUS) < 0.05, r.mean()
     colour = mesh.visual.vertex_colors[:, :3].astype(float).mean(0) / 255
     assert np.abs(colour - BALL_COLOUR.numpy()).max() < 0.15, colour
+
+
+def test_world_shading_lights_the_blob_from_a_light_fixed_in_the_world():
+    """Half-Lambert from `light_direction`: the blob's face towards the light shows the full albedo, the face
+    away from it the ambient share, whichever camera looks; albedo shading shows the same albedo from both."""
+    light = torch.tensor([0.5, 1.0, 0.8])
+    towards, away = light / light.norm() * 3.0, -light / light.norm() * 3.0
+    camera = Camera(look_at(torch.stack([towards, away])), torch.tensor([20.0, 20.0]), 9, 9)
+    renders = {}
+    for shading in ("albedo", "world"):
+        model = NeRF(NeRFConfig(shading=shading, ambient=0.5, occupancy=False)).eval()
+        torch.nn.init.zeros_(model.mlp[-1].weight)  # a grey albedo (sigmoid 0) everywhere, the blob's density
+        torch.nn.init.zeros_(model.mlp[-1].bias)
+        with torch.no_grad():
+            renders[shading] = model.render(camera, background=torch.zeros(3)).rgb[:, 4, 4]  # [2, 3] centre pixels
+    torch.testing.assert_close(renders["albedo"], torch.full((2, 3), 0.5), atol=0.02, rtol=0)
+    lit, unlit = renders["world"][0], renders["world"][1]
+    torch.testing.assert_close(lit, torch.full((3,), 0.5), atol=0.03, rtol=0)  # 0.5 · (0.5 + 0.5 · 1)
+    torch.testing.assert_close(unlit, torch.full((3,), 0.25), atol=0.03, rtol=0)  # 0.5 · (0.5 + 0.5 · 0)
