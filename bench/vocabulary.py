@@ -291,8 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     current = provenance(args.config, args.overrides)  # validates the preset and the overrides
+    measured = variant(args.config, args.overrides)
     if not args.no_write:
-        refuse_existing(variant(args.config, args.overrides), args.label, args.seed)  # before hours of runs, not after
+        refuse_existing(measured, args.label, args.seed)  # before hours of runs, not after
 
     draws = draw_held_out(args.seed) if args.held_out else draw_prompts(args.sample, args.seed)
     sample_tag = "held-out" if args.held_out else f"k{args.sample}"
@@ -342,12 +343,12 @@ def main(argv: list[str] | None = None) -> None:
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     if args.no_write:
         return
-    refuse_existing(variant(args.config, args.overrides), args.label, args.seed)  # another process may have written it meanwhile
+    refuse_existing(measured, args.label, args.seed)  # another process may have written it meanwhile
     import torch
 
     from dreamer.export.images import save_image
 
-    key = section_key(variant(args.config, args.overrides), args.label, args.seed)
+    key = section_key(measured, args.label, args.seed)
     sheet = torch.cat([contact_row(folder, d) for folder, d in zip(folders, draws)])
     save_image(report.DOC.parent / f"{key}.png", sheet)
     body = (f"Preset `{args.config}`{' with ' + ' '.join(args.overrides) if args.overrides else ''}; "
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
             f"\n\n{table}\n\n"
             f"![ground truth (left four) and result (right four) per prompt]({key}.png)\n\n"
             "Each row: ground truth at azimuth 0/90/180/270°, then the result from the same cameras, in table order.")
-    title = (f"Vocabulary: preset {variant(args.config, args.overrides)} ({args.label}, seed {args.seed}"
+    title = (f"Vocabulary: preset {measured} ({args.label}, seed {args.seed}"
              f"{', fresh' if args.fresh else ''}, commit {current.commit}{', dirty' if dirty else ''})")
     report.write_section(key, title, body, command)
 

@@ -198,8 +198,8 @@ class NeRF(Representation, ColourField):
         """[R, 1] half-Lambert factor a + (1 − a)(0.5 + 0.5 n·l) of each ray, lit from `light_direction`.
 
         Deferred: one normal per pixel, at the ray's expected surface point, not one per sample (per sample it
-        cost six more field queries for each of the 64 samples of a ray: three times the step time on 2
-        cores). The normal is a constant of the step (no gradient): shading teaches the field its albedo, and
+        costs six more field queries for each of the 64 samples of a ray; a tuning run that shaded per sample
+        was several times slower, docs/benchmarks.md). The normal is a constant of the step (no gradient): shading teaches the field its albedo, and
         the shape is left to the alpha it renders."""
         shade = torch.ones_like(depth)
         hit = alpha[:, 0] > 0.05  # rays that see the object; the rest keep their (background-free) colour
