@@ -14,7 +14,7 @@ from conftest import TINY_RUN
 from dreamer import cli
 from dreamer.batch.runner import run_batch
 
-pytestmark = pytest.mark.slow(seconds=30)
+pytestmark = pytest.mark.slow(seconds=35)
 
 ray = pytest.importorskip("ray")
 

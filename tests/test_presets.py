@@ -1,5 +1,7 @@
 """Every preset in configs/ loads, and runs 2 steps at tiny size (real-prior presets on tiny
-random Stable Diffusion parts saved in diffusers' layout)."""
+random Stable Diffusion parts saved in diffusers' layout) through to its exported mesh. The runs skip
+the evaluation (a third of their time): it does not depend on the preset, and the end-to-end tests of
+the CLI, the representations and the UI run it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from dreamer import registry
 from dreamer.run_config import load_run_config
 
-pytestmark = pytest.mark.slow(seconds=50)  # many end-to-end runs: scheduled early (tests/conftest.py)
+pytestmark = pytest.mark.slow(seconds=25)  # many end-to-end runs: scheduled early (tests/conftest.py)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
@@ -48,7 +50,7 @@ def test_real_prior_presets_run_two_steps_on_tiny_sd_parts(name, tiny_sd_folder,
 
     result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2,
                               dotted=[*_small(name), f"prior.model={tiny_sd_folder}"],
-                              trainer__progress=False, export__video=False)
+                              trainer__progress=False, trainer__evaluate=False, export__video=False)
     assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])
 
 
@@ -84,7 +86,7 @@ def test_tiny_prior_presets_run_two_steps(name, tmp_path):
     import dreamer
 
     result = dreamer.generate("a red cube", config=name, out=tmp_path / name, steps=2, dotted=_small(name),
-                              trainer__progress=False, export__video=False)
+                              trainer__progress=False, trainer__evaluate=False, export__video=False)
     assert result.metrics["steps"] == 2 and result.mesh.is_file() and math.isfinite(result.metrics["final_loss"])
 
 

@@ -44,3 +44,34 @@ def test_vocabulary_texts_cover_every_caption_and_prompt():
     for spec in all_combos():
         assert spec.prompt in texts
         assert {c.text for c in captions_for(spec)} <= texts
+
+
+def test_priors_in_one_process_share_one_encoder_and_it_takes_two_threads_at_once(tmp_path, monkeypatch):
+    import threading
+
+    from dreamer.priors.tiny.text import PromptEncoder, shared_minilm
+
+    write_minilm_subset(TEXTS, tmp_path)
+    monkeypatch.setenv("DREAMER_MINILM", str(tmp_path))
+    first, second = PromptEncoder(8, torch.device("cpu")), PromptEncoder(8, torch.device("cpu"))
+    assert torch.equal(first("a red chair"), second("a red chair"))
+    assert first.encoder is second.encoder is shared_minilm(8, str(tmp_path))  # loaded once
+    monkeypatch.delenv("DREAMER_MINILM")  # another folder is another encoder, not the cached one
+    assert PromptEncoder(8, torch.device("cpu"))._encoder_or_load() is not first.encoder
+    expected = first.encoder(TEXTS)
+    results, errors = [], []
+
+    def encode() -> None:  # the UI's jobs encode their prompts from two threads
+        try:
+            for _ in range(20):
+                results.append(first.encoder(TEXTS))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=encode) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(results) == 40 and all(torch.equal(r, expected) for r in results)

@@ -8,6 +8,8 @@ from dreamer.render.volume import density_to_mesh
 from dreamer.shapes import parse_prompt
 from dreamer.shapes.mesh import sdf_grid
 
+pytestmark = pytest.mark.slow(seconds=15)  # a mid-sized file: scheduled early (tests/conftest.py)
+
 R = 64
 
 

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from ui_support import UI_TINY, App, chromium_path, http_status, playwright_sync
 
-pytestmark = pytest.mark.slow(seconds=70)
+pytestmark = pytest.mark.slow(seconds=75)
 
 REPO = Path(__file__).resolve().parent.parent
 # The suite's tiny settings, with previews and a turntable large enough to see in the screenshots.

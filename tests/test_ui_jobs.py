@@ -10,7 +10,7 @@ from dreamer.run_config import load_run_config
 from dreamer.ui.history import STATUS_FILE, list_runs, read_run
 from dreamer.ui.jobs import JobManager
 
-pytestmark = pytest.mark.slow(seconds=50)  # many end-to-end runs: scheduled early (tests/conftest.py)
+pytestmark = pytest.mark.slow(seconds=25)  # many end-to-end runs: scheduled early (tests/conftest.py)
 
 
 @pytest.fixture
@@ -20,13 +20,19 @@ def manager(tmp_path):
     jobs.shutdown()
 
 
+def quick_job(prompt: str, steps: int = 6):
+    """A tiny job without the evaluation (most of a 4-step job's time; the queue does not depend on it, and
+    the multi-view form test below checks its eval.json)."""
+    return tiny_config(prompt, steps=steps, **{"trainer.evaluate": False})
+
+
 def _metric_steps(run_dir):
     return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_two_jobs_queue_in_order_and_both_finish(manager):
-    first = manager.submit(tiny_config("a red cube", steps=30))
-    second = manager.submit(tiny_config("a blue sphere", steps=4))
+    first = manager.submit(quick_job("a red cube", steps=30))
+    second = manager.submit(quick_job("a blue sphere", steps=4))
     assert (first.run_dir / "config.yaml").is_file() and (second.run_dir / "config.yaml").is_file()
     wait_until(lambda: manager.get(first.id).status == "running", what="the first job to start")
     waiting = manager.get(second.id)
@@ -46,7 +52,7 @@ def test_two_jobs_queue_in_order_and_both_finish(manager):
 
 
 def test_cancel_keeps_the_checkpoint_and_resume_completes(manager):
-    job = manager.submit(tiny_config("a green torus", steps=40))
+    job = manager.submit(quick_job("a green torus", steps=40))
     wait_until(lambda: manager.get(job.id).step >= 3, what="step 3")
     manager.cancel(job.id)
     stopped = manager.wait(job.id, timeout=30)
@@ -68,8 +74,8 @@ def test_cancel_keeps_the_checkpoint_and_resume_completes(manager):
 
 
 def test_a_queued_job_can_be_cancelled_and_later_resumed_from_step_0(manager):
-    first = manager.submit(tiny_config("a red cube", steps=20))
-    second = manager.submit(tiny_config("a blue cube", steps=3))
+    first = manager.submit(quick_job("a red cube", steps=20))
+    second = manager.submit(quick_job("a blue cube", steps=3))
     cancelled = manager.cancel(second.id)
     assert cancelled.status == "cancelled" and cancelled.queue_position is None
     assert manager.wait(first.id, timeout=120).status == "finished"
@@ -81,8 +87,8 @@ def test_a_queued_job_can_be_cancelled_and_later_resumed_from_step_0(manager):
 def test_history_after_a_restart_lists_both_runs_and_resumes_from_disk(tmp_path):
     runs = tmp_path / "runs"
     before = JobManager(runs, max_concurrent=1)
-    done = before.submit(tiny_config("a red cube", steps=4))
-    stopped = before.submit(tiny_config("a yellow cone", steps=40))
+    done = before.submit(quick_job("a red cube", steps=4))
+    stopped = before.submit(quick_job("a yellow cone", steps=40))
     before.wait(done.id, timeout=120)
     wait_until(lambda: before.get(stopped.id).step >= 2, what="step 2")
     before.shutdown()  # the app closing: the running job saves a checkpoint and stops
@@ -115,7 +121,7 @@ def test_a_failing_job_reports_one_line_and_history_remembers_it(manager, tmp_pa
 
 def test_bad_submissions_are_user_errors(manager):
     with pytest.raises(UserError, match="the prompt is empty"):
-        manager.submit(tiny_config("   "))
+        manager.submit(quick_job("   "))
     with pytest.raises(UserError, match="no job 'nope'"):
         manager.cancel("nope")
     with pytest.raises(UserError, match="not a run name"):
@@ -141,11 +147,11 @@ def test_the_multi_view_preset_runs_from_the_form(manager):
 def test_a_restart_queues_again_what_was_queued_or_running_and_nothing_runs_twice(tmp_path):
     runs = tmp_path / "runs"
     before = JobManager(runs, max_concurrent=1)
-    done = before.submit(tiny_config("a red cube", steps=4))
+    done = before.submit(quick_job("a red cube", steps=4))
     assert before.wait(done.id, timeout=120).status == "finished"
-    running = before.submit(tiny_config("a green torus", steps=200))
-    queued = [before.submit(tiny_config(p, steps=4)) for p in ("a blue sphere", "a red cone")]
-    cancelled = before.submit(tiny_config("a gray cube", steps=4))
+    running = before.submit(quick_job("a green torus", steps=200))
+    queued = [before.submit(quick_job(p, steps=4)) for p in ("a blue sphere", "a red cone")]
+    cancelled = before.submit(quick_job("a gray cube", steps=4))
     before.cancel(cancelled.id)  # the user's own cancel: not resumed by a restart
     wait_until(lambda: before.get(running.id).step >= 3, what="step 3")
     before.shutdown()  # the server stops with one job running and two queued
@@ -174,7 +180,7 @@ def test_after_a_crash_the_states_left_on_disk_are_recovered(tmp_path):
     from dreamer.ui.paths import new_run_dir
 
     runs = tmp_path / "runs"
-    config = tiny_config("a blue sphere", steps=6)
+    config = quick_job("a blue sphere", steps=6)
     running_dir, queued_dir = new_run_dir(runs, "a blue sphere"), new_run_dir(runs, "a red cone")
     for folder, prompt in ((running_dir, "a blue sphere"), (queued_dir, "a red cone")):
         config.prompt = prompt

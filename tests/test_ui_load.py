@@ -25,7 +25,7 @@ from ui_support import UI_TINY, App, chromium_path, playwright_sync, wait_until
 
 from dreamer.ui import form
 
-pytestmark = pytest.mark.slow(seconds=30)
+pytestmark = pytest.mark.slow(seconds=40)
 
 JOBS, CLIENTS, STEPS = 20, 4, 10
 COLOURS = ("red", "blue", "green", "yellow", "purple")

@@ -12,7 +12,9 @@ training, so MiniLM never runs inside the training loop.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from typing import Protocol, Sequence
 
 import torch
@@ -70,6 +72,9 @@ class MiniLMEncoder:
         finally:
             hf_logging.set_verbosity(verbosity)
         self.model.requires_grad_(False)
+        # one call at a time: each call sets the fast tokenizer's padding and truncation, state that the
+        # tokenizers library guards with a RefCell ("Already borrowed" when two threads race on it)
+        self._lock = threading.Lock()
         self.max_length = int(max_length)
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
@@ -83,12 +88,20 @@ class MiniLMEncoder:
         """[N, max_length, 384] float32 on the CPU; longer texts are truncated."""
         out = []
         for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(list(texts[start:start + self.batch_size]), padding="max_length",
-                                   max_length=self.max_length, truncation=True, return_tensors="pt").to(self.device)
-            out.append(self.model(**batch).last_hidden_state.float().cpu())
+            with self._lock:
+                batch = self.tokenizer(list(texts[start:start + self.batch_size]), padding="max_length",
+                                       max_length=self.max_length, truncation=True, return_tensors="pt").to(self.device)
+                out.append(self.model(**batch).last_hidden_state.float().cpu())
         if not out:
             return torch.zeros(0, self.max_length, self.dim)
         return torch.cat(out)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_minilm(max_length: int, path: str) -> MiniLMEncoder:
+    """One frozen encoder per process for each (max_length, folder): every prior built in a process (the UI's
+    jobs, a batch worker's prompts) shares it instead of loading MiniLM again (about 0.5 s each)."""
+    return MiniLMEncoder(max_length, source=path)
 
 
 class CaptionBank:
@@ -118,11 +131,14 @@ class PromptEncoder:
         self.max_length, self.device, self.encoder = max_length, device, encoder
         self._cache: dict[str, torch.Tensor] = {}
 
+    def _encoder_or_load(self) -> TextEncoder:
+        if self.encoder is None:
+            self.encoder = shared_minilm(self.max_length, minilm_path())
+        return self.encoder
+
     def __call__(self, text: str) -> torch.Tensor:
         if text not in self._cache:
-            if self.encoder is None:
-                self.encoder = MiniLMEncoder(self.max_length)
-            self._cache[text] = self.encoder([text]).float().to(self.device)
+            self._cache[text] = self._encoder_or_load()([text]).float().to(self.device)
         return self._cache[text]
 
     def embedding(self, prompt: str, negative_prompt: str = ""):
