@@ -72,10 +72,16 @@ def _submit_all(url: str) -> list[tuple[str, str]]:
     return replies  # type: ignore[return-value]
 
 
-def _jobs(url: str) -> list[dict]:
+def _client(url: str):
+    """One HTTP client per server: making a client fetches and parses the whole API description, which costs
+    the busy server more than a `/jobs` call does."""
     from gradio_client import Client
 
-    return Client(url, verbose=False).predict(api_name="/jobs")
+    return Client(url, verbose=False)
+
+
+def _jobs(client) -> list[dict]:
+    return client.predict(api_name="/jobs")
 
 
 def _listed(tab, expected: int) -> dict[str, str]:
@@ -119,7 +125,7 @@ def test_twenty_jobs_from_several_clients_survive_a_restart_none_lost_none_run_t
         assert all(message.startswith("queued **a ") for message, _ in replies), replies
         assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == sorted(ids)
 
-        listed = _jobs(app.url)  # the queue as an HTTP client sees it
+        listed = _jobs(_client(app.url))  # the queue as an HTTP client sees it
         assert sorted(j["id"] for j in listed) == sorted(ids)
         assert sorted(j["queue_position"] for j in listed if j["status"] == "queued") == \
             list(range(1, 1 + sum(j["status"] == "queued" for j in listed)))
@@ -144,7 +150,8 @@ def test_twenty_jobs_from_several_clients_survive_a_restart_none_lost_none_run_t
 
         app = App(runs, tmp_path / "app2.log", SETTINGS, "--concurrency", "2")
         assert f"queued again after a restart: {len(unfinished)} job(s)" in app.tail()
-        recovered = {j["id"]: j for j in _jobs(app.url)}
+        client = _client(app.url)
+        recovered = {j["id"]: j for j in _jobs(client)}
         assert sorted(recovered) == unfinished
         assert all(recovered[i]["resume"] == (i in stopped) for i in unfinished)  # from the checkpoint or step 0
         with sync_playwright() as pw:  # the queue view of the new server, in two tabs of one browser
@@ -159,7 +166,7 @@ def test_twenty_jobs_from_several_clients_survive_a_restart_none_lost_none_run_t
                 assert all(re.search(r"queued #\d+|running|finished", row) for row in listed.values()), listed
             tabs[0].screenshot(path=str(shots / "ui-queue.png"), full_page=True)
             browser.close()
-        wait_until(lambda: all(j["status"] == "finished" for j in _jobs(app.url)), timeout=300, interval=0.5,
+        wait_until(lambda: all(j["status"] == "finished" for j in _jobs(client)), timeout=300, interval=0.5,
                    what="every recovered job to finish")
     except Exception:
         print(app.tail())
