@@ -111,18 +111,28 @@ def test_gpu_timing_4d_overrides():
 
 
 @pytest.mark.slow(seconds=15)
-def test_gpu_timing_runs_the_4d_rows_on_the_cpu(tmp_path, capsys):
+def test_gpu_timing_runs_the_4d_rows_on_the_cpu(tmp_path, capsys, monkeypatch):
     """The CPU form of the timing (what `bench/gpu_check.sh --cpu` runs) times both 4D rows on tiny random-weight
     folders through the real loaders and MotionTrainer: both stages, video steps included. In this process (a
-    subprocess would spend most of its time importing torch and diffusers again); CI runs the script itself."""
+    subprocess would spend most of its time importing torch and diffusers again); CI runs the script itself.
+    What the script sets for its whole process (threads, offline flags, library logging) is put back after."""
+    import diffusers
     import torch
+    import transformers
 
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # set here, so that monkeypatch undoes them
+        monkeypatch.setenv(name, "1")
     threads = torch.get_num_threads()
+    loggers = (diffusers.utils.logging, transformers.utils.logging)
+    logging_state = [(log.get_verbosity(), log.is_progress_bar_enabled()) for log in loggers]
     try:
         code = gpu_timing().main(["--cpu", "--no-write", "--only", "4d-animatediff", "4d-zeroscope",
                                   "--workdir", str(tmp_path)])  # its cache: DREAMER_CACHE, the suite's own
     finally:
         torch.set_num_threads(threads)  # --cpu times on one thread
+        for log, (verbosity, bars) in zip(loggers, logging_state):
+            log.set_verbosity(verbosity)
+            log.enable_progress_bar() if bars else log.disable_progress_bar()
     out = capsys.readouterr()
     assert code == 0, out.out[-3000:] + out.err[-3000:]
     table = (tmp_path / "gpu-timing.md").read_text()
