@@ -48,17 +48,14 @@ def single(out: Path, *args: str) -> int:
         torch.set_num_threads(threads)
 
 
-def _common(tmp_path, *args) -> list[str]:
-    return ["--prompts", few_prompts(tmp_path), "train.dtype=float64", "train.log_every=1", "train.batch_size=4",
-            *SMALL, *args]
-
-
-def _one_against_two(tmp_path, *args, steps: int = 3):
-    common = _common(tmp_path, *args)
-    assert single(tmp_path / "one", "--steps", str(steps), *common) == 0
-    two = torchrun(tmp_path / "two", 2, "--steps", str(steps), *common)  # 2 prompts per process per step
+def _one_against_two(tmp_path, *args):
+    """Three steps on one process at batch 4 (in tmp_path/one) and on two at batch 2 each (tmp_path/two)."""
+    common = ["--steps", "3", "--prompts", few_prompts(tmp_path), "train.dtype=float64", "train.log_every=1",
+              "train.batch_size=4", *SMALL, *args]
+    assert single(tmp_path / "one", *common) == 0
+    two = torchrun(tmp_path / "two", 2, *common)  # 2 prompts per process per step
     assert two.returncode == 0, two.stderr[-2000:]
-    return _compare(tmp_path / "one", tmp_path / "two", steps)
+    return _compare(tmp_path / "one", tmp_path / "two", 3)
 
 
 def _compare(one: Path, two: Path, steps: int):
@@ -108,4 +105,3 @@ def test_vsd_lora_is_averaged_over_the_processes(tmp_path):
     for key, value in a["model"].items():
         if value.is_floating_point():
             assert torch.allclose(value, b["model"][key], rtol=0, atol=1e-6), key
-
