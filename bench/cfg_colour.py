@@ -1,6 +1,6 @@
 """Does classifier-free guidance shift an object's colour? (issue 27, "colour drift")
 
-    python bench/cfg_colour.py [--priors tiny-3d tiny] [--prompts "a white house" ...] [--write]
+    python bench/cfg_colour.py [--priors tiny-3d tiny] [--prompts "a white house" ...] [--weights FOLDER] [--write]
 
 For each prompt, the ground truth's 4-view set (elevation 20°, azimuths 0/90/180/270°, 32 px) over a
 solid background is noised to x_t at t = 200, 400 and 600, and the prior's x̂0 is read inside the
@@ -78,6 +78,8 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=2, help="noise draws per background and t")
     p.add_argument("--guidance-scale", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", help="a candidate weights folder for the multi-view priors (tiny-mv, tiny-3d) instead "
+                   "of the shipped one")
     p.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
     p.add_argument("--label", help="a section of its own (earlier sections are kept)")
     args = p.parse_args()
@@ -85,7 +87,7 @@ def main() -> None:
     fmt = lambda c: "(" + ", ".join(f"{float(v):.2f}" for v in c) + ")"  # noqa: E731
     rows, summary = [], []
     for name in args.priors:
-        prior = load_prior(name)
+        prior = load_prior(name, args.weights)
         errors = {k: [] for k in ESTIMATES}
         for prompt in args.prompts:
             m = object_means(prior, prompt, args.guidance_scale, args.draws, args.seed)

@@ -9,7 +9,7 @@ Owns:
     (∂loss/∂z = g/B, the only place that convention lives), NaN guard and clipping, the DDIM
     step used for inversion and denoising, the per-pixel clip, and the batched cond/uncond prior
     call. α_t/σ_t, forward noising and the ε/v/x0 conversions are the priors' (`dreamer.priors.schedule`,
-    from diffusers' DDPMScheduler); functional.py re-exports `alphas_sigmas` and `add_noise`.
+    ᾱ_t exactly as diffusers' DDPMScheduler computes it); functional.py re-exports `alphas_sigmas` and `add_noise`.
   - `schedules.py`: timestep schedules (uniform, annealed — linear or hold-then-drop —, sqrt-annealed,
     DreamGaussian's deterministic linear descent) and scalar `Schedule`s over training (`anneal`);
     they draw only from a passed CPU generator.

@@ -1,4 +1,4 @@
-"""Noise-schedule math, written once: ᾱ_t from diffusers, (α_t, σ_t), and the ε / v / x0 conversions.
+"""Noise-schedule math, written once: ᾱ_t as diffusers computes it, (α_t, σ_t), and the ε / v / x0 conversions.
 
 Notation (METHODS.md): ᾱ_t = alphas_cumprod[t], α_t = √ᾱ_t, σ_t = √(1 − ᾱ_t),
 x_t = α_t x0 + σ_t ε, and the velocity v = α_t ε − σ_t x0 (diffusers' `get_velocity`). Hence
@@ -6,12 +6,12 @@ x_t = α_t x0 + σ_t ε, and the velocity v = α_t ε − σ_t x0 (diffusers' `g
     x0 = (x_t − σ ε) / α        ε = (x_t − α x0) / σ        ε = σ x_t + α v
 
 This is the lowest layer that needs the schedule (priors, the tiny prior's training); guidance
-imports it from here. diffusers is imported inside `make_alphas_cumprod`, never at module import.
+imports it from here. diffusers is not imported: `make_alphas_cumprod` repeats its DDPMScheduler's ᾱ_t
+exactly (tested against it).
 """
 
 from __future__ import annotations
 
-import functools
 
 import torch
 
@@ -26,19 +26,23 @@ PREDICTION_TYPES: tuple[str, ...] = ("epsilon", "v_prediction", "sample")
 
 # ----------------------------------------------------------------------------- ᾱ, α, σ
 
-@functools.lru_cache(maxsize=8)
-def _diffusers_alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: float,
-                              beta_end: float) -> torch.Tensor:
-    from diffusers import DDPMScheduler
+def _alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: float, beta_end: float) -> torch.Tensor:
+    """diffusers' `DDPMScheduler.alphas_cumprod`, op for op (float32 β, then a cumulative product).
 
-    scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
-                              beta_start=beta_start, beta_end=beta_end)
-    return scheduler.alphas_cumprod.detach().to(torch.float32)
+    Written out because importing diffusers costs 2–3 s of CPU in every process that builds a prior, and
+    most (the CLI, each UI job worker, each distributed or batch worker) otherwise never import it;
+    tests/test_schedule_diffusers.py checks it against the scheduler itself, bit for bit.
+    """
+    if beta_schedule == "linear":
+        betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float32)
+    else:  # "scaled_linear": linear in √β (Stable Diffusion's)
+        betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_train_timesteps, dtype=torch.float32) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
 
 
 def make_alphas_cumprod(num_train_timesteps: int = 1000, beta_schedule: str = "linear",
                         beta_start: float | None = None, beta_end: float | None = None) -> torch.Tensor:
-    """ᾱ_t [T] float32 on the CPU (a fresh copy): exactly `DDPMScheduler(...).alphas_cumprod`.
+    """ᾱ_t [T] float32 on the CPU (a fresh tensor): exactly `DDPMScheduler(...).alphas_cumprod`.
 
     `beta_start` / `beta_end` default to the schedule's usual range (BETA_RANGES).
     """
@@ -47,7 +51,7 @@ def make_alphas_cumprod(num_train_timesteps: int = 1000, beta_schedule: str = "l
     lo, hi = BETA_RANGES[beta_schedule]
     start = lo if beta_start is None else float(beta_start)
     end = hi if beta_end is None else float(beta_end)
-    return _diffusers_alphas_cumprod(int(num_train_timesteps), beta_schedule, start, end).clone()
+    return _alphas_cumprod(int(num_train_timesteps), beta_schedule, start, end)
 
 
 def timesteps(t: torch.Tensor | int | float, batch: int | None = None, device: torch.device | str | None = None,
