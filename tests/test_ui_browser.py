@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow(seconds=75)
 
 REPO = Path(__file__).resolve().parent.parent
 # The suite's tiny settings, with previews and a turntable large enough to see in the screenshots.
-# checkpoints every 50 steps, not UI_TINY's 2: the jobs run 450 steps, and a cancel writes its own checkpoint
+# checkpoints every 50 steps, not UI_TINY's 2: the jobs run 350 steps, and a cancel writes its own checkpoint
 APP_SETTINGS = [*UI_TINY, "trainer.preview_every=10", "trainer.preview_resolution=64", "export.mesh_resolution=48",
                 "export.video_frames=16", "export.video_resolution=96", "trainer.checkpoint_every=50"]
 STEP = re.compile(r"step (\d+) / (\d+)")
@@ -151,19 +151,19 @@ def test_generate_watch_cancel_resume_and_history_after_restart(tmp_path, shots)
             page.screenshot(path=str(shots / "ui-result.png"), full_page=True)
 
             # 2. a second job outlives its tab; cancel it while it runs (checkpoint kept), then resume it to the end
-            _submit(page, "a blue sphere", 300)
+            _submit(page, "a blue sphere", 200)
             page.close()
             page = context.new_page()
             page.goto(app.url)  # a new tab shows the running job
-            _wait_status(page, r"running — step ([3-9]|\d{2,}) / 300")
+            _wait_status(page, r"running — step ([3-9]|\d{2,}) / 200")
             assert "a blue sphere" in page.locator("#job-title").inner_text()
             page.locator("#cancel").click()
-            line = _wait_status(page, r"cancelled — step \d+ / 300", timeout_s=30)
-            assert "checkpoint kept" in line and 3 <= _step(page) < 300
+            line = _wait_status(page, r"cancelled — step \d+ / 200", timeout_s=30)
+            assert "checkpoint kept" in line and 3 <= _step(page) < 200
             second = page.locator("#job-title").inner_text().split()[-1]
             assert (runs / second / "checkpoints" / "last.pt").is_file()
             page.locator("#resume").click()
-            _wait_status(page, r"finished — step 300 / 300", timeout_s=120)
+            _wait_status(page, r"finished — step 200 / 200", timeout_s=120)
             browser.close()
         app.stop()
         assert app.proc.returncode == 0, app.tail()
