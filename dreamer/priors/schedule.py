@@ -12,7 +12,6 @@ exactly (tested against it).
 
 from __future__ import annotations
 
-
 import torch
 
 # The β range each named schedule usually comes with (diffusers' DDPMScheduler names).
@@ -29,8 +28,10 @@ PREDICTION_TYPES: tuple[str, ...] = ("epsilon", "v_prediction", "sample")
 def _alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: float, beta_end: float) -> torch.Tensor:
     """diffusers' `DDPMScheduler.alphas_cumprod`, op for op (float32 β, then a cumulative product).
 
-    Written out because importing diffusers costs 2–3 s of CPU in every process that builds a prior, and
-    most (the CLI, each UI job worker, each distributed or batch worker) otherwise never import it;
+    Written out because importing diffusers costs about 2 s of CPU in every process that builds a prior,
+    and many of them (a run with the default `tiny-3d` or the `reference` prior, in the CLI, the UI app or a
+    batch or distributed worker) otherwise
+    never import it;
     tests/test_schedule_diffusers.py checks it against the scheduler itself, bit for bit.
     """
     if beta_schedule == "linear":
