@@ -30,9 +30,8 @@ def _alphas_cumprod(num_train_timesteps: int, beta_schedule: str, beta_start: fl
 
     Written out because importing diffusers costs about 2 s of CPU in every process that builds a prior,
     and many of them (a run with the default `tiny-3d` or the `reference` prior, in the CLI, the UI app or a
-    batch or distributed worker) otherwise
-    never import it;
-    tests/test_schedule_diffusers.py checks it against the scheduler itself, bit for bit.
+    batch or distributed worker) otherwise never import it; tests/test_schedule_diffusers.py checks it against
+    the scheduler itself, bit for bit.
     """
     if beta_schedule == "linear":
         betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float32)
