@@ -15,17 +15,14 @@ from dreamer.priors.schedule import BETA_RANGES, make_alphas_cumprod
 
 @pytest.mark.parametrize("beta_schedule", sorted(BETA_RANGES))
 @pytest.mark.parametrize("steps", [1000, 50])
-def test_alphas_cumprod_equals_the_diffusers_scheduler(beta_schedule, steps):
-    start, end = BETA_RANGES[beta_schedule]
+@pytest.mark.parametrize("beta_range", [None, (2e-4, 0.03)])  # the schedule's usual range, and one of its own
+def test_alphas_cumprod_equals_the_diffusers_scheduler(beta_schedule, steps, beta_range):
+    start, end = beta_range or BETA_RANGES[beta_schedule]
     expected = DDPMScheduler(num_train_timesteps=steps, beta_schedule=beta_schedule, beta_start=start,
                              beta_end=end).alphas_cumprod
-    ours = make_alphas_cumprod(steps, beta_schedule)
+    ours = make_alphas_cumprod(steps, beta_schedule, *(beta_range or ()))
     assert ours.dtype == torch.float32 and ours.shape == (steps,)
     assert torch.equal(ours, expected)
-    # a range of its own too (the tiny priors pass theirs explicitly)
-    expected = DDPMScheduler(num_train_timesteps=steps, beta_schedule=beta_schedule, beta_start=2e-4,
-                             beta_end=0.03).alphas_cumprod
-    assert torch.equal(make_alphas_cumprod(steps, beta_schedule, 2e-4, 0.03), expected)
 
 
 def test_each_call_returns_its_own_tensor_and_bad_names_are_refused():
