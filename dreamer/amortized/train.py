@@ -200,7 +200,8 @@ class AmortizedTrainer:
             camera = camera.to(torch.float64)  # rays, samples and renders in float64 too
         out = self.model.render(planes, camera, self._background(g), generator=g)
         self.guidance.generator = g  # t, ε (and ASD's shift) of this sample
-        guided = self.guidance(out.rgb, self.embeddings[index], camera, self.step)
+        guided = self.guidance(out.rgb, self.embeddings[index], camera, self.step,
+                               **run.guidance.config.render_inputs(out.depth, out.alpha))
         loss = guided.loss
         for name, value in self.model.renderer.regularization(out).items():
             if self.weights.get(name):

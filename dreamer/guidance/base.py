@@ -2,7 +2,8 @@
 
 Every rule's config derives from `GuidanceConfig`, which declares what the trainer reads of any
 rule (no hasattr/getattr probes): `view_dependent_prompt`, `trainable_lr`, `particle_count`,
-`uses_depth` (whether the trainer passes the renders' depth to `forward`), `takes_images` /
+`uses_depth` / `uses_alpha` (whether the trainer passes the renders' depth / opacity to `forward`;
+`render_inputs` builds those keywords), `takes_images` /
 `takes_clips` (whether it runs with an image prior on renders, with a video prior on clips) and
 `takes_view_sets` (whether it runs with a multi-view prior, whose batches are sets of
 `Prior.views_per_sample` views sharing one t: `encode_and_draw` draws t per set).
@@ -58,6 +59,17 @@ class GuidanceConfig:
         """Whether `Guidance.forward` wants the renders' depth (`depth=`); the trainer passes it only then."""
         return False
 
+    @property
+    def uses_alpha(self) -> bool:
+        """Whether `Guidance.forward` wants the renders' opacity (`alpha=`); the trainer passes it only then."""
+        return False
+
+    def render_inputs(self, depth: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The keywords of `Guidance.forward` that the rule declared it wants, from a render's depth and alpha
+        (shaped as the rule's images: [B, H, W, 1], or [B, F, H, W, 1] for clips)."""
+        inputs = {"depth": depth} if self.uses_depth else {}
+        return inputs | ({"alpha": alpha} if self.uses_alpha else {})
+
 
 @dataclass
 class GuidanceOutput:
@@ -93,12 +105,14 @@ class Guidance(torch.nn.Module):
         self.generator = generator
 
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
-                step: int, depth: torch.Tensor | None = None) -> GuidanceOutput:
+                step: int, depth: torch.Tensor | None = None, alpha: torch.Tensor | None = None) -> GuidanceOutput:
         """images: [B, H, W, 3] renders in [0, 1] (channels last, carrying the graph).
 
         depth: [B, H, W, 1] the renders' expected depth (0 where empty, carrying the graph), or None.
-        The trainer passes it, as a keyword, only to rules whose config declares `uses_depth`
-        (ISM's depth steps); a rule that declares it must accept it, the others may omit the argument.
+        alpha: [B, H, W, 1] the renders' opacity, or None.
+        The trainer passes each, as a keyword, only to rules whose config declares `uses_depth` / `uses_alpha`
+        (ISM's depth steps; SDS's object colour); a rule that declares one must accept it, the others may omit
+        the argument.
         """
         raise NotImplementedError
 

@@ -98,6 +98,45 @@ def chroma_cfg(eps_cfg: torch.Tensor, eps_cond: torch.Tensor, eps_uncond: torch.
     return eps_cfg - chroma(eps_cfg) + chroma(colour)
 
 
+def object_colour_cfg(eps_cfg: torch.Tensor, eps_cond: torch.Tensor, eps_uncond: torch.Tensor,
+                      opacity: torch.Tensor, colour_scale: float | None) -> torch.Tensor:
+    """CFG whose object colour (the opacity-weighted mean chroma of each view) is taken at `colour_scale`,
+    while everything else keeps the full CFG of eps_cfg: the outline against the background, shading and
+    the colour's variation across the object. With Δ = chroma(ε̂_u + s_c(ε̂_c − ε̂_u)) − chroma(ε̂_cfg)
+    (chroma: each pixel's deviation from its channel mean) and m the render's opacity at the prior's size,
+    ε̂' = ε̂_cfg + m·δ, δ = Σ m·Δ / Σ m over a view's pixels: one colour change for the object, which a
+    pixel it half covers shows at half. For an opaque object (m ∈ {0, 1}) its mean colour becomes the
+    target's; a faint one moves only as far as it is opaque (the least-squares δ = Σ m·Δ / Σ m² instead
+    moved the whole image's colour when the object was a ghost, and faded the objects more: docs/benchmarks.md,
+    "issue27-object-colour"). None returns eps_cfg.
+
+    Why: `chroma_cfg` at scale 1 fixes the tint that a warm unconditional estimate gives grey and white
+    objects under CFG, but it also takes the object's chroma contrast with a coloured background at scale 1,
+    and objects fade. Here only one colour per view moves. Linear per view, so taking it on ε̂ equals
+    taking it on x̂0. Shapes: ε̂ [..., 3, h, w] (pixel-space RGB priors; views or clip frames in front),
+    opacity [..., 1, h, w] in [0, 1].
+    """
+    if colour_scale is None:
+        return eps_cfg
+    chroma = lambda x: x - x.mean(dim=-3, keepdim=True)  # noqa: E731
+    colour = eps_uncond + colour_scale * (eps_cond - eps_uncond)
+    m = opacity.to(eps_cfg.dtype)
+    shift = (m * (chroma(colour) - chroma(eps_cfg))).sum((-2, -1), keepdim=True) / \
+        m.sum((-2, -1), keepdim=True).clamp_min(1e-6)  # δ [..., 3, 1, 1], one per view
+    return eps_cfg + m * shift
+
+
+def resize_opacity(alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Renders' opacity [..., H, W, 1] -> [..., 1, h, w] at the prior's size, resized as the prior resizes the
+    renders (bilinear, antialiased when shrinking: priors.pixel_space.encode_pixels)."""
+    lead = alpha.shape[:-3]
+    a = alpha.detach().movedim(-1, -3).reshape(-1, 1, *alpha.shape[-3:-1])
+    if tuple(a.shape[-2:]) != tuple(size):
+        shrink = a.shape[-1] > size[-1] or a.shape[-2] > size[-2]
+        a = torch.nn.functional.interpolate(a, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return a.reshape(*lead, 1, *size).clamp(0.0, 1.0)
+
+
 def inject_gradient(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Scalar loss with ∂loss/∂z = g / B (B = z.shape[0]); its value 0.5·‖g‖²/B monitors ‖g‖.
 

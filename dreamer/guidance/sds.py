@@ -5,7 +5,9 @@ are sets of V views, the prior scores each set jointly and t is drawn once per s
 (Guidance.encode_and_draw). `cfg_rescale` is MVDream's CFG rescale (functional.rescale_cfg); MVDream
 applies it inside an x0-reconstruction loss, which equals SDS with weight α²/σ² up to a constant, so
 here it enters as the rescaled ε̂ under the rule's own weighting. `chroma_guidance_scale` takes the colour
-part of CFG at its own scale (functional.chroma_cfg; our addition, not in a paper).
+part of CFG at its own scale (functional.chroma_cfg; our addition, not in a paper); `object_colour_scale`
+takes only the object's mean colour per view at its own scale, the object being the render's opacity
+(functional.object_colour_cfg; our addition too).
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ class SDSConfig(GuidanceConfig):
     view_dependent_prompt: bool = True  # use "…, front/side/back/overhead view" embeddings when available
     cfg_rescale: float = 0.0  # MVDream's CFG rescale (recon_std_rescale): match x̂0's std with CFG to without it, 0 = off
     chroma_guidance_scale: float | None = None  # CFG scale of the colour part only (functional.chroma_cfg); None = guidance_scale; pixel-space priors only
+    object_colour_scale: float | None = None  # CFG scale of the object's mean colour per view, weighted by the render's opacity (functional.object_colour_cfg); None = guidance_scale; pixel-space priors only
 
     def __post_init__(self) -> None:
-        if self.chroma_guidance_scale is not None and self.chroma_guidance_scale < 0:
-            raise UserError(f"sds.chroma_guidance_scale must be >= 0 or null, got {self.chroma_guidance_scale}")
+        for name in ("chroma_guidance_scale", "object_colour_scale"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise UserError(f"sds.{name} must be >= 0 or null, got {getattr(self, name)}")
         if not 0.0 <= self.cfg_rescale <= 1.0:
             raise UserError(f"sds.cfg_rescale must lie in [0, 1], got {self.cfg_rescale}")
         if self.cfg_convention not in F.CFG_CONVENTIONS:
@@ -64,6 +68,16 @@ class SDSConfig(GuidanceConfig):
             raise UserError("sds.t_anneal applies to t_schedule 'random' only; set it to null for 'linear_descending'")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise UserError(f"sds.grad_clip must be positive or null, got {self.grad_clip}")
+
+    @property
+    def uses_alpha(self) -> bool:
+        """The object colour needs the renders' opacity as its mask."""
+        return self.object_colour_scale is not None
+
+    @property
+    def separate_colour_scale(self) -> bool:
+        """Whether a part of CFG's colour is taken at a scale of its own (then both CFG halves are computed)."""
+        return self.chroma_guidance_scale is not None or self.object_colour_scale is not None
 
     def timestep_schedule(self, num_train_timesteps: int, total_steps: int) -> TimestepSchedule:
         """"random": U[t_min, t_max(step)]·T, t_max annealed when `t_anneal` is set;
@@ -88,8 +102,9 @@ class SDS(Guidance):
         super().__init__(prior, total_steps, generator)
         self.config = config
         self.schedule = config.timestep_schedule(prior.num_train_timesteps, total_steps)
-        if config.chroma_guidance_scale is not None and prior.latent_shape[0] != 3:
-            raise UserError(f"sds.chroma_guidance_scale needs a prior that denoises RGB pixels; {type(prior).__name__} "
+        if config.separate_colour_scale and prior.latent_shape[0] != 3:
+            name = "chroma_guidance_scale" if config.chroma_guidance_scale is not None else "object_colour_scale"
+            raise UserError(f"sds.{name} needs a prior that denoises RGB pixels; {type(prior).__name__} "
                             f"works on {prior.latent_shape[0]}-channel latents (set it to null)")
 
     def adjust_prediction(self, eps_cfg: torch.Tensor) -> torch.Tensor:
@@ -97,21 +112,27 @@ class SDS(Guidance):
         return eps_cfg
 
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
-                step: int, depth: torch.Tensor | None = None) -> GuidanceOutput:
-        """`depth` is accepted for the common contract and not used (SDS declares no `uses_depth`)."""
+                step: int, depth: torch.Tensor | None = None, alpha: torch.Tensor | None = None) -> GuidanceOutput:
+        """`depth` is accepted for the common contract and not used (SDS declares no `uses_depth`); `alpha`
+        [B, H, W, 1] (clips: [B, F, H, W, 1]), the renders' opacity, is needed with `object_colour_scale`."""
         cfg = self.config
         z, t, eps = self.encode_and_draw(images, step)
         ac = self.prior.alphas_cumprod
 
         with torch.no_grad():
             x_t = F.add_noise(z.detach(), eps, t, ac)
-            if cfg.guidance_scale == 1.0 and cfg.cfg_convention == "standard" and cfg.chroma_guidance_scale is None:
+            if cfg.guidance_scale == 1.0 and cfg.cfg_convention == "standard" and not cfg.separate_colour_scale:
                 # CFG at scale 1 is the conditional prediction: skip the unconditional half.
                 eps_cfg = F.predict_conditional(self.prior, x_t, t, embedding, cameras, cfg.view_dependent_prompt)
             else:
                 eps_cfg, eps_cond, eps_uncond = F.predict_cfg(self.prior, x_t, t, embedding, cameras, cfg.guidance_scale,
                                                               cfg.cfg_convention, cfg.view_dependent_prompt)
                 eps_cfg = F.chroma_cfg(eps_cfg, eps_cond, eps_uncond, cfg.chroma_guidance_scale)
+                if cfg.object_colour_scale is not None:
+                    if alpha is None:
+                        raise ValueError("sds.object_colour_scale needs the renders' opacity: pass alpha=")
+                    opacity = F.resize_opacity(alpha, tuple(z.shape[-2:]))
+                    eps_cfg = F.object_colour_cfg(eps_cfg, eps_cond, eps_uncond, opacity, cfg.object_colour_scale)
                 eps_cfg = F.rescale_cfg(x_t, eps_cfg, eps_cond, t, ac, self.prior.views_per_sample, cfg.cfg_rescale)
             eps_cfg = self.adjust_prediction(eps_cfg)
             w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]

@@ -50,8 +50,8 @@ class VideoSDS(SDS):
         return F.amplify_motion(eps_cfg, self.config.motion_amplification)
 
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
-                step: int, depth: torch.Tensor | None = None) -> GuidanceOutput:
-        """images: clips [B, F, H, W, 3]; cameras: their B·F cameras with frame times."""
+                step: int, depth: torch.Tensor | None = None, alpha: torch.Tensor | None = None) -> GuidanceOutput:
+        """images: clips [B, F, H, W, 3]; cameras: their B·F cameras with frame times; alpha [B, F, H, W, 1]."""
         if images.ndim != 5:
             raise UserError(f"video-sds takes clips [B, F, H, W, 3]; got renders of shape {tuple(images.shape)}")
-        return super().forward(images, embedding, cameras, step, depth)
+        return super().forward(images, embedding, cameras, step, depth, alpha)

@@ -154,9 +154,9 @@ class MotionTrainer(Trainer):
             times = torch.rand(sets, generator=self.camera_generator) if stage == "motion" else torch.zeros(sets)
             cameras = cameras.with_time(times.repeat_interleave(views).to(self.device))
             out = self.representation.render(cameras)
-            depth = {"depth": out.depth} if self.image_rule_config.uses_depth else {}
+            inputs = self.image_rule_config.render_inputs(out.depth, out.alpha)
             guided = self.image_guidance(out.rgb, self.image_embedding, cameras, self.image_rule_step(self.step),
-                                         **depth)
+                                         **inputs)
             return out, guided, m.image_weight, {"video_step": 0}
         cameras = self.sample_cameras()
         B = len(cameras)
@@ -166,9 +166,9 @@ class MotionTrainer(Trainer):
         times = phase + torch.arange(self.clip_frames, dtype=torch.float32)[None] / self.clip_frames  # [B, F]
         clip = clip_cameras(cameras, times)
         out = self.representation.render(clip)
-        depth = {"depth": out.depth.unflatten(0, (B, self.clip_frames))} if c.guidance.config.uses_depth else {}
-        guided = self.guidance(out.rgb.unflatten(0, (B, self.clip_frames)), self.embedding, clip,
-                               self.video_rule_step(self.step), **depth)
+        per_clip = lambda x: x.unflatten(0, (B, self.clip_frames))  # noqa: E731
+        inputs = c.guidance.config.render_inputs(per_clip(out.depth), per_clip(out.alpha))
+        guided = self.guidance(per_clip(out.rgb), self.embedding, clip, self.video_rule_step(self.step), **inputs)
         return out, guided, m.video_weight, {"video_step": 1}
 
     # -- checkpoints ----------------------------------------------------------------------

@@ -156,9 +156,9 @@ class Trainer:
         background = self.distill_background(len(cameras))
         out = self.representation.render(cameras) if background is None else \
             self.representation.render(cameras, background=background)
-        # the depth reaches only rules that declare they use it (GuidanceConfig.uses_depth)
-        depth = {"depth": out.depth} if self.config.guidance.config.uses_depth else {}
-        return out, self.guidance(out.rgb, self.embedding, cameras, self.step, **depth), 1.0, {}
+        # depth and opacity reach only rules that declare they use them (GuidanceConfig.render_inputs)
+        inputs = self.config.guidance.config.render_inputs(out.depth, out.alpha)
+        return out, self.guidance(out.rgb, self.embedding, cameras, self.step, **inputs), 1.0, {}
 
     def train_step(self) -> dict:
         self.representation.before_step(self.step)
