@@ -99,7 +99,7 @@ def test_generate_amortized_writes_a_normal_run_folder(generator_folder, tmp_pat
     out = tmp_path / "run"
     code, stdout, err = run_cli(["generate", "a purple cube", "--amortized", str(generator_folder), "--out", str(out),
                                  "export.video_frames=4", "export.video_resolution=32", "export.texture_size=64",
-                                 "export.mesh_resolution=32"], capsys)
+                                 "export.mesh_resolution=32", "export.eval_surface_samples=2000"], capsys)
     assert code == 0, err
     assert "generator forward pass" in stdout
     for name in ("config.yaml", "model.glb", "turntable.mp4", "eval.json", "checkpoints/last.pt"):
@@ -165,7 +165,8 @@ def test_the_web_ui_makes_an_asset_with_a_trained_generator(generator_folder, tm
     manager = JobManager(runs, max_concurrent=1)
     try:
         page = Page(manager, ["export.video_frames=4", "export.video_resolution=32", "export.texture_size=64",
-                              "export.mesh_resolution=32", "steps=3"])  # the server's overrides: export.* apply
+                              "export.mesh_resolution=32", "export.eval_surface_samples=2000",
+                              "steps=3"])  # the server's overrides: export.* apply
         message, model, video, evaluation = page.on_make("vocab", "a purple cube")
         assert message.startswith("Made in one forward pass") and "error" not in message
         assert model.endswith("model.glb") and Path(model).is_file() and Path(model).is_relative_to(runs)

@@ -93,6 +93,6 @@ def test_dreamerxl_preset_runs_two_steps_on_tiny_sdxl_parts(tiny_sdxl_folder, tm
 
     result = dreamer.generate("a red cube", config="dreamerxl-tsm", out=tmp_path / "xl", steps=2,
                               dotted=["resolution=16", "trainer.preview_every=0", "export.mesh_resolution=32",
-                                      "export.texture_size=64", f"prior.model={tiny_sdxl_folder}"],
+                                      "export.texture_size=64", "trainer.evaluate=false", f"prior.model={tiny_sdxl_folder}"],
                               trainer__progress=False, export__video=False)
     assert result.metrics["steps"] == 2 and result.mesh.is_file()

@@ -308,6 +308,7 @@ def test_trainer_passes_depth_to_a_rule_that_declares_it(tmp_path):
     result = dreamer.generate("a red cube", config="lucid-ism-tiny", out=tmp_path / "run", steps=2,
                               dotted=["resolution=16", "trainer.preview_every=0", "trainer.checkpoint_every=2",
                                       "trainer.log_every=1", "export.mesh_resolution=32", "export.texture_size=64",
+                                      "trainer.evaluate=false",  # the eval is not what this test is about
                                       "guidance.depth_ratio=1.0", "guidance.flip_probability=0.5",
                                       "guidance.noise_offset=0.1"],
                               trainer__progress=False, export__video=False)
