@@ -15,7 +15,7 @@ import torch
 
 from test_amortized import SMALL
 
-pytestmark = pytest.mark.slow(seconds=55)
+pytestmark = pytest.mark.slow(seconds=65)
 
 # Eight prompts instead of the 158 of the vocabulary: every process encodes all of its prompts at start-up
 # (about 2 s for 158), and eight still cross epoch boundaries at these batch sizes (a new shuffle each).

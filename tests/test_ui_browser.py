@@ -2,7 +2,8 @@
 
 One walk through the app as a person would use it: submit a job and watch it advance, see the 3D
 viewer and the turntable when it finishes; submit a second job, close the tab, find the job still
-running in a new tab, cancel it and resume it; then restart the app and find both runs in the
+running in a new tab, cancel it and resume it; then restart the app, on a runs folder that a 4D run has
+joined meanwhile, and see its animated model play (the newest run opens by itself) and find every run in the
 history. Screenshots of those states go to docs/screenshots/ when
 SCREENSHOTS=1 (`make screenshots`), else to the test's temp folder.
 
@@ -23,7 +24,7 @@ import pytest
 from PIL import Image
 from ui_support import UI_TINY, App, chromium_path, http_status, playwright_sync
 
-pytestmark = pytest.mark.slow(seconds=75)
+pytestmark = pytest.mark.slow(seconds=65)
 
 REPO = Path(__file__).resolve().parent.parent
 # The suite's tiny settings, with previews and a turntable large enough to see in the screenshots.
@@ -85,6 +86,52 @@ def _viewer_canvas(page, errors: list):
     page.reload()
     canvas.wait_for(timeout=60_000)
     return canvas
+
+
+def _add_animated_run(runs: Path) -> None:
+    """A finished 4D run made by hand in `runs`: a red box sliding ±0.8 sideways, 16 frames at 8 fps (morph
+    targets + a looping weights track, as a 4D run's model.glb), so the motion is plain in the canvas."""
+    import json
+
+    import trimesh
+
+    from dreamer.export.animated_gltf import write_animated_glb
+    from dreamer.export.video import write_video
+    from dreamer.run_config import load_run_config, save_run_config
+
+    run = runs / "20260101-000000-a-red-cube-sliding"
+    run.mkdir(parents=True)
+    save_run_config(load_run_config("4d", {"prompt": "a red cube sliding", "steps": 4}), run / "config.yaml")
+    box = trimesh.creation.box(extents=(0.5, 0.5, 0.5))
+    box.visual.vertex_colors = np.tile([220, 20, 20, 255], (len(box.vertices), 1))
+    shift = 0.8 * np.sin(2 * np.pi * np.arange(16) / 16)
+    write_animated_glb(box, np.stack([box.vertices + [s, 0.0, 0.0] for s in shift]), run / "model.glb", fps=8)
+    for stem in ("turntable", "motion"):
+        write_video(np.full((4, 32, 32, 3), 200, np.uint8), run, stem, fps=4)
+    (run / "ui-job.json").write_text(json.dumps({"status": "finished", "error": None}))
+
+
+def _assert_animation_plays(page, errors: list) -> None:
+    """The shown run is the animated one: its motion video is beside the viewer, and the viewer plays the
+    model's loop on load (the red box's centre moves across the canvas)."""
+    assert page.locator("#result-motion video").get_attribute("src", timeout=60_000).endswith("motion.mp4")
+    canvas = _viewer_canvas(page, errors)
+    _wait_drawn(canvas, timeout_s=60)
+    centres = []
+    for _ in range(12):  # 1.8 s: about one loop (2 s)
+        pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")).astype(int)
+        red = (pixels[..., 0] > 150) & (pixels[..., 1] < 100) & (pixels[..., 2] < 100)
+        if red.mean() > 0.005:
+            centres.append(np.nonzero(red)[1].mean() / pixels.shape[1])  # the box's x, in canvas widths
+        time.sleep(0.15)
+    assert len(centres) >= 6 and max(centres) - min(centres) > 0.2, centres  # it moves: the animation plays
+
+
+def _listen_for_errors(page, errors: list) -> None:
+    """Script errors and console errors of `page` go to `errors` (Babylon.js tries WebGPU first and logs its
+    failure in a headless browser, then uses WebGL: that one is not an error of ours)."""
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "WebGPU" not in m.text else None)
 
 
 def _submit(page, prompt: str, steps: int) -> None:
@@ -168,20 +215,27 @@ def test_generate_watch_cancel_resume_and_history_after_restart(tmp_path, shots)
         app.stop()
         assert app.proc.returncode == 0, app.tail()
 
-        # 3. a restart on the same runs folder lists both runs, with thumbnails, and reopens them
+        # 3. a 4D run joins the runs folder while the app is down (made by hand: a box sliding); the restarted
+        # app opens it by itself, as the newest run, and plays its animated model; the history lists all three
+        # runs, the two with previews as thumbnails, and reopens them
+        _add_animated_run(runs)
         app = App(runs, tmp_path / "app2.log", APP_SETTINGS)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--use-gl=swiftshader",
+                                                                         "--enable-unsafe-swiftshader"])
             context = browser.new_context(viewport={"width": 1400, "height": 1100})
             context.on("request", lambda request: served.append(request.url))
             page = context.new_page()
+            errors = []
+            _listen_for_errors(page, errors)
             page.goto(app.url)
+            _assert_animation_plays(page, errors)
             page.get_by_role("tab", name="History").click()
             table = page.locator("#history-table")
-            page.wait_for_function("() => ['a red cube', 'a blue sphere'].every("
+            page.wait_for_function("() => ['a red cube', 'a blue sphere', 'a red cube sliding'].every("
                                    "p => (document.querySelector('#history-table')?.innerText || '').includes(p))",
                                    timeout=30_000)
-            assert table.inner_text().count("finished") == 2
+            assert table.inner_text().count("finished") == 3
             thumbnails = page.locator("#history-gallery img")
             thumbnails.first.wait_for(timeout=30_000)
             assert thumbnails.count() == 2
@@ -194,6 +248,7 @@ def test_generate_watch_cancel_resume_and_history_after_restart(tmp_path, shots)
             assert "a red cube" in page.locator("#job-title").inner_text()
             page.locator("#result-video video").wait_for(timeout=30_000)
             browser.close()
+        assert errors == []
         # the server itself hands out files of the runs folder only
         assert http_status(f"{app.url}gradio_api/file={runs}/{second}/config.yaml") == 200
         for outside in (REPO / "README.md", Path("/etc/passwd"), runs / ".." / "app.log"):
@@ -207,58 +262,3 @@ def test_generate_watch_cancel_resume_and_history_after_restart(tmp_path, shots)
     for name in ("ui-form.png", "ui-progress.png", "ui-result.png", "ui-history.png"):
         assert (shots / name).stat().st_size > 10_000, name
     print(f"browser test: {time.monotonic() - started:.0f} s")
-
-
-def test_an_animated_model_glb_plays_in_the_viewer(tmp_path):
-    """A 4D run's model.glb (morph targets + a looping weights track): the viewer plays it on load,
-    without a script error, and the motion video shows beside it. The run folder is made by hand: a
-    red box sliding ±0.8 sideways, 16 frames at 8 fps, so the motion is plain in the canvas."""
-    import json
-
-    import trimesh
-
-    from dreamer.export.animated_gltf import write_animated_glb
-    from dreamer.export.video import write_video
-    from dreamer.run_config import load_run_config, save_run_config
-
-    chromium = chromium_path()
-    sync_playwright = playwright_sync()
-    run = tmp_path / "runs" / "20260101-000000-a-red-cube-sliding"
-    run.mkdir(parents=True)
-    save_run_config(load_run_config("4d", {"prompt": "a red cube sliding", "steps": 4}), run / "config.yaml")
-    box = trimesh.creation.box(extents=(0.5, 0.5, 0.5))
-    box.visual.vertex_colors = np.tile([220, 20, 20, 255], (len(box.vertices), 1))
-    shift = 0.8 * np.sin(2 * np.pi * np.arange(16) / 16)
-    write_animated_glb(box, np.stack([box.vertices + [s, 0.0, 0.0] for s in shift]), run / "model.glb", fps=8)
-    for stem in ("turntable", "motion"):
-        write_video(np.full((4, 32, 32, 3), 200, np.uint8), run, stem, fps=4)
-    (run / "ui-job.json").write_text(json.dumps({"status": "finished", "error": None}))
-    errors = []
-    app = App((tmp_path / "runs").resolve(), tmp_path / "app.log", [])
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--use-gl=swiftshader",
-                                                                         "--enable-unsafe-swiftshader"])
-            page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            # Babylon.js tries WebGPU first and logs its failure in a headless browser, then uses WebGL
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "WebGPU" not in m.text else None)
-            page.goto(app.url)  # the newest run opens by itself
-            assert page.locator("#result-motion video").get_attribute("src", timeout=60_000).endswith("motion.mp4")
-            canvas = _viewer_canvas(page, errors)
-            _wait_drawn(canvas, timeout_s=60)
-            centres = []
-            for _ in range(12):  # 1.8 s: about one loop (2 s)
-                pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")).astype(int)
-                red = (pixels[..., 0] > 150) & (pixels[..., 1] < 100) & (pixels[..., 2] < 100)
-                if red.mean() > 0.005:
-                    centres.append(np.nonzero(red)[1].mean() / pixels.shape[1])  # the box's x, in canvas widths
-                time.sleep(0.15)
-            browser.close()
-    except Exception:
-        print(app.tail())
-        raise
-    finally:
-        app.stop()
-    assert len(centres) >= 6 and max(centres) - min(centres) > 0.2, centres  # it moves: the animation plays
-    assert errors == []
