@@ -129,6 +129,23 @@ def test_random_backgrounds_are_one_colour_per_view_set_and_off_by_default(tmp_p
     assert out.rgb.shape[0] == 8
     with pytest.raises(UserError, match="random_background"):
         load_run_config("default", dotted=base + ["trainer.random_background=2"])
+    # neutral colours: a grey level per set, black to white
+    neutral = Trainer(load_run_config("default", dotted=base + ["trainer.random_background_colours=neutral"]),
+                      RunFolder(tmp_path / "neutral")).distill_background(8)
+    assert neutral.shape == (8, 1, 1, 3) and torch.equal(neutral, neutral[..., :1].expand_as(neutral))
+    assert not torch.equal(neutral[0], neutral[4])
+    with pytest.raises(UserError, match="random_background_colours must be one of"):
+        load_run_config("default", dotted=base + ["trainer.random_background_colours=pastel"])
+
+
+def test_neutral_random_backgrounds_draw_one_grey_level_per_set():
+    from dreamer.trainer.trainer import random_backgrounds
+
+    grey = random_backgrounds(1.0, 12, 4, torch.Generator().manual_seed(3), "neutral").reshape(3, 4, 3)
+    assert torch.equal(grey, grey[:, :1, :1].expand_as(grey))  # one level per set, the same in R, G and B
+    assert 0.0 <= float(grey.min()) and float(grey.max()) <= 1.0 and len(grey[:, 0, 0].unique()) == 3
+    rgb = random_backgrounds(1.0, 12, 4, torch.Generator().manual_seed(3)).reshape(3, 4, 3)
+    assert not torch.equal(rgb[:, 0, 0], rgb[:, 0, 1])  # the default: colours
 
 
 def test_gaussians_then_mesh_refine_run_with_the_multi_view_prior(tmp_path, mv_weights):

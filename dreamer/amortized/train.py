@@ -189,7 +189,8 @@ class AmortizedTrainer:
 
     # -- one sample, one step
     def _background(self, g: torch.Generator) -> torch.Tensor | None:
-        colours = random_backgrounds(self.setup.run.trainer.random_background, 1, 1, g)
+        trainer = self.setup.run.trainer
+        colours = random_backgrounds(trainer.random_background, 1, 1, g, trainer.random_background_colours)
         return None if colours is None else colours.to(self.proc.device, self.dtype)
 
     def sample_loss(self, planes: torch.Tensor, index: int) -> tuple[torch.Tensor, dict]:

@@ -26,6 +26,9 @@ class OptimConfig:
     weight_decay: float = 0.0  # Adam weight decay
 
 
+BACKGROUND_COLOURS: tuple[str, ...] = ("rgb", "neutral")  # TrainerConfig.random_background_colours
+
+
 @dataclass
 class TrainerConfig:
     checkpoint_every: int = 200  # steps between atomic checkpoints (and always at the end)
@@ -38,12 +41,17 @@ class TrainerConfig:
     # representation's own background: a white object over a white background costs the prior nothing as a
     # ghost; over a colour it must be opaque to look white (0 = off; the previews, exports and eval are unchanged)
     random_background: float = 0.0
+    # what those colours are: "rgb" uniform in the RGB cube; "neutral" a uniform grey level from black to white
+    random_background_colours: str = "rgb"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.random_background <= 1.0:
-            from dreamer.errors import UserError
+        from dreamer.errors import UserError
 
+        if not 0.0 <= self.random_background <= 1.0:
             raise UserError(f"trainer.random_background must lie in [0, 1], got {self.random_background}")
+        if self.random_background_colours not in BACKGROUND_COLOURS:
+            raise UserError(f"trainer.random_background_colours must be one of {BACKGROUND_COLOURS}, "
+                            f"got {self.random_background_colours!r}")
 
 
 @dataclass

@@ -40,13 +40,17 @@ def _make_generator(seed: int) -> torch.Generator:
     return g
 
 
-def random_backgrounds(share: float, renders: int, views: int, generator: torch.Generator) -> torch.Tensor | None:
+def random_backgrounds(share: float, renders: int, views: int, generator: torch.Generator,
+                       colours: str = "rgb") -> torch.Tensor | None:
     """[renders, 1, 1, 3] random solid colours, one per set of `views` renders, with probability `share`
-    (one draw decides); None otherwise. Draws nothing when `share` is 0."""
+    (one draw decides); None otherwise. Draws nothing when `share` is 0. `colours`: "rgb" uniform in the RGB
+    cube, "neutral" a uniform grey level (TrainerConfig.random_background_colours)."""
     if share <= 0 or not bool(torch.rand((), generator=generator) < share):
         return None
-    colours = torch.rand(renders // views, 3, generator=generator).repeat_interleave(views, dim=0)
-    return colours.view(renders, 1, 1, 3)
+    sets = renders // views
+    drawn = torch.rand(sets, 1, generator=generator).expand(sets, 3) if colours == "neutral" else \
+        torch.rand(sets, 3, generator=generator)
+    return drawn.repeat_interleave(views, dim=0).view(renders, 1, 1, 3)
 
 
 class Trainer:
@@ -146,8 +150,9 @@ class Trainer:
         """[renders, 1, 1, 3] random solid colours, one per view set, on `trainer.random_background` of the
         steps; None (the representation's own background) otherwise. Draws from the camera generator only
         when the option is on, so runs without it are unchanged."""
-        colours = random_backgrounds(self.config.trainer.random_background, renders, self.prior.views_per_sample,
-                                     self.camera_generator)
+        trainer = self.config.trainer
+        colours = random_backgrounds(trainer.random_background, renders, self.prior.views_per_sample,
+                                     self.camera_generator, trainer.random_background_colours)
         return None if colours is None else colours.to(self.device)
 
     def guided_render(self) -> tuple[RenderOutput, GuidanceOutput, float, dict]:
