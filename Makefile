@@ -37,6 +37,7 @@ validator: $(VALIDATOR)
 # Test files run in parallel, one worker per CPU (pytest-xdist); a file's tests stay on one worker, so
 # their module-scoped fixtures (a trained generator, a local Ray, a tiny run) are built once. The files go
 # out longest first (tests/conftest.py orders them; --no-loadscope-reorder keeps that order).
+# Where the time goes: add --cpu-report=FILE to the pytest command below (tests/cpu_report.py).
 test: install validator
 	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=15
 

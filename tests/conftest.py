@@ -12,6 +12,8 @@ import pytest  # noqa: E402
 
 import tiny_diffusers  # noqa: E402
 
+pytest_plugins = ("cpu_report",)  # `--cpu-report=FILE`: where the suite's CPU goes (tests/cpu_report.py)
+
 # Keep the reference-prior cache inside the test's temp folders, never in ~/.cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
