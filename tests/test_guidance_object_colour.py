@@ -130,3 +130,69 @@ def test_sds_object_colour_changes_the_gradient_only_where_the_render_is_opaque(
     assert not torch.allclose(grads[None][inside], grads[1.0][inside])
     torch.testing.assert_close(grads[None][~inside], grads[1.0][~inside])
     torch.testing.assert_close(grads[None].mean(-1), grads[1.0].mean(-1), rtol=1e-5, atol=1e-6)  # grey part equal
+
+
+# ---------------------------------------------------------------------------- the unconditional estimate's mean colour
+
+
+def test_debias_moves_the_unconditional_x0_by_the_mean_colours_chroma_inside_the_object():
+    from dreamer.priors import schedule
+
+    ac = schedule.make_alphas_cumprod(1000, "linear", 1e-4, 0.02)
+    t = torch.tensor([100, 600])
+    a, s = F.alphas_sigmas(ac, t, 4)
+    x_t = torch.randn(2, 3, 4, 4, generator=_gen(10))
+    eu, ec = torch.randn(2, 3, 4, 4, generator=_gen(11)), torch.randn(2, 3, 4, 4, generator=_gen(12))
+    m = torch.zeros(2, 1, 4, 4)
+    m[..., 1:3, 1:3] = 1.0
+    warm = torch.tensor([0.6, 0.45, 0.4])
+    chroma_rgb = warm - warm.mean()
+    for convention in ("standard", "plus_one"):
+        full = F.classifier_free_guidance(eu, ec, 5.0, convention)
+        assert F.debias_unconditional(full, a, s, m, warm, 5.0, convention, 0.0) is full
+        out = F.debias_unconditional(full, a, s, m, warm, 5.0, convention, 0.5)
+        # the same as CFG from an unconditional x̂0 moved by −0.5·chroma (×2: the prior's [−1, 1] pixels) where m = 1
+        x0_u = schedule.x0_from_eps(x_t, eu, a, s) - m * 0.5 * 2.0 * chroma_rgb.view(1, 3, 1, 1)
+        moved = F.classifier_free_guidance(schedule.eps_from_x0(x_t, x0_u, a, s), ec, 5.0, convention)
+        torch.testing.assert_close(out, moved, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(out[m.expand_as(out) == 0], full[m.expand_as(full) == 0])  # the background
+    # CFG then adds the colour back inside the object: x̂0_cfg moves by +(s − 1)·amount·2·chroma (standard)
+    out = F.debias_unconditional(F.classifier_free_guidance(eu, ec, 5.0), a, s, m, warm, 5.0, "standard", 0.5)
+    shift = schedule.x0_from_eps(x_t, out, a, s) - schedule.x0_from_eps(x_t, F.classifier_free_guidance(eu, ec, 5.0), a, s)
+    torch.testing.assert_close(shift[:, :, 1, 1], (4.0 * 0.5 * 2.0 * chroma_rgb).expand(2, 3), rtol=1e-3, atol=1e-3)
+
+
+def test_the_embedded_priors_know_their_mean_object_colour():
+    from dreamer.priors.tiny.prior import TinyPrior, TinyPriorConfig
+    from dreamer.shapes.colours import COLOURS
+
+    prior = TinyPrior(TinyPriorConfig(weights="assets/priors/tiny_3d"))
+    palette = torch.tensor(list(COLOURS.values())).float().mean(0)
+    torch.testing.assert_close(prior.mean_object_colour(), palette)
+    assert float(palette[0]) > float(palette[2])  # warm: the reason for the option
+    assert FakePixelPrior(S).mean_object_colour() is None
+
+
+def test_sds_uncond_debias_needs_a_prior_that_knows_its_colour_and_the_opacity():
+    assert SDSConfig(uncond_debias=0.5).uses_alpha and not SDSConfig().uses_alpha
+    with pytest.raises(UserError, match="uncond_debias must be >= 0"):
+        SDSConfig(uncond_debias=-1.0)
+    with pytest.raises(UserError, match="uncond_debias needs an embedded prior that knows its mean object colour"):
+        _sds(FakePixelPrior(S), uncond_debias=0.5)
+    prior = FakePixelPrior(S)
+    prior.mean_object_colour = lambda: torch.tensor([0.6, 0.45, 0.4])
+    emb = prior.encode_prompt("a mug", "")
+    cams = from_spherical(torch.tensor([0.0, 90.0]), 10.0, 2.8, 40.0, S)
+    with pytest.raises(ValueError, match="uncond_debias needs the renders' opacity"):
+        _sds(prior, uncond_debias=0.5)(torch.rand(2, S, S, 3, generator=_gen(13)), emb, cams, step=3)
+    alpha = torch.zeros(2, S, S, 1)
+    alpha[:, 2:6, 2:6] = 1.0
+    grads = {}
+    for amount in (0.0, 0.5):
+        images = torch.rand(2, S, S, 3, generator=_gen(14)).requires_grad_(True)
+        _sds(prior, uncond_debias=amount)(images, emb, cams, step=3, alpha=alpha).loss.backward()
+        grads[amount] = images.grad
+    inside = alpha.expand(2, S, S, 3) > 0
+    assert not torch.allclose(grads[0.0][inside], grads[0.5][inside])
+    torch.testing.assert_close(grads[0.0][~inside], grads[0.5][~inside])
+    torch.testing.assert_close(grads[0.0].mean(-1), grads[0.5].mean(-1), rtol=1e-5, atol=1e-6)  # only chroma moves

@@ -137,6 +137,25 @@ def resize_opacity(alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return a.reshape(*lead, 1, *size).clamp(0.0, 1.0)
 
 
+def debias_unconditional(eps_cfg: torch.Tensor, x_t_alpha: torch.Tensor, x_t_sigma: torch.Tensor, opacity: torch.Tensor,
+                         mean_colour: torch.Tensor, scale: float, convention: CFGConvention, amount: float) -> torch.Tensor:
+    """CFG as if the unconditional estimate's object did not lean to the prior's mean object colour: its x̂0 is moved
+    by −amount·chroma(mean_colour) (in the prior's [−1, 1] pixels, ×2) where the render is opaque, m, before CFG
+    extrapolates from it. x̂0 = (x_t − σ ε̂)/α, so that is ε̂_u + (α/σ)·m·2·amount·chroma(mean_colour), which enters
+    ε̂_cfg with ε̂_u's coefficient: 1 − s ("standard"), −s ("plus_one"). amount 0 returns eps_cfg.
+
+    Why: an unconditional branch learns the data's mean, and the embedded priors' palette is warm (five warm colours
+    against one green, one blue and one purple), so CFG at 5 turns a grey or white object teal
+    (docs/benchmarks.md, "issue27-object-colour"). Shapes: ε̂ [B, 3, h, w]; α, σ [B, 1, 1, 1]; opacity [B, 1, h, w];
+    mean_colour [3] RGB in [0, 1].
+    """
+    if amount == 0:
+        return eps_cfg
+    weight = (1.0 - scale) if convention == "standard" else -scale
+    bias = 2.0 * (mean_colour - mean_colour.mean()).to(eps_cfg).view(1, 3, 1, 1)
+    return eps_cfg + weight * (x_t_alpha / x_t_sigma) * opacity.to(eps_cfg) * amount * bias
+
+
 def inject_gradient(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Scalar loss with ∂loss/∂z = g / B (B = z.shape[0]); its value 0.5·‖g‖²/B monitors ‖g‖.
 

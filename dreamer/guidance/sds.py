@@ -7,7 +7,9 @@ applies it inside an x0-reconstruction loss, which equals SDS with weight α²/�
 here it enters as the rescaled ε̂ under the rule's own weighting. `chroma_guidance_scale` takes the colour
 part of CFG at its own scale (functional.chroma_cfg; our addition, not in a paper); `object_colour_scale`
 takes only the object's mean colour per view at its own scale, the object being the render's opacity
-(functional.object_colour_cfg; our addition too).
+(functional.object_colour_cfg; our addition too); `uncond_debias` takes the prior's mean object colour out of
+the unconditional estimate inside the render's opacity before CFG extrapolates from it
+(functional.debias_unconditional; our addition, for the embedded priors, whose palette is warm).
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ class SDSConfig(GuidanceConfig):
     cfg_rescale: float = 0.0  # MVDream's CFG rescale (recon_std_rescale): match x̂0's std with CFG to without it, 0 = off
     chroma_guidance_scale: float | None = None  # CFG scale of the colour part only (functional.chroma_cfg); None = guidance_scale; pixel-space priors only
     object_colour_scale: float | None = None  # CFG scale of the object's mean colour per view, weighted by the render's opacity (functional.object_colour_cfg); None = guidance_scale; pixel-space priors only
+    uncond_debias: float = 0.0  # share of the prior's mean object colour (its chroma) taken out of the unconditional estimate where the render is opaque, before CFG (functional.debias_unconditional); 0 = off; priors that know their mean object colour (the embedded ones)
 
     def __post_init__(self) -> None:
         for name in ("chroma_guidance_scale", "object_colour_scale"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise UserError(f"sds.{name} must be >= 0 or null, got {getattr(self, name)}")
+        if self.uncond_debias < 0:
+            raise UserError(f"sds.uncond_debias must be >= 0, got {self.uncond_debias}")
         if not 0.0 <= self.cfg_rescale <= 1.0:
             raise UserError(f"sds.cfg_rescale must lie in [0, 1], got {self.cfg_rescale}")
         if self.cfg_convention not in F.CFG_CONVENTIONS:
@@ -71,8 +76,8 @@ class SDSConfig(GuidanceConfig):
 
     @property
     def uses_alpha(self) -> bool:
-        """The object colour needs the renders' opacity as its mask."""
-        return self.object_colour_scale is not None
+        """The object colour and the unconditional debias need the renders' opacity as their mask."""
+        return self.object_colour_scale is not None or self.uncond_debias > 0
 
     @property
     def separate_colour_scale(self) -> bool:
@@ -106,6 +111,10 @@ class SDS(Guidance):
             name = "chroma_guidance_scale" if config.chroma_guidance_scale is not None else "object_colour_scale"
             raise UserError(f"sds.{name} needs a prior that denoises RGB pixels; {type(prior).__name__} "
                             f"works on {prior.latent_shape[0]}-channel latents (set it to null)")
+        self.mean_colour = prior.mean_object_colour() if config.uncond_debias > 0 else None
+        if config.uncond_debias > 0 and (self.mean_colour is None or prior.latent_shape[0] != 3):
+            raise UserError(f"sds.uncond_debias needs an embedded prior that knows its mean object colour (tiny, "
+                            f"tiny-mv, tiny-3d); {type(prior).__name__} does not (set it to 0)")
 
     def adjust_prediction(self, eps_cfg: torch.Tensor) -> torch.Tensor:
         """The guided prediction as the rule uses it (SDS: unchanged; video SDS: motion-amplified)."""
@@ -114,7 +123,8 @@ class SDS(Guidance):
     def forward(self, images: torch.Tensor, embedding: PromptEmbedding, cameras: Camera,
                 step: int, depth: torch.Tensor | None = None, alpha: torch.Tensor | None = None) -> GuidanceOutput:
         """`depth` is accepted for the common contract and not used (SDS declares no `uses_depth`); `alpha`
-        [B, H, W, 1] (clips: [B, F, H, W, 1]), the renders' opacity, is needed with `object_colour_scale`."""
+        [B, H, W, 1] (clips: [B, F, H, W, 1]), the renders' opacity, is needed with `object_colour_scale` or
+        `uncond_debias`."""
         cfg = self.config
         z, t, eps = self.encode_and_draw(images, step)
         ac = self.prior.alphas_cumprod
@@ -133,6 +143,13 @@ class SDS(Guidance):
                         raise ValueError("sds.object_colour_scale needs the renders' opacity: pass alpha=")
                     opacity = F.resize_opacity(alpha, tuple(z.shape[-2:]))
                     eps_cfg = F.object_colour_cfg(eps_cfg, eps_cond, eps_uncond, opacity, cfg.object_colour_scale)
+                if self.mean_colour is not None:
+                    if alpha is None:
+                        raise ValueError("sds.uncond_debias needs the renders' opacity: pass alpha=")
+                    a_t, s_t = F.alphas_sigmas(ac, t, z.ndim)
+                    eps_cfg = F.debias_unconditional(eps_cfg, a_t, s_t, F.resize_opacity(alpha, tuple(z.shape[-2:])),
+                                                     self.mean_colour, cfg.guidance_scale, cfg.cfg_convention,
+                                                     cfg.uncond_debias)
                 eps_cfg = F.rescale_cfg(x_t, eps_cfg, eps_cond, t, ac, self.prior.views_per_sample, cfg.cfg_rescale)
             eps_cfg = self.adjust_prediction(eps_cfg)
             w = F.weight(t, ac, cfg.weighting, z.ndim)  # [B, 1, 1, 1]

@@ -83,6 +83,12 @@ class Prior(torch.nn.Module):
                                    # denoise towards outside the library, so an unknown prompt is an error)
     is_video: ClassVar[bool] = False  # True for video priors (dreamer.priors.video): tensors carry a frame axis
 
+    def mean_object_colour(self) -> torch.Tensor | None:
+        """The mean RGB [3] in [0, 1] of the objects the prior learnt, where it is known (the embedded priors: their
+        training palette), or None. An unconditional estimate leans to this colour, and CFG extrapolates away from
+        it (SDS's `uncond_debias`)."""
+        return None
+
     def text_vector(self, embedding: PromptEmbedding) -> torch.Tensor:
         """[D] one vector for a prompt, the mean of its conditional token features: what an amortised
         generator (dreamer.amortized) is conditioned on. A prior whose conditioning is not text features

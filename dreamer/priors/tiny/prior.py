@@ -100,6 +100,14 @@ class TinyPrior(Prior):
 
     # -- prompts
 
+    def mean_object_colour(self) -> torch.Tensor:
+        """The mean RGB of the palette the weights were trained on (config.json's data colours; all of them when
+        unrestricted): every colour appears with every shape, so this is the training objects' mean colour."""
+        from dreamer.shapes.colours import COLOURS
+
+        names = self.info.data.get("colours") or list(COLOURS)
+        return torch.tensor([COLOURS[name] for name in names], dtype=torch.float32).mean(dim=0)
+
     def encode_prompt(self, prompt: str, negative_prompt: str = "", view_dependent: bool = False) -> PromptEmbedding:
         """`view_dependent` is ignored: this prior takes the camera itself."""
         return self._prompts.embedding(prompt, negative_prompt)
