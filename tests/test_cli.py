@@ -163,8 +163,8 @@ def test_nan_loss_stops_keeps_last_good_checkpoint(tmp_path, tiny_run, capsys, m
 
     original = SDS.forward
 
-    def poisoned(self, images, embedding, cameras, step):
-        out = original(self, images, embedding, cameras, step)
+    def poisoned(self, images, embedding, cameras, step, **render_inputs):
+        out = original(self, images, embedding, cameras, step, **render_inputs)
         if step >= 3:
             out.loss = out.loss * float("nan")
         return out

@@ -173,12 +173,21 @@ def test_the_embedded_priors_know_their_mean_object_colour():
     assert FakePixelPrior(S).mean_object_colour() is None
 
 
-def test_sds_uncond_debias_needs_a_prior_that_knows_its_colour_and_the_opacity():
+def test_sds_uncond_debias_acts_only_with_a_prior_that_knows_its_colour_and_needs_the_opacity():
     assert SDSConfig(uncond_debias=0.5).uses_alpha and not SDSConfig().uses_alpha
     with pytest.raises(UserError, match="uncond_debias must be >= 0"):
         SDSConfig(uncond_debias=-1.0)
-    with pytest.raises(UserError, match="uncond_debias needs an embedded prior that knows its mean object colour"):
-        _sds(FakePixelPrior(S), uncond_debias=0.5)
+    # a prior without a known mean colour (the default preset with `reference` or Stable Diffusion): nothing moves
+    unknown = FakePixelPrior(S)
+    emb = unknown.encode_prompt("a mug", "")
+    cams = from_spherical(torch.tensor([0.0, 90.0]), 10.0, 2.8, 40.0, S)
+    alpha = torch.ones(2, S, S, 1)
+    grads = []
+    for amount in (0.0, 0.5):
+        images = torch.rand(2, S, S, 3, generator=_gen(15)).requires_grad_(True)
+        _sds(unknown, uncond_debias=amount)(images, emb, cams, step=3, alpha=alpha).loss.backward()
+        grads.append(images.grad)
+    torch.testing.assert_close(grads[0], grads[1])
     prior = FakePixelPrior(S)
     prior.mean_object_colour = lambda: torch.tensor([0.6, 0.45, 0.4])
     emb = prior.encode_prompt("a mug", "")

@@ -47,7 +47,7 @@ class SDSConfig(GuidanceConfig):
     cfg_rescale: float = 0.0  # MVDream's CFG rescale (recon_std_rescale): match x̂0's std with CFG to without it, 0 = off
     chroma_guidance_scale: float | None = None  # CFG scale of the colour part only (functional.chroma_cfg); None = guidance_scale; pixel-space priors only
     object_colour_scale: float | None = None  # CFG scale of the object's mean colour per view, weighted by the render's opacity (functional.object_colour_cfg); None = guidance_scale; pixel-space priors only
-    uncond_debias: float = 0.0  # share of the prior's mean object colour (its chroma) taken out of the unconditional estimate where the render is opaque, before CFG (functional.debias_unconditional); 0 = off; priors that know their mean object colour (the embedded ones)
+    uncond_debias: float = 0.0  # share of the prior's mean object colour (its chroma) taken out of the unconditional estimate where the render is opaque, before CFG (functional.debias_unconditional); 0 = off; acts only with priors that know their mean object colour (the embedded pixel priors), does nothing with the others
 
     def __post_init__(self) -> None:
         for name in ("chroma_guidance_scale", "object_colour_scale"):
@@ -111,10 +111,10 @@ class SDS(Guidance):
             name = "chroma_guidance_scale" if config.chroma_guidance_scale is not None else "object_colour_scale"
             raise UserError(f"sds.{name} needs a prior that denoises RGB pixels; {type(prior).__name__} "
                             f"works on {prior.latent_shape[0]}-channel latents (set it to null)")
-        self.mean_colour = prior.mean_object_colour() if config.uncond_debias > 0 else None
-        if config.uncond_debias > 0 and (self.mean_colour is None or prior.latent_shape[0] != 3):
-            raise UserError(f"sds.uncond_debias needs an embedded prior that knows its mean object colour (tiny, "
-                            f"tiny-mv, tiny-3d); {type(prior).__name__} does not (set it to 0)")
+        # the lean to take out: known for the embedded pixel priors only; with any other prior (a user who picks
+        # `reference` or Stable Diffusion with the default preset) there is no known lean and nothing is moved
+        known = config.uncond_debias > 0 and prior.latent_shape[0] == 3
+        self.mean_colour = prior.mean_object_colour() if known else None
 
     def adjust_prediction(self, eps_cfg: torch.Tensor) -> torch.Tensor:
         """The guided prediction as the rule uses it (SDS: unchanged; video SDS: motion-amplified)."""
