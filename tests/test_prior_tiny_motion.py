@@ -189,6 +189,53 @@ def test_the_bank_renders_each_pair_from_its_views_and_clips_run_through_the_loo
         assert ([canonical_motion(w) for w in motion_words] == [batch.motions[k]]) != (batch.motions[k] == "still")
 
 
+def test_every_phase_holds_the_clip_itself_at_its_own_start_over_its_own_background(bank):
+    data = ClipData(DATA, bank)
+    batch = data.batch(5, torch.Generator().manual_seed(3))
+    family = data.every_phase(batch)
+    assert family.shape == (5, 8, 4, 3, 16, 16)
+    for k in range(5):
+        start = int(round(float(batch.phases[k]) * 8))
+        torch.testing.assert_close(family[k, start], batch.clips[k])
+        corner = family[k, :, :, :, 0, 0]  # library objects stay off the frame's corner: the background shows
+        torch.testing.assert_close(corner, batch.background[k, :, 0, 0].expand_as(corner))
+        if batch.motions[k] == "still":
+            assert torch.equal(family[k, 0], family[k, 5])
+
+
+def test_the_phase_posterior_is_the_drawn_clip_at_low_noise_and_the_phases_mean_at_high_noise():
+    from dreamer.priors.tiny_motion.posterior import phase_posterior_x0, v_target
+
+    gen = torch.Generator().manual_seed(0)
+    candidates = torch.rand(2, 8, 4, 3, 6, 6, generator=gen) * 2 - 1  # [B, P, F, 3, S, S]
+    x0 = candidates[torch.arange(2), torch.tensor([3, 6])]
+    eps = torch.randn(x0.shape, generator=gen)
+
+    def noised(a: float):
+        alpha = torch.full((2, 1, 1, 1, 1), a)
+        sigma = (1 - alpha ** 2).sqrt()
+        return alpha * x0 + sigma * eps, alpha, sigma
+
+    x_t, alpha, sigma = noised(0.999)
+    torch.testing.assert_close(phase_posterior_x0(x_t, alpha, sigma, candidates), x0)
+    # and its v is then the usual one, α ε − σ x0
+    torch.testing.assert_close(v_target(x_t, alpha, sigma, x0), alpha * eps - sigma * x0, atol=1e-4, rtol=1e-4)
+    x_t, alpha, sigma = noised(1e-4)
+    torch.testing.assert_close(phase_posterior_x0(x_t, alpha, sigma, candidates), candidates.mean(1),
+                               atol=1e-3, rtol=0)
+    # in between: the Gaussian likelihood's weights, computed here one candidate at a time in float64
+    x_t, alpha, sigma = noised(0.12)
+    mid = phase_posterior_x0(x_t, alpha, sigma, candidates)
+    for k in range(2):
+        a, s2 = float(alpha[k]), float(sigma[k]) ** 2
+        log_w = torch.tensor([-float(((x_t[k] - a * candidates[k, j]).double() ** 2).sum()) / (2 * s2)
+                              for j in range(8)], dtype=torch.float64)
+        w = torch.softmax(log_w, 0)
+        assert 0.05 < float(w.max()) < 0.999  # neither one phase nor all alike: a real mixture
+        expected = (w[:, None, None, None, None] * candidates[k].double()).sum(0)
+        torch.testing.assert_close(mid[k].double(), expected, atol=1e-5, rtol=0)
+
+
 def test_bad_data_settings_fail_in_one_line():
     with pytest.raises(UserError, match="divide phases"):
         ClipDataConfig(frames=6, phases=16)
@@ -305,6 +352,19 @@ def test_a_run_can_start_from_older_weights_whose_new_layers_start_at_zero(tmp_p
     change = clip_change(clip)
     assert change.shape == (1, 1, 1, 2, 2)
     assert change[0, 0, 0].tolist() == [[0.0, 0.75], [0.0, 0.0]]
+
+
+def test_training_onto_the_phase_posterior_runs_and_refuses_shared_frame_noise(tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMER_CACHE", str(tmp_path / "cache"))
+    run = train_motion(_config(tmp_path, 2, target="phase_posterior"), tmp_path / "pp", progress=False,
+                       encoder=HashEncoder(), command="t")
+    assert run.step == 2 and np.isfinite(run.final_loss)
+    assert json.loads((tmp_path / "pp" / "training.json").read_text())["config"]["target"] == "phase_posterior"
+    assert "phase-posterior mean" in (tmp_path / "pp" / "TRAINING.md").read_text()
+    with pytest.raises(UserError, match="independent noise"):
+        MotionTrainConfig(target="phase_posterior", noise_share=0.5)
+    with pytest.raises(UserError, match="clip or phase_posterior"):
+        MotionTrainConfig(target="posterior")
 
 
 def test_missing_weights_say_how_to_make_them(tmp_path):

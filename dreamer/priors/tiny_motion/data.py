@@ -159,6 +159,8 @@ class ClipBatch:
     specs: list[ObjectSpec]
     motions: list[str]
     phases: torch.Tensor  # [B] start phase of each clip, in loops
+    rows: torch.Tensor  # [B] the bank rows the clips are from
+    background: torch.Tensor  # [B, 3, S, S] each clip's background
 
 
 class ClipData:
@@ -194,5 +196,18 @@ class ClipData:
         background = shape_views.random_backgrounds(size, c.image_size, c.view_config(), gen, object_rgb)
         clips = composite(premult, alpha, background[:, None])  # one background per clip
         captions = [self._caption(s, m, gen) for s, m in zip(specs, motions)]
-        return ClipBatch(clips, alpha, captions, bank.cameras[rows], specs, motions, start.float() / c.phases)
+        return ClipBatch(clips, alpha, captions, bank.cameras[rows], specs, motions, start.float() / c.phases,
+                         rows, background)
+
+    def every_phase(self, batch: ClipBatch) -> torch.Tensor:
+        """[B, P, F, 3, S, S] RGB in [0, 1]: each clip of `batch` from every start phase j < P of its bank row,
+        over its own background (the candidates of `posterior.phase_posterior_x0`; candidate j at the clip's
+        own start is the clip itself)."""
+        count, frames = self.config.phases, self.config.frames
+        b = len(batch.rows)
+        rows = batch.rows[:, None].expand(b, count).reshape(-1)
+        start = torch.arange(count).repeat(b)
+        premult, alpha = clip_frames(self.bank, rows, start, frames)  # [B·P, F, 3|1, S, S]
+        background = batch.background.repeat_interleave(count, dim=0)[:, None]
+        return composite(premult, alpha, background).reshape(b, count, *premult.shape[1:])
 

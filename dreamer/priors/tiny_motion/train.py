@@ -6,7 +6,9 @@ t ~ U{0..T−1} per clip shared by its frames (a share of clips from the upper h
 motion is decided), ε ~ N(0, I), x_t = α_t x0 + σ_t ε, and the loss ‖v̂ − v‖² with the object's
 pixels weighted (the background is most of a 32 px frame, and nothing there moves) and the pixels
 that change during the clip weighted again (the frozen image UNet already predicts each frame's
-still content; what the new layers must learn is where the frames differ). Prompt
+still content; what the new layers must learn is where the frames differ). With `target=phase_posterior`
+the regression target is the v of the exact posterior mean over the clip's start phase instead of the drawn
+clip's (posterior.py). Prompt
 dropout (CFG) and camera dropout (the camera-free branch) as `tiny`'s training. AdamW with a
 warm-up and an optional cosine tail (dreamer.priors.tiny.train.learning_rate), gradient clipping,
 and an EMA of the trained weights, which is what gets shipped.
@@ -42,6 +44,7 @@ from dreamer.priors.tiny.text import MiniLMEncoder, TextEncoder
 from dreamer.priors.tiny.train import learning_rate, weighted_mse
 from dreamer.priors.tiny_motion.data import ClipData, ClipDataConfig, load_or_build_bank
 from dreamer.priors.tiny_motion.model import MotionLayersConfig, build_motion_unet, clip_call, trainable_module
+from dreamer.priors.tiny_motion.posterior import phase_posterior_x0, v_target
 from dreamer.priors.tiny_motion.weights import MotionModelInfo, save_motion_weights
 
 WEIGHTS = "assets/priors/tiny_motion"  # the shipped weights folder
@@ -69,6 +72,8 @@ class MotionTrainConfig:
     high_t_share: float = 0.5  # share of clips whose t comes from the upper half [T/2, T)
     noise_share: float = 0.0  # ρ: the share of noise variance a clip's frames have in common (PYoCo's mixed
     # noise, schedule.frame_noise); stored with the weights, so sampling and distillation draw noise alike
+    target: Literal["clip", "phase_posterior"] = "clip"  # what v̂ is regressed onto: the drawn clip's v, or the
+    # v of the exact posterior mean over the clip's start phase (posterior.py: lower variance where motion is decided)
     checkpoint_every: int = 250
     log_every: int = 25
     seed: int = 0
@@ -87,6 +92,11 @@ class MotionTrainConfig:
         if not (0 <= self.prompt_dropout < 1 and 0 <= self.camera_dropout < 1 and 0 <= self.high_t_share <= 1
                 and 0 <= self.noise_share < 1):
             raise UserError("tiny-motion training: dropouts and noise_share must be in [0, 1), high_t_share in [0, 1]")
+        if self.target not in ("clip", "phase_posterior"):
+            raise UserError(f"tiny-motion training: target must be clip or phase_posterior, got {self.target!r}")
+        if self.target == "phase_posterior" and self.noise_share:
+            raise UserError("tiny-motion training: target=phase_posterior assumes independent noise per frame; "
+                            "set noise_share=0")
 
 
 RESUMABLE = ("steps", "batch_size", "checkpoint_every", "log_every", "device", "threads", "decay_start",
@@ -186,7 +196,12 @@ class _Run:
             weight = 1.0 + c.object_weight * batch.alpha.to(dev)
             if c.motion_weight:
                 weight = weight + c.motion_weight * clip_change(x0)
-        loss = weighted_mse(v_hat.float(), (alpha * eps - sigma * x0).float(), weight)
+        if c.target == "phase_posterior":
+            candidates = (data.every_phase(batch) * 2.0 - 1.0).to(dev)  # [B, P, F, 3, S, S]
+            v = v_target(x_t, alpha, sigma, phase_posterior_x0(x_t, alpha, sigma, candidates))
+        else:
+            v = alpha * eps - sigma * x0
+        loss = weighted_mse(v_hat.float(), v.float(), weight)
         return optimizer_step(self, loss, self.trained, c.grad_clip, "tiny-motion")
 
     def shipped_state(self) -> dict[str, torch.Tensor]:
@@ -240,7 +255,8 @@ def _write_outputs(run: _Run, out_dir: Path, summary: MotionTrainSummary, comman
         + (f"; started from `{c.init_from}`" if c.init_from else ""),
         f"- steps: {run.step} (batch {c.batch_size} clips of {c.data.frames} frames, seed {c.seed}, "
         f"data seed {c.data.seed})",
-        f"- loss (v-prediction MSE, weight 1 + {c.object_weight}·coverage + {c.motion_weight}·change): first log window {first:.4f}, final {summary.final_loss:.4f}",
+        f"- loss (v-prediction MSE onto the {'phase-posterior mean' if c.target == 'phase_posterior' else 'drawn clip'}, "
+        f"weight 1 + {c.object_weight}·coverage + {c.motion_weight}·change): first log window {first:.4f}, final {summary.final_loss:.4f}",
         f"- training time: {run.elapsed / 60:.1f} min; last session {summary.steps_per_second:.2f} steps/s",
         f"- trained parameters: {summary.trained_parameters:,} (shipped as fp16 model.safetensors)",
         f"- torch {torch.__version__}, {record['machine']}",
