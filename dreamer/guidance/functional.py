@@ -137,7 +137,7 @@ def resize_opacity(alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return a.reshape(*lead, 1, *size).clamp(0.0, 1.0)
 
 
-def debias_unconditional(eps_cfg: torch.Tensor, x_t_alpha: torch.Tensor, x_t_sigma: torch.Tensor, opacity: torch.Tensor,
+def debias_unconditional(eps_cfg: torch.Tensor, alpha_t: torch.Tensor, sigma_t: torch.Tensor, opacity: torch.Tensor,
                          mean_colour: torch.Tensor, scale: float, convention: CFGConvention, amount: float) -> torch.Tensor:
     """CFG as if the unconditional estimate's object did not lean to the prior's mean object colour: its x̂0 is moved
     by −amount·chroma(mean_colour) (in the prior's [−1, 1] pixels, ×2) where the render is opaque, m, before CFG
@@ -153,7 +153,7 @@ def debias_unconditional(eps_cfg: torch.Tensor, x_t_alpha: torch.Tensor, x_t_sig
         return eps_cfg
     weight = (1.0 - scale) if convention == "standard" else -scale
     bias = 2.0 * (mean_colour - mean_colour.mean()).to(eps_cfg).view(1, 3, 1, 1)
-    return eps_cfg + weight * (x_t_alpha / x_t_sigma) * opacity.to(eps_cfg) * amount * bias
+    return eps_cfg + weight * (alpha_t / sigma_t) * opacity.to(eps_cfg) * amount * bias
 
 
 def inject_gradient(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
