@@ -7,6 +7,7 @@ the trainer and the exporters never probe with hasattr/getattr:
   field per name that `regularization` returns. The run config's `regularizers` section is
   checked against it (an unknown name is an error, with a suggestion).
 - `ColourField` (protocol): `colour_at(points)`, albedo at 3D points; exports bake it into textures.
+- `ColourTunable` (protocol): `colour_parameter_groups(lr)`, what sets colour alone (the colour stage).
 - `SplatSource` (protocol): `splat_arrays()`, raw Gaussian parameters; exports write `splats.ply`.
 - `restore_config(config)` (class method): the config to rebuild it with before loading a
   checkpoint (lets a representation skip a costly initialisation that the checkpoint replaces).
@@ -101,6 +102,16 @@ class ColourField(Protocol):
 
     def colour_at(self, points: torch.Tensor) -> torch.Tensor:
         """Albedo [N, 3] in [0, 1] at world points [N, 3]."""
+        ...
+
+
+@runtime_checkable
+class ColourTunable(Protocol):
+    """A representation whose colour can train while its shape stays fixed (the colour stage, `colour.steps`)."""
+
+    def colour_parameter_groups(self, lr: float) -> list[dict]:
+        """Optimizer groups of what sets colour only, at learning rate `lr`. Freezes the rest for good
+        (requires_grad off), so that no gradient reaches the shape."""
         ...
 
 

@@ -26,7 +26,8 @@ from dreamer.errors import UserError
 from dreamer.render import volume
 from dreamer.render.splat.sh import SH_C0, sh_to_colour
 from dreamer.representations.background import Background
-from dreamer.representations.base import AlphaRegularizers, ColourField, RenderOutput, Representation, SplatSource
+from dreamer.representations.base import (AlphaRegularizers, ColourField, ColourTunable, RenderOutput, Representation,
+                                          SplatSource)
 
 INITS = ("ball", "shape", "points")
 SPLAT_BACKGROUNDS = ("white", "black", "random")
@@ -102,7 +103,7 @@ class _GroupOptimizer:
         self.state = optimizer.state
 
 
-class Gaussians(Representation, ColourField, SplatSource):
+class Gaussians(Representation, ColourField, ColourTunable, SplatSource):
     """N anisotropic Gaussians with SH colour; `render` composites them front to back."""
 
     regularizer_weights = AlphaRegularizers  # the NeRF's: opacity, sparsity
@@ -212,6 +213,15 @@ class Gaussians(Representation, ColourField, SplatSource):
         if bg:
             groups.append({"params": bg, "lr": 1e-3 * lr_scale, "name": "background"})
         return groups
+
+    def colour_parameter_groups(self, lr: float) -> list[dict]:
+        """`ColourTunable`: the SH colour coefficients; means, scales, rotations and opacities stay fixed."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        colour = [self.params["sh0"], self.params["shN"]]
+        for p in colour:
+            p.requires_grad_(True)
+        return [{"params": colour, "lr": lr, "name": "colour"}]
 
     def regularization(self, out: RenderOutput) -> dict[str, torch.Tensor]:
         """The NeRF's alpha regularisers (`AlphaRegularizers`: same names, same math), so presets can share weights."""

@@ -35,7 +35,7 @@ from dreamer.errors import UserError
 from dreamer.render.mesh import antialias, interpolate, rasterize
 from dreamer.render.rays import camera_rays
 from dreamer.representations.background import BACKGROUNDS, Background
-from dreamer.representations.base import ColourField, RenderOutput, Representation
+from dreamer.representations.base import ColourField, ColourTunable, RenderOutput, Representation
 from dreamer.representations.grid_encoding import make_encoding
 from dreamer.representations.tetra import sdf_init
 from dreamer.representations.tetra.grid import tet_grid
@@ -95,7 +95,7 @@ class MeshRegularizers:
     laplacian: float = 0.0  # mean squared distance of a surface vertex to its neighbours' mean (smoothness)
 
 
-class MeshRepresentation(Representation, ColourField):
+class MeshRepresentation(Representation, ColourField, ColourTunable):
     """A DMTet surface with a colour field, rendered by rasterization."""
 
     regularizer_weights = MeshRegularizers
@@ -234,6 +234,15 @@ class MeshRepresentation(Representation, ColourField):
         if bg:
             groups.append({"params": bg, "lr": c.lr_background * lr_scale, "name": "background"})
         return groups
+
+    def colour_parameter_groups(self, lr: float) -> list[dict]:
+        """`ColourTunable`: the colour field (its grid and MLP); the SDF and the vertex offsets stay fixed."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        colour = [*self.encoding.parameters(), *self.mlp.parameters()]
+        for p in colour:
+            p.requires_grad_(True)
+        return [{"params": colour, "lr": lr, "name": "colour"}]
 
     # ---------------------------------------------------------------- export
     @torch.no_grad()

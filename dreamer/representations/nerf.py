@@ -31,7 +31,8 @@ from dreamer.errors import UserError
 from dreamer.render import volume
 from dreamer.render.rays import camera_rays
 from dreamer.representations.background import BACKGROUNDS, Background
-from dreamer.representations.base import AlphaRegularizers, ColourField, RenderOutput, Representation
+from dreamer.representations.base import (AlphaRegularizers, ColourField, ColourTunable, RenderOutput,
+                                          Representation)
 from dreamer.representations.grid_encoding import make_encoding
 
 __all__ = ["NeRF", "NeRFConfig"]
@@ -125,7 +126,7 @@ class _TruncExp(torch.autograd.Function):
         return grad * torch.exp(x.clamp(max=15))
 
 
-class NeRF(Representation, ColourField):
+class NeRF(Representation, ColourField, ColourTunable):
     """Density + albedo field on a feature grid, volume-rendered from `Camera`s."""
 
     regularizer_weights = AlphaRegularizers  # opacity, sparsity (shared with the Gaussians)
@@ -400,6 +401,21 @@ class NeRF(Representation, ColourField):
         if bg:
             groups.append({"params": bg, "lr": c.lr_background * lr_scale, "name": "background"})
         return groups
+
+    def colour_parameter_groups(self, lr: float) -> list[dict]:
+        """`ColourTunable`: the MLP's output layer, its three colour rows only. Density and colour share the
+        grid and the hidden layer, so only the output layer's colour rows can move without the shape moving:
+        a gradient hook zeroes the density row's share (Adam's moments for it stay zero, so it never steps)."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        head = self.mlp[-1]
+        colour_rows = torch.ones(head.out_features, 1, device=head.weight.device)
+        colour_rows[0] = 0.0  # row 0 is raw density (`query`)
+        head.weight.requires_grad_(True)
+        head.bias.requires_grad_(True)
+        head.weight.register_hook(lambda grad: grad * colour_rows)
+        head.bias.register_hook(lambda grad: grad * colour_rows[:, 0])
+        return [{"params": [head.weight, head.bias], "lr": lr, "name": "colour"}]
 
     def regularization(self, out: RenderOutput) -> dict[str, torch.Tensor]:
         """`AlphaRegularizers`: "opacity", the mean binary entropy of alpha (pushes pixels to fully

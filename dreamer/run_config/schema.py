@@ -8,8 +8,8 @@ from typing import Any
 from dreamer import registry
 from dreamer.cameras import OrbitConfig
 from dreamer.config import to_dict
-from dreamer.run_config.sections import (Component, ExportConfig, MotionConfig, OptimConfig, RefineConfig,
-                                         TrainerConfig)
+from dreamer.run_config.sections import (ColourStageConfig, Component, ExportConfig, MotionConfig, OptimConfig,
+                                         RefineConfig, TrainerConfig)
 
 
 @dataclass
@@ -30,6 +30,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    colour: ColourStageConfig = field(default_factory=ColourStageConfig)  # the first stage's colour-only last steps
     refine: RefineConfig = field(default_factory=RefineConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)  # 4D runs only (a dynamic representation)
 

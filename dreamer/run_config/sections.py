@@ -1,9 +1,9 @@
-"""The sections of a run's config: optimiser, trainer, export, refine stage and 4D motion settings,
+"""The sections of a run's config: optimiser, trainer, export, colour and refine stages, 4D motion settings,
 and `Component` (a chosen guidance rule, representation or prior with its typed config)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dreamer.errors import UserError
@@ -96,6 +96,38 @@ class RefineConfig:
     lr_scale: float = 1.0  # the second stage's optim.lr_scale
     regularizers: dict[str, float] = field(default_factory=dict)  # the second stage's regularizer weights (checked
                                                                   # against refine.representation's, like `regularizers`)
+
+
+@dataclass
+class ColourStageConfig:
+    """The first stage's last steps with its shape frozen: only what sets colour trains, at a low CFG scale.
+
+    CFG at the default scale (5) extrapolates away from a warm unconditional estimate and pushes colours to
+    their saturated neighbours (brown to red, grey to teal), while the conditional estimate alone reads the
+    colour right (docs/benchmarks.md, "CFG and colour"). Lowering CFG for the whole run faded the objects,
+    because the shape was still forming; here the shape has formed and cannot move. Timesteps are high
+    so that the estimate redraws the colour from the prompt instead of keeping the colour it is shown.
+    SDS (and its variants) only; the representation must offer `ColourTunable`.
+    """
+
+    steps: int = 0  # steps after the first stage's `steps`; 0 = no colour stage
+    guidance_scale: float = 1.0  # CFG scale of these steps (1 = the conditional estimate: one prior call, not two)
+    t_min: float = 0.4  # lowest timestep, fraction of T
+    t_max: float = 0.9  # highest timestep, fraction of T (no anneal)
+    lr: float = 0.01  # Adam learning rate of the colour parameters
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise UserError(f"colour.steps must be 0 or positive, got {self.steps}")
+        if self.guidance_scale < 0 or self.lr <= 0:
+            raise UserError("colour.guidance_scale must be >= 0 and colour.lr positive")
+        if not 0.0 <= self.t_min <= self.t_max <= 1.0:
+            raise UserError(f"colour needs 0 <= t_min <= t_max <= 1, got t_min={self.t_min}, t_max={self.t_max}")
+
+    def guidance_config(self, base: Any) -> Any:
+        """The run's SDS config with this stage's CFG scale and timesteps (uniform, no anneal)."""
+        return replace(base, guidance_scale=self.guidance_scale, t_min=self.t_min, t_max=self.t_max,
+                       t_anneal=None, t_schedule="random")
 
 
 @dataclass

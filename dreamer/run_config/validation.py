@@ -1,5 +1,5 @@
-"""Checks of a whole RunConfig across its sections: steps and sizes, the refine stage, multi-view priors
-against their guidance rule, and a 4D run's video prior, image prior and stages. One-line UserErrors."""
+"""Checks of a whole RunConfig across its sections: steps and sizes, the colour and refine stages, multi-view
+priors against their guidance rule, and a 4D run's video prior, image prior and stages. One-line UserErrors."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def validate_run(config: RunConfig) -> RunConfig:
         raise UserError("refine.steps and refine.resolution must be 0 or positive, refine.start_resolution >= 8")
     if config.refine.steps:
         refine_stage_config(config, Path("coarse.ply"))  # a bad refine section fails before any work
+    if config.colour.steps:
+        validate_colour_stage(config)
     if config.is_4d:
         validate_4d(config)
     elif registry.component_class("prior", config.prior.name).is_video:
@@ -40,6 +42,23 @@ def validate_run(config: RunConfig) -> RunConfig:
     # representation's weights, are checked name by name here
     config.regularizers = regularizers_for(config.representation.name, config.regularizers)
     return config
+
+def validate_colour_stage(config: RunConfig) -> None:
+    """The colour stage re-scales an SDS rule's CFG over a representation that can freeze its shape."""
+    from dreamer.guidance.sds import SDSConfig
+    from dreamer.representations.base import ColourTunable
+
+    if config.is_4d:
+        raise UserError("a 4D run has no colour stage: set colour.steps=0")
+    if not isinstance(config.guidance.config, SDSConfig):
+        raise UserError(f"colour.steps needs guidance sds; '{config.guidance.name}' has no CFG scale and timesteps "
+                        "to set (colour.steps=0)")
+    representation = registry.component_class("representation", config.representation.name)
+    if not issubclass(representation, ColourTunable):
+        raise UserError(f"representation '{config.representation.name}' cannot train its colour alone: "
+                        "set colour.steps=0")
+    config.colour.guidance_config(config.guidance.config)  # a bad combination fails before any work
+
 
 def validate_view_sets(config: RunConfig) -> None:
     """A prior that denoises views jointly needs a rule that runs on view sets."""

@@ -1,5 +1,10 @@
 """The optimisation loop: cameras → render → guidance → step, with checkpoints, metrics and previews.
 
+When `colour.steps > 0` the loop runs that many more steps after `steps` with the shape frozen: the
+representation's colour parameters alone (`ColourTunable`) under the rule at the colour stage's CFG scale
+and timesteps, and without the representation's step hooks, which only maintain the shape (occupancy
+grid, densification).
+
 Reproducibility: every random draw comes from generators seeded by `config.seed` (cameras,
 guidance timesteps/noise, NeRF sample jitter through torch's global RNG), and all of their states
 go into the checkpoint so a resumed run continues exactly where it stopped.
@@ -75,6 +80,12 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.step = 0
         self.last_loss = float("nan")
+        self.in_colour_stage = False
+
+    @property
+    def total_steps(self) -> int:
+        """The first stage's steps and the colour stage's after them."""
+        return self.config.steps + self.config.colour.steps
 
     # -- set-up ---------------------------------------------------------------------------
     def guidance_steps(self) -> int:
@@ -93,6 +104,22 @@ class Trainer:
             groups.append({"params": extra, "lr": lr, "name": "guidance"})
         return torch.optim.Adam(groups, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
 
+    def enter_colour_stage(self) -> None:
+        """Freeze the shape: from here on only the colour parameters train, under the colour stage's rule."""
+        c = self.config
+        groups = self.representation.colour_parameter_groups(c.colour.lr)
+        # no weight decay: it would move the frozen rows that a zero gradient keeps still
+        self.optimizer = torch.optim.Adam(groups, betas=c.optim.betas, eps=c.optim.eps)
+        colour_rule = dataclasses.replace(c, guidance=dataclasses.replace(
+            c.guidance, config=c.colour.guidance_config(c.guidance.config)))
+        self.guidance = build_guidance(colour_rule, self.prior, self.guidance_generator, c.colour.steps)
+        self.in_colour_stage = True
+
+    @property
+    def rule_step(self) -> int:
+        """The step as the rule's schedules count it: from 0 again in the colour stage."""
+        return self.step - self.config.steps if self.in_colour_stage else self.step
+
     # -- checkpoints ----------------------------------------------------------------------
     def _guidance_state(self) -> dict:
         return self.guidance.checkpoint_state()
@@ -109,6 +136,7 @@ class Trainer:
                 "torch": torch.get_rng_state(),
             },
             "loss": self.last_loss,
+            "stage": "colour" if self.in_colour_stage else "first",
         }
 
     def save_checkpoint(self) -> None:
@@ -121,6 +149,8 @@ class Trainer:
         """Load the run folder's checkpoint; returns the step it reached."""
         state = self.run.load_checkpoint(map_location=self.device)
         self.representation.load_state_dict(state["representation"])
+        if state.get("stage") == "colour":  # its optimizer holds the colour parameters only
+            self.enter_colour_stage()
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("guidance"):
             self.load_guidance_state(state["guidance"])
@@ -163,10 +193,13 @@ class Trainer:
             self.representation.render(cameras, background=background)
         # depth and opacity reach only rules that declare they use them (GuidanceConfig.render_inputs)
         inputs = self.config.guidance.config.render_inputs(out.depth, out.alpha)
-        return out, self.guidance(out.rgb, self.embedding, cameras, self.step, **inputs), 1.0, {}
+        return out, self.guidance(out.rgb, self.embedding, cameras, self.rule_step, **inputs), 1.0, {}
 
     def train_step(self) -> dict:
-        self.representation.before_step(self.step)
+        if self.step >= self.config.steps and not self.in_colour_stage:
+            self.enter_colour_stage()
+        if not self.in_colour_stage:
+            self.representation.before_step(self.step)
         out, guided, weight, record = self.guided_render()
         loss = weight * guided.loss
         record.update({"guidance_loss": float(guided.loss.detach()), "grad_norm": float(guided.grad_norm),
@@ -184,7 +217,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.representation.after_step(self.step, self.optimizer)
+        if not self.in_colour_stage:
+            self.representation.after_step(self.step, self.optimizer)
         self.step += 1
         self.last_loss = float(loss.detach())
         record["loss"] = self.last_loss
@@ -200,13 +234,13 @@ class Trainer:
         start_time = time.perf_counter()
         bar = self._progress_bar(resumed_from)
         try:
-            while self.step < c.steps:
+            while self.step < self.total_steps:
                 if self.should_stop is not None and self.should_stop():
                     raise KeyboardInterrupt
                 record = self.train_step()
                 elapsed = time.perf_counter() - start_time
                 done_here = self.step - resumed_from
-                eta = elapsed / done_here * (c.steps - self.step)
+                eta = elapsed / done_here * (self.total_steps - self.step)
                 record.update(step=self.step, elapsed_s=round(elapsed, 3))
                 if bar is not None:
                     bar.update(1)
@@ -214,16 +248,16 @@ class Trainer:
                 preview = None
                 if c.trainer.preview_every and self.step % c.trainer.preview_every == 0:
                     preview = self.write_preview()
-                if self.step % c.trainer.log_every == 0 or self.step == c.steps:
+                if self.step % c.trainer.log_every == 0 or self.step in (c.steps, self.total_steps):
                     self.run.append_metrics(record)
-                if self.step % c.trainer.checkpoint_every == 0 or self.step == c.steps:
+                if self.step % c.trainer.checkpoint_every == 0 or self.step in (c.steps, self.total_steps):
                     self.save_checkpoint()
                 if self.on_progress is not None:
-                    self.on_progress(ProgressEvent(self.step, c.steps, self.last_loss, elapsed, eta, preview, record))
+                    self.on_progress(ProgressEvent(self.step, self.total_steps, self.last_loss, elapsed, eta, preview, record))
         except KeyboardInterrupt:
             self.save_checkpoint()
             raise Interrupted(
-                f"interrupted at step {self.step}/{c.steps}; checkpoint saved — continue with "
+                f"interrupted at step {self.step}/{self.total_steps}; checkpoint saved — continue with "
                 f"`dreamer generate --resume --out {self.run.root}`"
             ) from None
         finally:
@@ -239,7 +273,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         # In a log file (not a terminal) every refresh is a new line: refresh less often there.
-        return tqdm(total=self.config.steps, initial=initial, desc="dreamer", unit="step", dynamic_ncols=True,
+        return tqdm(total=self.total_steps, initial=initial, desc="dreamer", unit="step", dynamic_ncols=True,
                     mininterval=0.1 if sys.stderr.isatty() else 5.0)
 
     # -- previews -------------------------------------------------------------------------
