@@ -1,4 +1,5 @@
-"""The colour stage (`colour.steps`): the shape frozen, only the colour trained at the stage's CFG and timesteps."""
+"""The colour stage (`colour.share`): the run's last steps with the shape frozen, only the colour trained at the
+stage's CFG and timesteps."""
 
 import pytest
 import torch
@@ -14,13 +15,15 @@ from dreamer.run_config import ColourStageConfig, load_run_config
 
 def test_the_stage_sets_the_rules_scale_and_timesteps_and_drops_the_anneal():
     base = SDSConfig(guidance_scale=5.0, t_min=0.02, t_max=0.98, t_anneal=0.5, uncond_debias=0.5)
-    rule = ColourStageConfig(steps=10, guidance_scale=1.5, t_min=0.3, t_max=0.7).guidance_config(base)
+    stage = ColourStageConfig(share=0.25, guidance_scale=1.5, t_min=0.3, t_max=0.7)
+    assert (stage.steps_of(600), stage.steps_of(2), ColourStageConfig().steps_of(600)) == (150, 0, 0)
+    rule = stage.guidance_config(base)
     assert (rule.guidance_scale, rule.t_min, rule.t_max, rule.t_anneal) == (1.5, 0.3, 0.7, None)
     assert rule.uncond_debias == 0.5 and base.guidance_scale == 5.0  # the rest kept; the run's rule untouched
 
 
 @pytest.mark.parametrize("fields, message", [
-    (dict(steps=-1), "colour.steps must be 0 or positive"),
+    (dict(share=1.0), r"colour.share must lie in \[0, 1\)"),
     (dict(t_min=0.8, t_max=0.5), "colour needs 0 <= t_min <= t_max <= 1"),
     (dict(lr=0.0), "colour.guidance_scale must be >= 0 and colour.lr positive"),
 ])
@@ -29,15 +32,13 @@ def test_bad_stage_settings_fail_in_one_line(fields, message):
         ColourStageConfig(**fields)
 
 
-@pytest.mark.parametrize("dotted, message", [
-    (["guidance=vsd", "prior=tiny"], "colour.steps needs guidance sds; 'vsd'"),
-    (["--config-is-4d"], "a 4D run has no colour stage"),
+@pytest.mark.parametrize("preset, dotted, message", [
+    ("default", ["guidance=vsd", "prior=tiny"], "colour.share needs guidance sds; 'vsd'"),
+    ("4d-oracle", [], "a 4D run has no colour stage"),
+    ("default", ["steps=2", "colour.share=0.9"], "colour.share = 0.9 leaves no step of 2 to form the shape"),
 ])
-def test_runs_the_stage_cannot_serve_are_refused(dotted, message):
-    preset = "default"
-    if dotted == ["--config-is-4d"]:
-        preset, dotted = "4d-oracle", []
-    cfg = load_run_config(preset, {"prompt": "a red cube"}, [*dotted, "colour.steps=5"])
+def test_runs_the_stage_cannot_serve_are_refused(preset, dotted, message):
+    cfg = load_run_config(preset, {"prompt": "a red cube"}, ["colour.share=0.5", *dotted])
     with pytest.raises(UserError, match=message):
         cfg.validate()
 
@@ -114,10 +115,12 @@ def test_a_run_with_a_colour_stage_keeps_the_first_stages_shape_and_resumes_insi
     import dreamer
     from dreamer.errors import Interrupted
 
-    common = dict(steps=3, trainer__progress=False, export__video=False, trainer__evaluate=False)
-    plain = dreamer.generate("a brown cone", out=tmp_path / "plain", dotted=tiny_run, **common)
-    coloured = dreamer.generate("a brown cone", out=tmp_path / "coloured", dotted=[*tiny_run, "colour.steps=3"],
-                                **common)
+    common = dict(trainer__progress=False, export__video=False, trainer__evaluate=False)
+    plain = dreamer.generate("a brown cone", out=tmp_path / "plain", dotted=[*tiny_run, "colour.share=0"], steps=3,
+                             **common)
+    # three steps of shape, as `plain`'s (the same draws, the rule's schedules over the same 3 steps), then 3 of colour
+    coloured = dreamer.generate("a brown cone", out=tmp_path / "coloured", dotted=[*tiny_run, "colour.share=0.5"],
+                                steps=6, **common)
     a = torch.load(plain.checkpoint, weights_only=True)
     b = torch.load(coloured.checkpoint, weights_only=True)
     assert (a["step"], a["stage"], b["step"], b["stage"]) == (3, "first", 6, "colour")
@@ -136,7 +139,7 @@ def test_a_run_with_a_colour_stage_keeps_the_first_stages_shape_and_resumes_insi
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted, match="interrupted at step 5/6"):
-        dreamer.generate("a brown cone", out=tmp_path / "cut", dotted=[*tiny_run, "colour.steps=3"],
+        dreamer.generate("a brown cone", out=tmp_path / "cut", dotted=[*tiny_run, "colour.share=0.5"], steps=6,
                          on_progress=stop_at_5, **common)
     resumed = dreamer.generate(out=tmp_path / "cut", resume=True)
     assert resumed.metrics["resumed_from"] == 5

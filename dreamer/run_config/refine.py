@@ -19,7 +19,8 @@ def refine_stage_config(config: RunConfig, start_mesh: Path) -> RunConfig:
         representation.setdefault("init", "mesh")
         representation.setdefault("init_mesh", str(start_mesh))
     data.update(steps=r.steps, resolution=r.resolution or config.resolution, representation=representation,
-                regularizers=dict(r.regularizers), refine={"steps": 0})
+                regularizers=dict(r.regularizers), refine={"steps": 0},
+                colour={"share": 0.0})  # the mesh starts from the first stage's colours; it has no colour tail
     data["optim"]["lr_scale"] = r.lr_scale
     from dreamer.run_config.loading import build_run_config
 

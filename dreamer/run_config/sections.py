@@ -100,29 +100,34 @@ class RefineConfig:
 
 @dataclass
 class ColourStageConfig:
-    """The first stage's last steps with its shape frozen: only what sets colour trains, at a low CFG scale.
+    """The run's last steps with the shape frozen: only what sets colour trains, at a low CFG scale.
 
     CFG at the default scale (5) extrapolates away from a warm unconditional estimate and pushes colours to
     their saturated neighbours (brown to red, grey to teal), while the conditional estimate alone reads the
     colour right (docs/benchmarks.md, "CFG and colour"). Lowering CFG for the whole run faded the objects,
     because the shape was still forming; here the shape has formed and cannot move. Timesteps are high
     so that the estimate redraws the colour from the prompt instead of keeping the colour it is shown.
-    SDS (and its variants) only; the representation must offer `ColourTunable`.
+    A share of `steps`, so that `--steps N` sets a whole run's length. SDS only; the representation must
+    offer `ColourTunable`.
     """
 
-    steps: int = 0  # steps after the first stage's `steps`; 0 = no colour stage
+    share: float = 0.0  # the last share of `steps` that trains colour alone (0 = none; the default preset: a third)
     guidance_scale: float = 1.0  # CFG scale of these steps (1 = the conditional estimate: one prior call, not two)
     t_min: float = 0.4  # lowest timestep, fraction of T
     t_max: float = 0.9  # highest timestep, fraction of T (no anneal)
     lr: float = 0.01  # Adam learning rate of the colour parameters
 
     def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise UserError(f"colour.steps must be 0 or positive, got {self.steps}")
+        if not 0.0 <= self.share < 1.0:
+            raise UserError(f"colour.share must lie in [0, 1), got {self.share}")
         if self.guidance_scale < 0 or self.lr <= 0:
             raise UserError("colour.guidance_scale must be >= 0 and colour.lr positive")
         if not 0.0 <= self.t_min <= self.t_max <= 1.0:
             raise UserError(f"colour needs 0 <= t_min <= t_max <= 1, got t_min={self.t_min}, t_max={self.t_max}")
+
+    def steps_of(self, steps: int) -> int:
+        """How many of a run's `steps` are colour steps (the last ones)."""
+        return round(self.share * steps)
 
     def guidance_config(self, base: Any) -> Any:
         """The run's SDS config with this stage's CFG scale and timesteps (uniform, no anneal)."""

@@ -29,7 +29,7 @@ def validate_run(config: RunConfig) -> RunConfig:
         raise UserError("refine.steps and refine.resolution must be 0 or positive, refine.start_resolution >= 8")
     if config.refine.steps:
         refine_stage_config(config, Path("coarse.ply"))  # a bad refine section fails before any work
-    if config.colour.steps:
+    if config.colour.share:
         validate_colour_stage(config)
     if config.is_4d:
         validate_4d(config)
@@ -49,14 +49,16 @@ def validate_colour_stage(config: RunConfig) -> None:
     from dreamer.representations.base import ColourTunable
 
     if config.is_4d:
-        raise UserError("a 4D run has no colour stage: set colour.steps=0")
+        raise UserError("a 4D run has no colour stage: set colour.share=0")
     if not isinstance(config.guidance.config, SDSConfig):
-        raise UserError(f"colour.steps needs guidance sds; '{config.guidance.name}' has no CFG scale and timesteps "
-                        "to set (colour.steps=0)")
+        raise UserError(f"colour.share needs guidance sds; '{config.guidance.name}' has no CFG scale and timesteps "
+                        "to set (colour.share=0)")
     representation = registry.component_class("representation", config.representation.name)
     if not issubclass(representation, ColourTunable):
         raise UserError(f"representation '{config.representation.name}' cannot train its colour alone: "
-                        "set colour.steps=0")
+                        "set colour.share=0")
+    if config.colour.steps_of(config.steps) >= config.steps:
+        raise UserError(f"colour.share = {config.colour.share} leaves no step of {config.steps} to form the shape")
     config.colour.guidance_config(config.guidance.config)  # a bad combination fails before any work
 
 

@@ -1,9 +1,9 @@
 """The optimisation loop: cameras → render → guidance → step, with checkpoints, metrics and previews.
 
-When `colour.steps > 0` the loop runs that many more steps after `steps` with the shape frozen: the
+When `colour.share > 0` the last share of the steps runs with the shape frozen (the colour stage): the
 representation's colour parameters alone (`ColourTunable`) under the rule at the colour stage's CFG scale
 and timesteps, and without the representation's step hooks, which only maintain the shape (occupancy
-grid, densification).
+grid, densification). The rule's schedules span the steps before it.
 
 Reproducibility: every random draw comes from generators seeded by `config.seed` (cameras,
 guidance timesteps/noise, NeRF sample jitter through torch's global RNG), and all of their states
@@ -69,6 +69,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.camera_generator = _make_generator(config.seed)
         self.guidance_generator = _make_generator(config.seed + 1)
+        self.colour_steps = config.colour.steps_of(config.steps)  # the last steps: colour alone
         self.representation = build_representation(config, self.device)
         self.prior = build_prior(config, self.device)
         self.embedding = self.prior.encode_prompt(
@@ -82,15 +83,15 @@ class Trainer:
         self.last_loss = float("nan")
         self.in_colour_stage = False
 
-    @property
-    def total_steps(self) -> int:
-        """The first stage's steps and the colour stage's after them."""
-        return self.config.steps + self.config.colour.steps
-
     # -- set-up ---------------------------------------------------------------------------
+    @property
+    def shape_steps(self) -> int:
+        """The steps before the colour stage (all of them without one)."""
+        return self.config.steps - self.colour_steps
+
     def guidance_steps(self) -> int:
-        """The steps the rule's schedules (t, warm-ups) span: the whole run."""
-        return self.config.steps
+        """The steps the rule's schedules (t, warm-ups) span: the run's, up to its colour stage."""
+        return self.shape_steps
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.config.optim
@@ -112,13 +113,13 @@ class Trainer:
         self.optimizer = torch.optim.Adam(groups, betas=c.optim.betas, eps=c.optim.eps)
         colour_rule = dataclasses.replace(c, guidance=dataclasses.replace(
             c.guidance, config=c.colour.guidance_config(c.guidance.config)))
-        self.guidance = build_guidance(colour_rule, self.prior, self.guidance_generator, c.colour.steps)
+        self.guidance = build_guidance(colour_rule, self.prior, self.guidance_generator, self.colour_steps)
         self.in_colour_stage = True
 
     @property
     def rule_step(self) -> int:
         """The step as the rule's schedules count it: from 0 again in the colour stage."""
-        return self.step - self.config.steps if self.in_colour_stage else self.step
+        return self.step - self.shape_steps if self.in_colour_stage else self.step
 
     # -- checkpoints ----------------------------------------------------------------------
     def _guidance_state(self) -> dict:
@@ -196,7 +197,7 @@ class Trainer:
         return out, self.guidance(out.rgb, self.embedding, cameras, self.rule_step, **inputs), 1.0, {}
 
     def train_step(self) -> dict:
-        if self.step >= self.config.steps and not self.in_colour_stage:
+        if self.colour_steps and self.step >= self.shape_steps and not self.in_colour_stage:
             self.enter_colour_stage()
         if not self.in_colour_stage:
             self.representation.before_step(self.step)
@@ -234,13 +235,13 @@ class Trainer:
         start_time = time.perf_counter()
         bar = self._progress_bar(resumed_from)
         try:
-            while self.step < self.total_steps:
+            while self.step < c.steps:
                 if self.should_stop is not None and self.should_stop():
                     raise KeyboardInterrupt
                 record = self.train_step()
                 elapsed = time.perf_counter() - start_time
                 done_here = self.step - resumed_from
-                eta = elapsed / done_here * (self.total_steps - self.step)
+                eta = elapsed / done_here * (c.steps - self.step)
                 record.update(step=self.step, elapsed_s=round(elapsed, 3))
                 if bar is not None:
                     bar.update(1)
@@ -248,16 +249,17 @@ class Trainer:
                 preview = None
                 if c.trainer.preview_every and self.step % c.trainer.preview_every == 0:
                     preview = self.write_preview()
-                if self.step % c.trainer.log_every == 0 or self.step in (c.steps, self.total_steps):
+                if self.step % c.trainer.log_every == 0 or self.step == c.steps:
                     self.run.append_metrics(record)
-                if self.step % c.trainer.checkpoint_every == 0 or self.step in (c.steps, self.total_steps):
+                # and where the shape is final, before the colour stage
+                if self.step % c.trainer.checkpoint_every == 0 or self.step in (self.shape_steps, c.steps):
                     self.save_checkpoint()
                 if self.on_progress is not None:
-                    self.on_progress(ProgressEvent(self.step, self.total_steps, self.last_loss, elapsed, eta, preview, record))
+                    self.on_progress(ProgressEvent(self.step, c.steps, self.last_loss, elapsed, eta, preview, record))
         except KeyboardInterrupt:
             self.save_checkpoint()
             raise Interrupted(
-                f"interrupted at step {self.step}/{self.total_steps}; checkpoint saved — continue with "
+                f"interrupted at step {self.step}/{c.steps}; checkpoint saved — continue with "
                 f"`dreamer generate --resume --out {self.run.root}`"
             ) from None
         finally:
@@ -273,7 +275,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         # In a log file (not a terminal) every refresh is a new line: refresh less often there.
-        return tqdm(total=self.total_steps, initial=initial, desc="dreamer", unit="step", dynamic_ncols=True,
+        return tqdm(total=self.config.steps, initial=initial, desc="dreamer", unit="step", dynamic_ncols=True,
                     mininterval=0.1 if sys.stderr.isatty() else 5.0)
 
     # -- previews -------------------------------------------------------------------------
