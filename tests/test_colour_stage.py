@@ -146,3 +146,14 @@ def test_a_run_with_a_colour_stage_keeps_the_first_stages_shape_and_resumes_insi
     c = torch.load(resumed.checkpoint, weights_only=True)["representation"]
     for key in b["representation"]:
         assert torch.allclose(b["representation"][key].float(), c[key].float(), atol=1e-6), key
+
+
+def test_another_rule_drops_the_presets_colour_stage_unless_the_overrides_set_one(tmp_path):
+    preset = tmp_path / "with-colour.yaml"
+    preset.write_text("guidance:\n  name: sds\n  guidance_scale: 5.0\ncolour:\n  share: 0.25\n")
+    assert load_run_config(str(preset)).colour.share == 0.25
+    assert load_run_config(str(preset), dotted=["guidance=sds", "guidance.guidance_scale=7"]).colour.share == 0.25
+    assert load_run_config(str(preset), dotted=["guidance=vsd"]).colour.share == 0.0
+    kept = load_run_config(str(preset), {"prompt": "a red cube"}, ["guidance=vsd", "colour.share=0.5"])
+    with pytest.raises(UserError, match="colour.share needs guidance sds"):
+        kept.validate()

@@ -10,6 +10,7 @@ from ui_support import UI_TINY, App, http_status
 
 from dreamer import cli
 from dreamer.errors import UserError
+from dreamer.run_config import load_run_config
 from dreamer.ui import form
 from dreamer.ui.app import Page, Shown, build_app, parse_auth
 from dreamer.ui.jobs import JobManager
@@ -52,7 +53,8 @@ def test_the_yaml_panel_follows_the_form_until_it_is_used_instead(page):
     assert check == "✓ valid config"
     assert page.on_form(*_fields(page, ""), False)[1] == ""  # no nagging before a prompt is typed
     assert all(_is_skip(v) for v in page.on_form(*_fields(page, "a red cube"), True))
-    assert page.on_preset("reference").prior == "reference" and page.on_preset("default").steps == 400
+    assert page.on_preset("reference").prior == "reference"
+    assert page.on_preset("default").steps == load_run_config("default").steps  # the preset's, untouched by the form
 
 
 def test_a_job_is_polled_from_queue_to_results_inside_the_runs_folder(page):

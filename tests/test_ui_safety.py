@@ -9,6 +9,7 @@ from ui_support import UI_TINY
 from dreamer import registry
 from dreamer.config import list_presets
 from dreamer.errors import UserError
+from dreamer.run_config import load_run_config
 from dreamer.ui import form
 from dreamer.ui.paths import CACHE_NAME, inside_runs, new_run_dir, run_dir_for, runs_root
 
@@ -70,7 +71,8 @@ def test_choices_come_from_the_registry_and_configs():
 
 def test_form_values_win_over_server_overrides_over_the_preset():
     start = form.defaults_for("default", UI_TINY)
-    assert (start.prior, start.resolution, start.steps) == ("reference", 16, 400)  # the preset says tiny-3d, 64 px
+    preset_steps = load_run_config("default").steps
+    assert (start.prior, start.resolution, start.steps) == ("reference", 16, preset_steps)  # the preset: tiny-3d, 64 px
     start.prompt, start.steps, start.formats = "  a red cube ", 12.0, ["ply"]
     config = form.resolve_form(start, UI_TINY)
     assert (config.prompt, config.steps, config.prior.name, config.prior.config.image_size) == ("a red cube", 12,
@@ -96,7 +98,9 @@ def test_yaml_round_trip_and_inline_errors():
     assert form.yaml_problem(text) is None
     assert form.config_from_yaml(text).prior.config.num_views == 8
     assert form.yaml_problem(text.replace("\nseed:", "\nsed:")) == "unknown config key 'sed' (did you mean 'seed'?)"
-    assert form.yaml_problem(text.replace("steps: 400", "steps: many")) == (
+    steps = f"steps: {load_run_config('default').steps}\n"
+    assert steps in text
+    assert form.yaml_problem(text.replace(steps, "steps: many\n")) == (
         "config key 'steps' must be an integer, got 'many'")
     assert form.yaml_problem(text.replace("prompt: a red cube", "prompt: ''")).startswith("the prompt is empty")
     assert form.yaml_problem("prompt: [a").startswith("the config is not valid YAML at line 1")

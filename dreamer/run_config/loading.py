@@ -63,19 +63,23 @@ def load_run_config(preset: str | None = "default", overrides: dict | None = Non
                     dotted: list[str] | None = None) -> RunConfig:
     """Preset (name or path) ← overrides mapping ← 'a.b=value' strings, in that order.
 
-    Changing a component's name (e.g. guidance=vsd) drops the preset's options for the old one;
+    Changing a component's name (e.g. guidance=vsd) drops the preset's options for the old one, and
+    changing the rule drops the preset's colour stage unless the overrides set `colour` too;
     changing the representation keeps only the preset's regularizer weights the new one has
     (representation=gaussians keeps a NeRF preset's sparsity; representation=mesh drops it).
     """
     data: dict = load_yaml(resolve_preset(preset)) if preset else {}
     preset_weights = data.pop("regularizers", None)
     preset_representation = _section_name(data, "representation")
+    preset_guidance, preset_colour = _section_name(data, "guidance"), copy.deepcopy(data.get("colour"))
     for key, value in (overrides or {}).items():
         _apply(data, key.split("."), value)
     for text in dotted or []:
         path, value = parse_override(text)
         _apply(data, path, value)
     representation = _section_name(data, "representation")
+    if _section_name(data, "guidance") != preset_guidance and data.get("colour") == preset_colour:
+        data.pop("colour", None)  # the preset's colour stage re-scales its rule's CFG: another rule has none
     if isinstance(preset_weights, dict) and isinstance(representation, str) and representation != preset_representation:
         known = known_regularizers(representation)  # the preset's weights for another representation
         preset_weights = {k: v for k, v in preset_weights.items() if k in known}
