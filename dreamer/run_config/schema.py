@@ -30,7 +30,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    colour: ColourStageConfig = field(default_factory=ColourStageConfig)  # the last share of `steps`: colour alone, shape frozen
+    colour: ColourStageConfig = field(default_factory=ColourStageConfig)  # the last share of `steps`: colour alone
     refine: RefineConfig = field(default_factory=RefineConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)  # 4D runs only (a dynamic representation)
 
