@@ -107,12 +107,21 @@ class ColourField(Protocol):
 
 @runtime_checkable
 class ColourTunable(Protocol):
-    """A representation whose colour can train while its shape stays fixed (the colour stage, `colour.steps`)."""
+    """A representation whose colour can train while its shape stays fixed (the colour stage, `colour.share`)."""
 
     def colour_parameter_groups(self, lr: float) -> list[dict]:
         """Optimizer groups of what sets colour only, at learning rate `lr`. Freezes the rest for good
         (requires_grad off), so that no gradient reaches the shape."""
         ...
+
+
+def train_only(module: torch.nn.Module, params: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    """Turn gradients off for every parameter of `module` except `params` (returned): `ColourTunable`'s freeze."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    return params
 
 
 @runtime_checkable

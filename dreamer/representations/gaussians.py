@@ -27,7 +27,7 @@ from dreamer.render import volume
 from dreamer.render.splat.sh import SH_C0, sh_to_colour
 from dreamer.representations.background import Background
 from dreamer.representations.base import (AlphaRegularizers, ColourField, ColourTunable, RenderOutput, Representation,
-                                          SplatSource)
+                                          SplatSource, train_only)
 
 INITS = ("ball", "shape", "points")
 SPLAT_BACKGROUNDS = ("white", "black", "random")
@@ -216,11 +216,7 @@ class Gaussians(Representation, ColourField, ColourTunable, SplatSource):
 
     def colour_parameter_groups(self, lr: float) -> list[dict]:
         """`ColourTunable`: the SH colour coefficients; means, scales, rotations and opacities stay fixed."""
-        for p in self.parameters():
-            p.requires_grad_(False)
-        colour = [self.params["sh0"], self.params["shN"]]
-        for p in colour:
-            p.requires_grad_(True)
+        colour = train_only(self, [self.params["sh0"], self.params["shN"]])
         return [{"params": colour, "lr": lr, "name": "colour"}]
 
     def regularization(self, out: RenderOutput) -> dict[str, torch.Tensor]:

@@ -35,7 +35,7 @@ from dreamer.errors import UserError
 from dreamer.render.mesh import antialias, interpolate, rasterize
 from dreamer.render.rays import camera_rays
 from dreamer.representations.background import BACKGROUNDS, Background
-from dreamer.representations.base import ColourField, ColourTunable, RenderOutput, Representation
+from dreamer.representations.base import ColourField, ColourTunable, RenderOutput, Representation, train_only
 from dreamer.representations.grid_encoding import make_encoding
 from dreamer.representations.tetra import sdf_init
 from dreamer.representations.tetra.grid import tet_grid
@@ -237,11 +237,7 @@ class MeshRepresentation(Representation, ColourField, ColourTunable):
 
     def colour_parameter_groups(self, lr: float) -> list[dict]:
         """`ColourTunable`: the colour field (its grid and MLP); the SDF and the vertex offsets stay fixed."""
-        for p in self.parameters():
-            p.requires_grad_(False)
-        colour = [*self.encoding.parameters(), *self.mlp.parameters()]
-        for p in colour:
-            p.requires_grad_(True)
+        colour = train_only(self, [*self.encoding.parameters(), *self.mlp.parameters()])
         return [{"params": colour, "lr": lr, "name": "colour"}]
 
     # ---------------------------------------------------------------- export

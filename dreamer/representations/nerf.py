@@ -32,7 +32,7 @@ from dreamer.render import volume
 from dreamer.render.rays import camera_rays
 from dreamer.representations.background import BACKGROUNDS, Background
 from dreamer.representations.base import (AlphaRegularizers, ColourField, ColourTunable, RenderOutput,
-                                          Representation)
+                                          Representation, train_only)
 from dreamer.representations.grid_encoding import make_encoding
 
 __all__ = ["NeRF", "NeRFConfig"]
@@ -406,13 +406,10 @@ class NeRF(Representation, ColourField, ColourTunable):
         """`ColourTunable`: the MLP's output layer, its three colour rows only. Density and colour share the
         grid and the hidden layer, so only the output layer's colour rows can move without the shape moving:
         a gradient hook zeroes the density row's share (Adam's moments for it stay zero, so it never steps)."""
-        for p in self.parameters():
-            p.requires_grad_(False)
         head = self.mlp[-1]
+        train_only(self, [head.weight, head.bias])
         colour_rows = torch.ones(head.out_features, 1, device=head.weight.device)
         colour_rows[0] = 0.0  # row 0 is raw density (`query`)
-        head.weight.requires_grad_(True)
-        head.bias.requires_grad_(True)
         head.weight.register_hook(lambda grad: grad * colour_rows)
         head.bias.register_hook(lambda grad: grad * colour_rows[:, 0])
         return [{"params": [head.weight, head.bias], "lr": lr, "name": "colour"}]
